@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up the machine and runs every test in the workspace, then checks the
+# protocol test vectors with an independent (Python) implementation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+echo "test: target dir $CARGO_TARGET_DIR" >&2
+cargo build --workspace --all-targets --locked
+cargo test --workspace --locked --no-fail-fast "$@"
+
+# The outsider check: docs/PROTOCOL.md re-implemented with hashlib and a
+# stock Ed25519 library, against docs/vectors/.
+if ! python3 -c "import cryptography" 2>/dev/null; then
+    python3 -m pip install --quiet cryptography
+fi
+python3 scripts/verify-vectors.py
