@@ -1,0 +1,124 @@
+//! A validator's configuration file (`node.toml`), written by the ceremony.
+//!
+//! Relative paths are resolved against the directory holding the config
+//! file, so a node folder can be moved as a whole.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::NodeId;
+
+/// Largest config file read.
+pub const CONFIG_BYTES_MAX: u64 = 64 * 1024;
+
+/// `node.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This validator's id in genesis.
+    pub node_id: NodeId,
+    /// The chain this node belongs to (must equal genesis `chain_id`).
+    pub chain_id: String,
+    /// Genesis document.
+    pub genesis: PathBuf,
+    /// The on-disk copy of the active policy layer.
+    pub policy_dir: PathBuf,
+    /// Where the node keeps its RocksDB and state.
+    pub data_dir: PathBuf,
+    /// Ed25519 identity key file.
+    pub identity_key: PathBuf,
+    /// FROST key package file.
+    pub frost_share: PathBuf,
+    /// Addresses to bind.
+    pub listen: ListenConfig,
+}
+
+/// Addresses a node binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Peer gRPC (Raft, signing).
+    pub peer: String,
+    /// Public gRPC (clients, brokers).
+    pub api: String,
+    /// Prometheus text metrics over HTTP.
+    pub metrics: String,
+}
+
+/// Why a config file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Could not read it.
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Over [`CONFIG_BYTES_MAX`].
+    #[error("config {path} is {bytes} bytes, over the {CONFIG_BYTES_MAX}-byte limit")]
+    TooLarge {
+        /// The file.
+        path: String,
+        /// Its size.
+        bytes: u64,
+    },
+    /// Not valid TOML for this schema (truncated, garbled, unknown keys).
+    #[error("config {path} is malformed: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// The parser's message, one line.
+        message: String,
+    },
+}
+
+impl NodeConfig {
+    /// Reads and parses `path`; relative paths inside are resolved against
+    /// its directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let shown = path.display().to_string();
+        let io = |source| ConfigError::Io {
+            path: shown.clone(),
+            source,
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        if meta.len() > CONFIG_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                path: shown,
+                bytes: meta.len(),
+            });
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => ConfigError::Malformed {
+                path: shown.clone(),
+                message: "not UTF-8".into(),
+            },
+            _ => io(e),
+        })?;
+        let mut cfg: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Malformed {
+            path: shown.clone(),
+            message: e.message().replace('\n', " "),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut cfg.genesis,
+            &mut cfg.policy_dir,
+            &mut cfg.data_dir,
+            &mut cfg.identity_key,
+            &mut cfg.frost_share,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("node config serializes")
+    }
+}
