@@ -1,0 +1,11 @@
+//! senatus validator node: Raft replication over RocksDB storage, gRPC
+//! services, the decision gate, breach detection and the `senatus` CLI.
+
+pub mod cli_genesis;
+pub mod ledger;
+pub mod metrics;
+pub mod network;
+pub mod raft_types;
+pub mod runtime;
+pub mod service;
+pub mod store;

@@ -1,0 +1,128 @@
+//! `senatus`: validator node, genesis ceremony and operator tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use senatus_node::cli_genesis;
+
+/// senatus: a validator cluster that governs what autonomous agents may do
+/// before they do it.
+///
+/// Five validators replicate a sealed policy layer and a hash-chained
+/// decision ledger. Start with `senatus genesis init --out DIR`, then run
+/// `senatus node --config DIR/node-<id>/node.toml` on each validator.
+#[derive(Debug, Parser)]
+#[command(name = "senatus", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make or check a genesis (the founding ceremony).
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Run a validator. Verifies the genesis lock before opening any port:
+    /// the authority signature on genesis, the on-disk policy digest against
+    /// the sealed one, the identity key and the FROST share. Any mismatch
+    /// exits non-zero with one line naming the file and the values.
+    Node(NodeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum GenesisCommand {
+    /// Run the genesis ceremony: a founding authority key, validator
+    /// identity keys, 3-of-5 FROST shares (trusted dealer), the signed
+    /// genesis, and one folder per validator with its config, keys (0600)
+    /// and a copy of the policy layer.
+    Init(cli_genesis::InitArgs),
+    /// Verify a genesis (signature, structure, policy digest) or a node's
+    /// full genesis lock, and print a summary.
+    Verify(cli_genesis::VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct NodeArgs {
+    /// The node's config file (node.toml written by `genesis init`).
+    #[arg(long)]
+    config: PathBuf,
+    /// Verify the genesis lock, print it, and exit without serving.
+    /// (Logging: set SENATUS_LOG, e.g. SENATUS_LOG=info.)
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match &cli.command {
+        Command::Genesis(GenesisCommand::Init(a)) => cli_genesis::init(a),
+        Command::Genesis(GenesisCommand::Verify(a)) => cli_genesis::verify(a),
+        Command::Node(a) => run_node(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("senatus: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SENATUS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run_node(args: &NodeArgs) -> anyhow::Result<()> {
+    // The lock is checked before any runtime or port exists.
+    let material = senatus_genesis::lock::load_and_verify(&args.config)
+        .map_err(|e| anyhow::anyhow!("genesis lock failed: {e}"))?;
+    println!(
+        "genesis lock verified: node {} chain {} policy {} lock {}",
+        material.lock.node_id,
+        material.genesis.body.chain_id,
+        material.lock.policy_digest,
+        material.lock.lock_digest
+    );
+    if args.check {
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("senatus")
+        .build()?;
+    rt.block_on(senatus_node::runtime::run_until(
+        material,
+        shutdown_signal(),
+    ))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,197 @@
+//! Raft transport over tonic: the client side (`RaftNetworkFactory`) and the
+//! `Peer` gRPC service that feeds incoming RPCs to the local Raft.
+//!
+//! openraft's messages travel as postcard bytes inside a protobuf
+//! `RaftMessage`: compact for log entries and snapshot chunks, and the
+//! generated protobuf stays independent of openraft's internals. Every
+//! outbound call has a deadline (openraft's hard TTL) and every inbound
+//! message a size limit.
+
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use senatus_proto::v1::peer_client::PeerClient;
+use senatus_proto::v1::{RaftMessage, WriteCommand, WriteReply};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::raft_types::TypeConfig;
+
+/// Largest gRPC message a peer accepts or sends. Snapshot chunks are sized
+/// well below it (`SNAPSHOT_CHUNK_BYTES`), and append batches are bounded by
+/// openraft's `max_payload_entries` times the largest command.
+pub const PEER_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Snapshot chunk size handed to openraft; must leave room for framing
+/// inside [`PEER_MESSAGE_BYTES_MAX`].
+pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
+/// Connect timeout for a peer channel.
+pub const PEER_CONNECT_TIMEOUT_MS: u64 = 500;
+
+/// Encodes a Raft message for the wire.
+pub fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, postcard::Error> {
+    postcard::to_stdvec(v)
+}
+
+/// Decodes a Raft message from the wire.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
+    postcard::from_bytes(bytes)
+}
+
+/// Builds a lazily connecting channel to `addr` (`host:port`).
+pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(5))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+/// Hands out one [`PeerConnection`] per target.
+#[derive(Debug, Clone)]
+pub struct PeerNetwork {
+    /// This node, sent as `from` on every message.
+    pub self_id: u64,
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        PeerConnection {
+            self_id: self.self_id,
+            target,
+            addr: node.addr.clone(),
+            client: None,
+        }
+    }
+}
+
+/// A connection to one peer; reconnects lazily after a transport error.
+#[derive(Debug)]
+pub struct PeerConnection {
+    self_id: u64,
+    target: u64,
+    addr: String,
+    client: Option<PeerClient<Channel>>,
+}
+
+type RpcErr<E = openraft::error::Infallible> = RPCError<u64, BasicNode, RaftError<u64, E>>;
+
+impl PeerConnection {
+    fn client(&mut self) -> Result<PeerClient<Channel>, Unreachable> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let ch = channel(&self.addr).map_err(|e| Unreachable::new(&e))?;
+        let c = PeerClient::new(ch)
+            .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+            .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+        self.client = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn call<Req, Resp, E>(
+        &mut self,
+        which: Rpc,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcErr<E>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let mut request = tonic::Request::new(RaftMessage {
+            from: self.self_id,
+            payload,
+        });
+        request.set_timeout(option.hard_ttl());
+        let result = match which {
+            Rpc::Append => client.append_entries(request).await,
+            Rpc::Vote => client.vote(request).await,
+            Rpc::Snapshot => client.install_snapshot(request).await,
+        };
+        let reply = match result {
+            Ok(r) => r.into_inner(),
+            Err(status) => {
+                // Drop the channel so the next call reconnects.
+                self.client = None;
+                return Err(match status.code() {
+                    tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+                        RPCError::Unreachable(Unreachable::new(&status))
+                    }
+                    _ => RPCError::Network(NetworkError::new(&status)),
+                });
+            }
+        };
+        let decoded: Result<Resp, RaftError<u64, E>> =
+            decode(&reply.payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        decoded.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Rpc {
+    Append,
+    Vote,
+    Snapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
+        self.call(Rpc::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
+        self.call(Rpc::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RpcErr> {
+        self.call(Rpc::Vote, &rpc, &option).await
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // A dead peer is retried every 200 ms: quick enough to notice a
+        // restart, slow enough not to spin.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+/// Forwards a client write to the leader's peer service.
+pub async fn forward_write(
+    leader_addr: &str,
+    cmd: WriteCommand,
+    timeout: Duration,
+) -> Result<WriteReply, tonic::Status> {
+    let ch = channel(leader_addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let mut client = PeerClient::new(ch)
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+    let mut req = tonic::Request::new(cmd);
+    req.set_timeout(timeout);
+    client.forward_write(req).await.map(|r| r.into_inner())
+}

@@ -1,0 +1,349 @@
+//! Starting a validator: storage, integrity check, Raft, and the three
+//! servers (peer gRPC, public gRPC, metrics). Listeners and the shutdown
+//! signal come from the caller, so tests run real nodes in-process on
+//! `127.0.0.1:0`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use senatus_genesis::lock::BootMaterial;
+use senatus_proto::v1::peer_server::PeerServer;
+use senatus_proto::v1::senatus_server::SenatusServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::metrics::Metrics;
+use crate::network::{PEER_MESSAGE_BYTES_MAX, PeerNetwork, SNAPSHOT_CHUNK_BYTES};
+use crate::service::{API_MESSAGE_BYTES_MAX, ApiService, PeerService, Shared, WriteBounds};
+use crate::store;
+
+/// Tunables of a running node; defaults suit five validators on one host.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Raft heartbeat interval.
+    pub heartbeat_ms: u64,
+    /// Election timeout range (a new leader within about 2 s of a crash).
+    pub election_timeout_ms: (u64, u64),
+    /// Take a snapshot after this many log entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Log entries kept behind a snapshot (for slow followers).
+    pub logs_kept_after_snapshot: u64,
+    /// Write path bounds.
+    pub bounds: WriteBounds,
+    /// Most concurrent connections per server.
+    pub connections_max: usize,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            heartbeat_ms: 100,
+            election_timeout_ms: (400, 800),
+            snapshot_logs_since_last: 5_000,
+            logs_kept_after_snapshot: 1_000,
+            bounds: WriteBounds::default(),
+            connections_max: 512,
+        }
+    }
+}
+
+/// The three bound listeners of a node.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Peer gRPC.
+    pub peer: TcpListener,
+    /// Public gRPC.
+    pub api: TcpListener,
+    /// Metrics HTTP.
+    pub metrics: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses in the node's config.
+    pub async fn bind(m: &BootMaterial) -> anyhow::Result<Listeners> {
+        let l = &m.config.listen;
+        let bind = |addr: String| async move {
+            TcpListener::bind(&addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))
+        };
+        Ok(Listeners {
+            peer: bind(l.peer.clone()).await?,
+            api: bind(l.api.clone()).await?,
+            metrics: bind(l.metrics.clone()).await?,
+        })
+    }
+}
+
+/// Why a node refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open store {path}: {source}")]
+    Store {
+        /// Database directory.
+        path: String,
+        /// Why.
+        source: store::StoreError,
+    },
+    /// The stored ledger does not verify; the node refuses to serve.
+    #[error("ledger integrity check failed, refusing to serve: {0}")]
+    Integrity(crate::ledger::ChainError),
+    /// Raft could not start.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+}
+
+/// A running node: its shared state and a handle to stop it.
+pub struct RunningNode {
+    /// State shared with the services.
+    pub shared: Shared,
+    tasks: tokio::task::JoinSet<()>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for RunningNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningNode")
+            .field("id", &self.shared.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningNode {
+    /// Stops the servers and Raft and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let _ = self.shared.raft.shutdown().await;
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Opens storage, verifies it, starts Raft and the servers.
+pub async fn start(
+    material: &BootMaterial,
+    listeners: Listeners,
+    options: NodeOptions,
+) -> Result<RunningNode, StartError> {
+    let id = material.lock.node_id.get();
+    let genesis_digest = material.lock.genesis_digest;
+    let db_path = material.config.data_dir.join("db");
+    let (log, sm) = store::open(&db_path, genesis_digest).map_err(|source| StartError::Store {
+        path: db_path.display().to_string(),
+        source,
+    })?;
+    let head = sm.verify_integrity().map_err(StartError::Integrity)?;
+    tracing::info!(node = id, ledger_index = head.index, ledger_hash = %head.hash, "ledger chain verified");
+
+    let config = Config {
+        cluster_name: material.genesis.body.chain_id.clone(),
+        heartbeat_interval: options.heartbeat_ms,
+        election_timeout_min: options.election_timeout_ms.0,
+        election_timeout_max: options.election_timeout_ms.1,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(options.snapshot_logs_since_last),
+        max_in_snapshot_log_to_keep: options.logs_kept_after_snapshot,
+        snapshot_max_chunk_size: SNAPSHOT_CHUNK_BYTES,
+        max_payload_entries: 256,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let raft = Raft::new(
+        id,
+        Arc::new(config),
+        PeerNetwork { self_id: id },
+        log,
+        sm.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let members: BTreeMap<u64, BasicNode> = material
+        .genesis
+        .body
+        .validators
+        .iter()
+        .map(|v| (v.id.get(), BasicNode::new(v.peer_addr.clone())))
+        .collect();
+    // Every validator initializes with the genesis membership; openraft
+    // accepts this only on an empty log, so restarts skip it.
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if !initialized && let Err(e) = raft.initialize(members.clone()).await {
+        tracing::debug!(node = id, error = %e, "initialize skipped");
+    }
+
+    let shared = Shared {
+        id,
+        chain_id: material.genesis.body.chain_id.clone(),
+        raft,
+        sm,
+        genesis_digest,
+        peer_addrs: Arc::new(members.iter().map(|(k, v)| (*k, v.addr.clone())).collect()),
+        metrics: Arc::new(Metrics::default()),
+        bounds: options.bounds,
+    };
+
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let peer = PeerServer::new(PeerService(shared.clone()))
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+    let peer_incoming = TcpListenerStream::new(listeners.peer);
+    let conns = options.connections_max;
+    let s = stopped();
+    tasks.spawn(async move {
+        let r = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(256)
+            .tcp_nodelay(true)
+            .add_service(peer)
+            .serve_with_incoming_shutdown(limit_connections(peer_incoming, conns), s)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "peer server stopped");
+        }
+    });
+
+    let api = SenatusServer::new(ApiService(shared.clone()))
+        .max_decoding_message_size(API_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+    let api_incoming = TcpListenerStream::new(listeners.api);
+    let s = stopped();
+    tasks.spawn(async move {
+        let r = tonic::transport::Server::builder()
+            .concurrency_limit_per_connection(256)
+            .tcp_nodelay(true)
+            .timeout(std::time::Duration::from_secs(30))
+            .add_service(api)
+            .serve_with_incoming_shutdown(limit_connections(api_incoming, conns), s)
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "api server stopped");
+        }
+    });
+
+    let render_shared = shared.clone();
+    let render = move || {
+        let s = render_shared.clone();
+        async move {
+            let g = s.gauges().await;
+            s.metrics.render(&g)
+        }
+    };
+    let s = stopped();
+    tasks.spawn(crate::metrics::serve(listeners.metrics, render, s));
+
+    let members: BTreeSet<u64> = members.keys().copied().collect();
+    tracing::info!(node = id, ?members, "validator started");
+    Ok(RunningNode {
+        shared,
+        tasks,
+        stop,
+    })
+}
+
+/// Caps concurrent connections: past the limit, new connections wait in
+/// the kernel backlog until one closes.
+fn limit_connections(
+    incoming: TcpListenerStream,
+    max: usize,
+) -> impl tokio_stream::Stream<Item = std::io::Result<LimitedStream>> {
+    use tokio_stream::StreamExt as _;
+    let sem = Arc::new(tokio::sync::Semaphore::new(max));
+    incoming.then(move |conn| {
+        let sem = sem.clone();
+        async move {
+            let stream = conn?;
+            let _ = stream.set_nodelay(true);
+            let permit = sem
+                .acquire_owned()
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            Ok(LimitedStream {
+                inner: stream,
+                _permit: permit,
+            })
+        }
+    })
+}
+
+pin_project_lite::pin_project! {
+    /// A TCP stream that holds a connection permit until dropped.
+    #[derive(Debug)]
+    pub struct LimitedStream {
+        #[pin]
+        inner: tokio::net::TcpStream,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+}
+
+impl tokio::io::AsyncRead for LimitedStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().inner.poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for LimitedStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.project().inner.poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+impl tonic::transport::server::Connected for LimitedStream {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
+}
+
+/// Runs a node until `shutdown` resolves (the `senatus node` command).
+pub async fn run_until(
+    material: BootMaterial,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let listeners = Listeners::bind(&material).await?;
+    let node = start(&material, listeners, NodeOptions::default()).await?;
+    println!(
+        "node {} serving: peer {} api {} metrics {}",
+        node.shared.id,
+        material.config.listen.peer,
+        material.config.listen.api,
+        material.config.listen.metrics
+    );
+    shutdown.await;
+    tracing::info!(node = node.shared.id, "shutting down");
+    node.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,419 @@
+//! The gRPC services: `Peer` (Raft between validators, write forwarding)
+//! and `Senatus` (the public API).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, ServerState};
+use senatus_genesis::Digest;
+use senatus_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::ledger::{EntryKind, LedgerEntry};
+use crate::metrics::{Gauges, Metrics};
+use crate::network::{self, decode, encode};
+use crate::raft_types::{Command, CommandResponse, TypeConfig};
+use crate::store::StateMachineStore;
+
+/// Largest public API request accepted by the gRPC layer (tonic refuses
+/// larger ones with `OUT_OF_RANGE`).
+pub const API_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+/// Largest operator record payload (`INVALID_ARGUMENT` above it).
+pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+/// Most ledger entries one `GetLedger` call returns.
+pub const GET_LEDGER_ENTRIES_MAX: u32 = 1000;
+
+/// Timing bounds of the write path.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteBounds {
+    /// A leader whose last quorum acknowledgement is older than this
+    /// refuses writes at once (`UNAVAILABLE`) instead of appending an entry
+    /// that cannot commit.
+    pub quorum_ack_max_ms: u64,
+    /// Longest wait for a write to commit and apply.
+    pub commit_timeout_ms: u64,
+    /// Longest wait for a leader to be known.
+    pub leader_wait_ms: u64,
+}
+
+impl Default for WriteBounds {
+    fn default() -> Self {
+        WriteBounds {
+            quorum_ack_max_ms: 1000,
+            commit_timeout_ms: 3000,
+            leader_wait_ms: 3000,
+        }
+    }
+}
+
+/// State shared by both services.
+#[derive(Clone)]
+pub struct Shared {
+    /// This node.
+    pub id: u64,
+    /// Chain id from genesis.
+    pub chain_id: String,
+    /// The Raft handle.
+    pub raft: Raft<TypeConfig>,
+    /// The state machine (ledger reads).
+    pub sm: StateMachineStore,
+    /// Genesis digest (ledger entry 1 links to it).
+    pub genesis_digest: Digest,
+    /// Peer addresses by node id (for forwarding).
+    pub peer_addrs: Arc<BTreeMap<u64, String>>,
+    /// Request metrics.
+    pub metrics: Arc<Metrics>,
+    /// Write timing bounds.
+    pub bounds: WriteBounds,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Status {
+    Status::internal(format!("{what}: {e}"))
+}
+
+impl Shared {
+    /// Live gauges for the metrics endpoint and `Status`.
+    pub async fn gauges(&self) -> Gauges {
+        let m = self.raft.metrics().borrow().clone();
+        let commit = self
+            .raft
+            .with_raft_state(|s| s.committed.map(|l| l.index).unwrap_or(0))
+            .await
+            .unwrap_or(0);
+        Gauges {
+            node_id: self.id,
+            term: m.current_term,
+            leader: m.current_leader.unwrap_or(0),
+            is_leader: m.state == ServerState::Leader,
+            commit_index: commit,
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            last_log_index: m.last_log_index.unwrap_or(0),
+            ledger_index: self.sm.ledger_head().map(|h| h.index).unwrap_or(0),
+        }
+    }
+
+    /// Appends `cmd` through Raft: directly when leading, else forwarded to
+    /// the leader. Returns once the entry is committed and applied here or
+    /// on the leader.
+    pub async fn write(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
+        cmd.validate()
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_millis(self.bounds.leader_wait_ms);
+        loop {
+            let leader = self.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(l) if l == self.id => return self.write_as_leader(cmd).await,
+                Some(l) => {
+                    let addr = self
+                        .peer_addrs
+                        .get(&l)
+                        .ok_or_else(|| Status::internal(format!("leader {l} has no address")))?;
+                    let timeout = Duration::from_millis(
+                        self.bounds.commit_timeout_ms + self.bounds.quorum_ack_max_ms,
+                    );
+                    let fwd = pb::WriteCommand {
+                        kind: u32::from(cmd.kind.code()),
+                        payload: cmd.payload.clone(),
+                    };
+                    match network::forward_write(addr, fwd, timeout).await {
+                        // The leader moved between our read and its answer:
+                        // look again until the deadline.
+                        Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
+                        Err(s)
+                            if s.code() == tonic::Code::Unavailable
+                                && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        other => return other,
+                    }
+                }
+                None => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "no leader known within {} ms; the cluster may have lost its quorum",
+                    self.bounds.leader_wait_ms
+                )));
+            }
+            // Wait for the leader to change (or appear), bounded.
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = self
+                .raft
+                .wait(Some(left.min(Duration::from_millis(200))))
+                .metrics(
+                    |m| m.current_leader.is_some() && m.current_leader != leader,
+                    "leader",
+                )
+                .await;
+        }
+    }
+
+    /// Leader-side write: refuse fast without a recent quorum, then append
+    /// and wait (bounded) for commit and apply.
+    pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state != ServerState::Leader {
+            return Err(Status::failed_precondition(format!(
+                "node {} is not the leader (leader: {:?})",
+                self.id, m.current_leader
+            )));
+        }
+        // A leader alone (single-voter clusters) has no acks to wait for.
+        let voters = m.membership_config.membership().voter_ids().count();
+        if voters > 1 {
+            match m.millis_since_quorum_ack {
+                Some(ms) if ms <= self.bounds.quorum_ack_max_ms => {}
+                other => {
+                    return Err(Status::unavailable(format!(
+                        "no quorum: leader {} last heard from a majority {} ago (limit {} ms); nothing was written",
+                        self.id,
+                        other.map_or("never".to_string(), |ms| format!("{ms} ms")),
+                        self.bounds.quorum_ack_max_ms
+                    )));
+                }
+            }
+        }
+        let timeout = Duration::from_millis(self.bounds.commit_timeout_ms);
+        let resp = match tokio::time::timeout(timeout, self.raft.client_write(cmd)).await {
+            Err(_) => {
+                return Err(Status::unavailable(format!(
+                    "not committed within {} ms (quorum lost?); the entry may still commit if the quorum returns",
+                    self.bounds.commit_timeout_ms
+                )));
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                return Err(Status::failed_precondition(format!(
+                    "node {} is no longer the leader (leader: {:?})",
+                    self.id, f.leader_id
+                )));
+            }
+            Ok(Err(e)) => return Err(Status::unavailable(format!("write failed: {e}"))),
+            Ok(Ok(r)) => r,
+        };
+        match resp.data {
+            CommandResponse::Appended(head) => Ok(pb::WriteReply {
+                index: head.index,
+                hash: head.hash.0.to_vec(),
+                log_index: resp.log_id.index,
+            }),
+            CommandResponse::Rejected(r) => Err(Status::invalid_argument(r.to_string())),
+            CommandResponse::NoCommand => Err(Status::internal("write produced no ledger entry")),
+        }
+    }
+}
+
+/// `Peer` service.
+#[derive(Debug, Clone)]
+pub struct PeerService(pub Shared);
+
+fn decode_req<T: serde::de::DeserializeOwned>(m: &pb::RaftMessage) -> Result<T, Status> {
+    decode(&m.payload).map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+}
+
+fn encode_reply<T: serde::Serialize>(v: &T) -> Result<Response<pb::RaftMessage>, Status> {
+    let payload = encode(v).map_err(|e| internal("encode raft reply", e))?;
+    Ok(Response::new(pb::RaftMessage { from: 0, payload }))
+}
+
+impl PeerService {
+    fn check_sender(&self, m: &pb::RaftMessage) -> Result<(), Status> {
+        if !self.0.peer_addrs.contains_key(&m.from) {
+            return Err(Status::permission_denied(format!(
+                "node {} is not a member of this chain",
+                m.from
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[tonic::async_trait]
+impl pb::peer_server::Peer for PeerService {
+    async fn append_entries(
+        &self,
+        req: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check_sender(&m)?;
+        let r = self.0.raft.append_entries(decode_req(&m)?).await;
+        encode_reply(&r)
+    }
+
+    async fn vote(
+        &self,
+        req: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check_sender(&m)?;
+        let r = self.0.raft.vote(decode_req(&m)?).await;
+        encode_reply(&r)
+    }
+
+    async fn install_snapshot(
+        &self,
+        req: Request<pb::RaftMessage>,
+    ) -> Result<Response<pb::RaftMessage>, Status> {
+        let m = req.into_inner();
+        self.check_sender(&m)?;
+        let r = self.0.raft.install_snapshot(decode_req(&m)?).await;
+        encode_reply(&r)
+    }
+
+    async fn forward_write(
+        &self,
+        req: Request<pb::WriteCommand>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        let cmd = command_from_wire(req.into_inner())?;
+        self.0.write_as_leader(cmd).await.map(Response::new)
+    }
+}
+
+fn command_from_wire(w: pb::WriteCommand) -> Result<Command, Status> {
+    let code = u8::try_from(w.kind)
+        .map_err(|_| Status::invalid_argument(format!("entry kind {} out of range", w.kind)))?;
+    let kind = EntryKind::from_code(code).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(Command::new(kind, w.payload))
+}
+
+/// The public `Senatus` service.
+#[derive(Debug, Clone)]
+pub struct ApiService(pub Shared);
+
+impl ApiService {
+    async fn timed<T>(
+        &self,
+        method: &'static str,
+        f: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<Response<T>, Status> {
+        let start = Instant::now();
+        let r = f.await;
+        let code = r.as_ref().map_or_else(|s| s.code(), |_| tonic::Code::Ok);
+        self.0.metrics.observe(method, code, start.elapsed());
+        r.map(Response::new)
+    }
+}
+
+fn entry_to_wire(e: LedgerEntry) -> pb::LedgerEntry {
+    pb::LedgerEntry {
+        index: e.index,
+        kind: u32::from(e.kind.code()),
+        payload: e.payload,
+        prev_hash: e.prev_hash.0.to_vec(),
+        hash: e.hash.0.to_vec(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::senatus_server::Senatus for ApiService {
+    async fn append_record(
+        &self,
+        req: Request<pb::AppendRecordRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        let payload = req.into_inner().payload;
+        self.timed("AppendRecord", async {
+            if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+                return Err(Status::invalid_argument(format!(
+                    "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
+                    payload.len()
+                )));
+            }
+            self.0.write(Command::new(EntryKind::Record, payload)).await
+        })
+        .await
+    }
+
+    async fn get_ledger(
+        &self,
+        req: Request<pb::GetLedgerRequest>,
+    ) -> Result<Response<pb::GetLedgerReply>, Status> {
+        let r = req.into_inner();
+        self.timed("GetLedger", async {
+            if r.from == 0 || r.to < r.from {
+                return Err(Status::invalid_argument(format!(
+                    "range [{}, {}] is empty or starts at 0 (ledger indexes start at 1)",
+                    r.from, r.to
+                )));
+            }
+            let limit = if r.limit == 0 {
+                GET_LEDGER_ENTRIES_MAX
+            } else {
+                r.limit
+            };
+            let limit = limit.min(GET_LEDGER_ENTRIES_MAX) as usize;
+            let entries = self
+                .0
+                .sm
+                .ledger_range(r.from, r.to, limit)
+                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            Ok(pb::GetLedgerReply {
+                entries: entries.into_iter().map(entry_to_wire).collect(),
+            })
+        })
+        .await
+    }
+
+    async fn ledger_head(
+        &self,
+        _req: Request<pb::LedgerHeadRequest>,
+    ) -> Result<Response<pb::LedgerHeadReply>, Status> {
+        self.timed("LedgerHead", async {
+            let h = self
+                .0
+                .sm
+                .ledger_head()
+                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            Ok(pb::LedgerHeadReply {
+                index: h.index,
+                hash: h.hash.0.to_vec(),
+                genesis_digest: self.0.genesis_digest.0.to_vec(),
+            })
+        })
+        .await
+    }
+
+    async fn status(
+        &self,
+        _req: Request<pb::StatusRequest>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
+        self.timed("Status", async {
+            let m = self.0.raft.metrics().borrow().clone();
+            let g = self.0.gauges().await;
+            let head = self
+                .0
+                .sm
+                .ledger_head()
+                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            let role = match m.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            };
+            Ok(pb::StatusReply {
+                node_id: self.0.id,
+                role: role.to_string(),
+                term: g.term,
+                leader_id: g.leader,
+                commit_index: g.commit_index,
+                applied_index: g.applied_index,
+                ledger_index: head.index,
+                ledger_hash: head.hash.0.to_vec(),
+                voters: m.membership_config.membership().voter_ids().collect(),
+                chain_id: self.0.chain_id.clone(),
+            })
+        })
+        .await
+    }
+}

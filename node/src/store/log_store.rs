@@ -1,0 +1,277 @@
+//! The Raft log in RocksDB: openraft storage-v2 [`RaftLogStorage`] and
+//! [`RaftLogReader`].
+//!
+//! Durability rule: a write that openraft relies on surviving a crash (vote,
+//! appended entries, truncation, purge) is a synced RocksDB write, finished
+//! before `save_vote` returns or before the append callback fires.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+use openraft::storage::{LogFlushed, RaftLogStorage};
+use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
+
+use super::{
+    StoreError, cf, cf_handle, from_json, index_key, key, parse_index_key, rocks, to_json,
+};
+use crate::raft_types::{LogId, RaftEntry, StorageError, TypeConfig, Vote};
+
+/// Raft log storage over the shared RocksDB. Cloning is cheap; clones share
+/// the database (the clone handed out as log reader only reads).
+#[derive(Clone)]
+pub struct LogStore {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore").finish_non_exhaustive()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    wo
+}
+
+impl LogStore {
+    /// Wraps an opened database, checking that the log column families exist.
+    pub fn open(db: Arc<DB>) -> Result<Self, StoreError> {
+        cf_handle(&db, cf::LOGS)?;
+        cf_handle(&db, cf::LOG_META)?;
+        Ok(LogStore { db })
+    }
+
+    fn get_meta<T: serde::de::DeserializeOwned>(
+        &self,
+        k: &'static [u8],
+    ) -> Result<Option<T>, StoreError> {
+        let h = cf_handle(&self.db, cf::LOG_META)?;
+        match self
+            .db
+            .get_pinned_cf(h, k)
+            .map_err(rocks("get", cf::LOG_META))?
+        {
+            None => Ok(None),
+            Some(bytes) => from_json(cf::LOG_META, k, &bytes).map(Some),
+        }
+    }
+
+    fn put_meta_synced(&self, k: &'static [u8], value: Vec<u8>) -> Result<(), StoreError> {
+        let h = cf_handle(&self.db, cf::LOG_META)?;
+        self.db
+            .put_cf_opt(h, k, value, &synced())
+            .map_err(rocks("put", cf::LOG_META))
+    }
+
+    /// Last purged log id.
+    pub fn last_purged(&self) -> Result<Option<LogId>, StoreError> {
+        self.get_meta(key::LAST_PURGED)
+    }
+
+    /// Log id of the last entry present in the log, if any.
+    pub fn last_entry_id(&self) -> Result<Option<LogId>, StoreError> {
+        let h = cf_handle(&self.db, cf::LOGS)?;
+        let Some(item) = self.db.iterator_cf(h, IteratorMode::End).next() else {
+            return Ok(None);
+        };
+        let (k, v) = item.map_err(rocks("iterate", cf::LOGS))?;
+        let entry = decode_entry(&k, &v)?;
+        Ok(Some(entry.log_id))
+    }
+
+    /// The entries present with `start <= index < end` (`end` `None`: no
+    /// upper bound), in index order. Purged indexes are simply absent;
+    /// openraft checks the count where it needs a complete range.
+    pub fn read_range(&self, start: u64, end: Option<u64>) -> Result<Vec<RaftEntry>, StoreError> {
+        let h = cf_handle(&self.db, cf::LOGS)?;
+        let start_key = index_key(start);
+        let mut out = Vec::new();
+        let iter = self
+            .db
+            .iterator_cf(h, IteratorMode::From(&start_key, Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(rocks("iterate", cf::LOGS))?;
+            let index = parse_index_key(cf::LOGS, &k)?;
+            if end.is_some_and(|end| index >= end) {
+                break;
+            }
+            out.push(decode_entry(&k, &v)?);
+        }
+        Ok(out)
+    }
+
+    fn append_entries<I>(&self, entries: I) -> Result<(), StoreError>
+    where
+        I: IntoIterator<Item = RaftEntry>,
+    {
+        let h = cf_handle(&self.db, cf::LOGS)?;
+        let mut batch = WriteBatch::default();
+        for entry in entries {
+            batch.put_cf(h, index_key(entry.log_id.index), to_json(&entry));
+        }
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(rocks("append", cf::LOGS))
+    }
+
+    fn truncate_since(&self, index: u64) -> Result<(), StoreError> {
+        let h = cf_handle(&self.db, cf::LOGS)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(h, index_key(index), index_key(u64::MAX));
+        batch.delete_cf(h, index_key(u64::MAX));
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(rocks("truncate", cf::LOGS))
+    }
+
+    fn purge_upto(&self, log_id: &LogId) -> Result<(), StoreError> {
+        let logs = cf_handle(&self.db, cf::LOGS)?;
+        let meta = cf_handle(&self.db, cf::LOG_META)?;
+        let mut batch = WriteBatch::default();
+        // Record the purge point first in the same atomic batch, so the log
+        // state never shows a hole without the matching last_purged.
+        batch.put_cf(meta, key::LAST_PURGED, to_json(log_id));
+        batch.delete_range_cf(logs, index_key(0), index_key(log_id.index));
+        batch.delete_cf(logs, index_key(log_id.index));
+        self.db
+            .write_opt(batch, &synced())
+            .map_err(rocks("purge", cf::LOGS))
+    }
+}
+
+fn decode_entry(k: &[u8], v: &[u8]) -> Result<RaftEntry, StoreError> {
+    let index = parse_index_key(cf::LOGS, k)?;
+    let entry: RaftEntry = from_json(cf::LOGS, k, v)?;
+    if entry.log_id.index != index {
+        return Err(StoreError::Corrupt {
+            cf: cf::LOGS,
+            key: format!("#{index}"),
+            reason: format!("entry carries log index {}", entry.log_id.index),
+        });
+    }
+    Ok(entry)
+}
+
+fn range_to_start_end<RB: RangeBounds<u64>>(range: &RB) -> (u64, Option<u64>) {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.checked_add(1),
+        Bound::Excluded(&e) => Some(e),
+        Bound::Unbounded => None,
+    };
+    (start, end)
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<RaftEntry>, StorageError> {
+        let (start, end) = range_to_start_end(&range);
+        self.read_range(start, end)
+            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let purged = self
+            .last_purged()
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        let last = self
+            .last_entry_id()
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        Ok(LogState {
+            last_purged_log_id: purged,
+            last_log_id: last.or(purged),
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        // Synced: a vote must survive a crash before it is acted upon.
+        self.put_meta_synced(key::VOTE, to_json(vote))
+            .map_err(|e| StorageIOError::write_vote(&e).into())
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.get_meta(key::VOTE)
+            .map_err(|e| StorageIOError::read_vote(&e).into())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not synced: committed is an optimisation for restart; losing the
+        // newest value only means re-learning it from the leader.
+        let h = cf_handle(&self.db, cf::LOG_META).map_err(|e| StorageIOError::write(&e))?;
+        self.db
+            .put_cf(h, key::COMMITTED, to_json(&committed))
+            .map_err(rocks("put", cf::LOG_META))
+            .map_err(|e| StorageIOError::write(&e).into())
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let committed: Option<Option<LogId>> = self
+            .get_meta(key::COMMITTED)
+            .map_err(|e| StorageIOError::read(&e))?;
+        Ok(committed.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = RaftEntry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        match self.append_entries(entries) {
+            Ok(()) => {
+                // The batch was a synced write: the entries are on disk.
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => {
+                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
+                Err(StorageIOError::write_logs(&e).into())
+            }
+        }
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.truncate_since(log_id.index)
+            .map_err(|e| StorageIOError::write_log_entry(log_id, &e).into())
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.purge_upto(&log_id)
+            .map_err(|e| StorageIOError::write_log_entry(log_id, &e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_convert_to_half_open_bounds() {
+        assert_eq!(range_to_start_end(&(3..7)), (3, Some(7)));
+        assert_eq!(range_to_start_end(&(3..=7)), (3, Some(8)));
+        assert_eq!(range_to_start_end(&(..)), (0, None));
+        assert_eq!(range_to_start_end(&(5..)), (5, None));
+        assert_eq!(range_to_start_end(&(0..=u64::MAX)), (0, None));
+    }
+}

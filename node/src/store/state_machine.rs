@@ -1,0 +1,719 @@
+//! The replicated state machine in RocksDB: openraft storage-v2
+//! [`RaftStateMachine`] and [`RaftSnapshotBuilder`].
+//!
+//! All state lives in RocksDB. Applying a batch of Raft entries is one synced
+//! `WriteBatch` holding the new ledger entries, the ledger head, the applied
+//! log id and the membership, so the state after a crash is exactly the state
+//! after some whole batch. Only `Normal` entries carrying a [`Command`]
+//! produce ledger entries; the ledger index is independent of the Raft index.
+
+use std::io::Cursor;
+use std::sync::{Arc, Mutex};
+
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
+use rocksdb::{DB, IteratorMode, SnapshotWithThreadMode, WriteBatch, WriteOptions};
+use senatus_genesis::codec::Digest;
+
+use super::snapshot::{CfPairs, RESERVED_CFS, SnapshotContents, SnapshotError};
+use super::{
+    SNAPSHOT_BYTES_MAX_DEFAULT, StoreError, cf, cf_handle, from_json, index_key, key, key_label,
+    parse_index_key, rocks, to_json,
+};
+use crate::ledger::{ChainError, ChainVerifier, LedgerEntry, LedgerHead};
+use crate::raft_types::{
+    Command, CommandResponse, LogId, RaftEntry, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
+
+/// Largest number of entries one [`StateMachineStore::ledger_range`] call
+/// returns, whatever the caller asks for.
+pub const LEDGER_RANGE_ENTRIES_MAX: usize = 10_000;
+
+type DbSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
+
+/// The state machine over the shared RocksDB. Cloning is cheap; clones share
+/// the database and see the same state (reads never see half a batch).
+#[derive(Clone)]
+pub struct StateMachineStore {
+    db: Arc<DB>,
+    genesis: Digest,
+    snapshot_bytes_max: usize,
+    /// Serialises writes of the `snapshot` column family (a snapshot build
+    /// runs concurrently with apply and install).
+    snapshot_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for StateMachineStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateMachineStore")
+            .field("genesis", &self.genesis)
+            .field("snapshot_bytes_max", &self.snapshot_bytes_max)
+            .finish_non_exhaustive()
+    }
+}
+
+fn synced() -> WriteOptions {
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    wo
+}
+
+/// Writes to the state machine's column families, committed atomically.
+/// Only the state machine itself commits one (apply and snapshot install), so
+/// every state change goes through the Raft log.
+pub struct StateBatch<'a> {
+    store: &'a StateMachineStore,
+    batch: WriteBatch,
+}
+
+impl std::fmt::Debug for StateBatch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateBatch")
+            .field("len", &self.batch.len())
+            .finish()
+    }
+}
+
+impl<'a> StateBatch<'a> {
+    fn new(store: &'a StateMachineStore) -> Self {
+        StateBatch {
+            store,
+            batch: WriteBatch::default(),
+        }
+    }
+
+    fn put(&mut self, cf_name: &'static str, k: &[u8], v: &[u8]) -> Result<(), StoreError> {
+        let h = cf_handle(&self.store.db, cf_name)?;
+        self.batch.put_cf(h, k, v);
+        Ok(())
+    }
+
+    /// Stores a ledger entry under its index.
+    pub fn put_ledger_entry(&mut self, entry: &LedgerEntry) -> Result<(), StoreError> {
+        self.put(cf::LEDGER, &index_key(entry.index), &entry.encode())
+    }
+
+    /// Records the ledger head.
+    pub fn put_ledger_head(&mut self, head: &LedgerHead) -> Result<(), StoreError> {
+        self.put(cf::SM_META, key::LEDGER_HEAD, &head.to_bytes())
+    }
+
+    /// Records the last applied log id.
+    pub fn put_applied(&mut self, applied: &Option<LogId>) -> Result<(), StoreError> {
+        self.put(cf::SM_META, key::APPLIED, &to_json(applied))
+    }
+
+    /// Records the last applied membership.
+    pub fn put_membership(&mut self, membership: &StoredMembership) -> Result<(), StoreError> {
+        self.put(cf::SM_META, key::MEMBERSHIP, &to_json(membership))
+    }
+
+    /// Replaces the active policy layer (canonical bytes).
+    pub fn put_active_policy(&mut self, canonical: &[u8]) -> Result<(), StoreError> {
+        self.put(cf::POLICY, key::ACTIVE_POLICY, canonical)
+    }
+
+    /// Replaces the newest seal (canonical bytes).
+    pub fn put_seal(&mut self, canonical: &[u8]) -> Result<(), StoreError> {
+        self.put(cf::POLICY, key::SEAL, canonical)
+    }
+
+    /// Marks `nonce` redeemed by the ledger entry at `ledger_index`.
+    pub fn put_redeemed_nonce(
+        &mut self,
+        nonce: &[u8],
+        ledger_index: u64,
+    ) -> Result<(), StoreError> {
+        check_reserved_key("nonce", nonce)?;
+        self.put(cf::NONCES, nonce, &ledger_index.to_be_bytes())
+    }
+
+    /// Records that the command with idempotency key `idem` produced `entry`.
+    pub fn put_idempotency(&mut self, idem: &[u8], entry: &LedgerHead) -> Result<(), StoreError> {
+        check_reserved_key("idempotency key", idem)?;
+        self.put(cf::IDEMPOTENCY, idem, &entry.to_bytes())
+    }
+
+    fn commit(self) -> Result<(), StoreError> {
+        self.store
+            .db
+            .write_opt(self.batch, &synced())
+            .map_err(rocks("write batch", cf::SM_META))
+    }
+}
+
+fn check_reserved_key(what: &'static str, k: &[u8]) -> Result<(), StoreError> {
+    let max = super::snapshot::RESERVED_KEY_BYTES_MAX;
+    if k.is_empty() || k.len() > max {
+        return Err(StoreError::Limit {
+            what,
+            value: k.len() as u64,
+            limit_name: "reserved_key_bytes_max (and non-empty)",
+            limit: max as u64,
+        });
+    }
+    Ok(())
+}
+
+impl StateMachineStore {
+    /// Wraps an opened database. On first open records `genesis_digest`; on
+    /// later opens refuses a different one.
+    pub fn open(db: Arc<DB>, genesis_digest: Digest) -> Result<Self, StoreError> {
+        for name in [cf::SM_META, cf::LEDGER, cf::SNAPSHOT]
+            .into_iter()
+            .chain(RESERVED_CFS)
+        {
+            cf_handle(&db, name)?;
+        }
+        let meta = cf_handle(&db, cf::SM_META)?;
+        match db
+            .get_pinned_cf(meta, key::GENESIS)
+            .map_err(rocks("get", cf::SM_META))?
+        {
+            Some(stored) => {
+                let stored: [u8; 32] =
+                    stored
+                        .as_ref()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt {
+                            cf: cf::SM_META,
+                            key: key_label(key::GENESIS),
+                            reason: format!("{} bytes, want 32", stored.len()),
+                        })?;
+                if stored != genesis_digest.0 {
+                    return Err(StoreError::GenesisMismatch {
+                        stored: Digest(stored),
+                        given: genesis_digest,
+                    });
+                }
+            }
+            None => db
+                .put_cf_opt(meta, key::GENESIS, genesis_digest.0, &synced())
+                .map_err(rocks("put", cf::SM_META))?,
+        }
+        Ok(StateMachineStore {
+            db,
+            genesis: genesis_digest,
+            snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
+            snapshot_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// Sets `snapshot_bytes_max`: larger snapshots are neither built nor
+    /// installed.
+    pub fn with_snapshot_bytes_max(mut self, bytes: usize) -> Self {
+        self.snapshot_bytes_max = bytes;
+        self
+    }
+
+    /// The genesis digest entry 1 links to.
+    pub fn genesis_digest(&self) -> Digest {
+        self.genesis
+    }
+
+    /// The bound on snapshot size in bytes.
+    pub fn snapshot_bytes_max(&self) -> usize {
+        self.snapshot_bytes_max
+    }
+
+    // ---- reads -------------------------------------------------------------
+
+    fn get_in(
+        &self,
+        snap: Option<&DbSnapshot<'_>>,
+        cf_name: &'static str,
+        k: &[u8],
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let h = cf_handle(&self.db, cf_name)?;
+        match snap {
+            Some(s) => s.get_cf(h, k),
+            None => self.db.get_cf(h, k),
+        }
+        .map_err(rocks("get", cf_name))
+    }
+
+    fn head_in(&self, snap: Option<&DbSnapshot<'_>>) -> Result<LedgerHead, StoreError> {
+        match self.get_in(snap, cf::SM_META, key::LEDGER_HEAD)? {
+            None => Ok(LedgerHead::genesis(self.genesis)),
+            Some(bytes) => LedgerHead::from_bytes(&bytes).map_err(|e| StoreError::Corrupt {
+                cf: cf::SM_META,
+                key: key_label(key::LEDGER_HEAD),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn applied_in(&self, snap: Option<&DbSnapshot<'_>>) -> Result<Option<LogId>, StoreError> {
+        match self.get_in(snap, cf::SM_META, key::APPLIED)? {
+            None => Ok(None),
+            Some(bytes) => from_json(cf::SM_META, key::APPLIED, &bytes),
+        }
+    }
+
+    fn membership_in(&self, snap: Option<&DbSnapshot<'_>>) -> Result<StoredMembership, StoreError> {
+        match self.get_in(snap, cf::SM_META, key::MEMBERSHIP)? {
+            None => Ok(StoredMembership::default()),
+            Some(bytes) => from_json(cf::SM_META, key::MEMBERSHIP, &bytes),
+        }
+    }
+
+    /// The ledger head (index 0 and the genesis digest when empty).
+    pub fn ledger_head(&self) -> Result<LedgerHead, StoreError> {
+        self.head_in(None)
+    }
+
+    /// Last applied Raft log id.
+    pub fn last_applied(&self) -> Result<Option<LogId>, StoreError> {
+        self.applied_in(None)
+    }
+
+    /// Last applied membership.
+    pub fn last_membership(&self) -> Result<StoredMembership, StoreError> {
+        self.membership_in(None)
+    }
+
+    /// The ledger entry at `index`, checked against its own hash and key.
+    pub fn ledger_entry(&self, index: u64) -> Result<Option<LedgerEntry>, StoreError> {
+        Ok(self.ledger_range(index, index, 1)?.into_iter().next())
+    }
+
+    /// Ledger entries `from..=to_inclusive`, at most `max_entries` of them
+    /// (and at most [`LEDGER_RANGE_ENTRIES_MAX`]), read from one consistent
+    /// view. Each entry is checked after reading: it decodes, sits under its
+    /// own index, re-hashes to its stored hash and links to its predecessor
+    /// in the range.
+    pub fn ledger_range(
+        &self,
+        from: u64,
+        to_inclusive: u64,
+        max_entries: usize,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let limit = max_entries.min(LEDGER_RANGE_ENTRIES_MAX);
+        let mut out: Vec<LedgerEntry> = Vec::new();
+        if from > to_inclusive || limit == 0 {
+            return Ok(out);
+        }
+        let h = cf_handle(&self.db, cf::LEDGER)?;
+        let snap = self.db.snapshot();
+        let start = index_key(from);
+        let iter = snap.iterator_cf(h, IteratorMode::From(&start, rocksdb::Direction::Forward));
+        for item in iter {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item.map_err(rocks("iterate", cf::LEDGER))?;
+            let index = parse_index_key(cf::LEDGER, &k)?;
+            if index > to_inclusive {
+                break;
+            }
+            let entry = LedgerEntry::decode(&v).map_err(|e| ChainError::Undecodable {
+                index,
+                reason: e.to_string(),
+            })?;
+            if entry.index != index {
+                return Err(ChainError::KeyMismatch {
+                    index,
+                    found: entry.index,
+                }
+                .into());
+            }
+            let computed = entry.recompute_hash();
+            if computed != entry.hash {
+                return Err(ChainError::HashMismatch {
+                    index,
+                    expected: computed,
+                    found: entry.hash,
+                }
+                .into());
+            }
+            if let Some(prev) = out.last() {
+                if prev.index.checked_add(1) != Some(index) {
+                    return Err(ChainError::IndexGap {
+                        expected: prev.index.saturating_add(1),
+                        found: index,
+                    }
+                    .into());
+                }
+                if entry.prev_hash != prev.hash {
+                    return Err(ChainError::PrevHashMismatch {
+                        index,
+                        expected: prev.hash,
+                        found: entry.prev_hash,
+                    }
+                    .into());
+                }
+            }
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// Re-reads every stored ledger entry, re-hashes it, checks the chain
+    /// from genesis and that the recorded head equals the recomputed head.
+    /// The error names the first bad index.
+    pub fn verify_integrity(&self) -> Result<LedgerHead, ChainError> {
+        let snap = self.db.snapshot();
+        let (verifier, _) = self.read_chain(&snap, false)?;
+        let recorded = self
+            .head_in(Some(&snap))
+            .map_err(|e| ChainError::Unreadable {
+                index: verifier.next_index(),
+                reason: e.to_string(),
+            })?;
+        verifier.check_head(&recorded)
+    }
+
+    /// Walks the stored ledger in `snap` through a [`ChainVerifier`],
+    /// optionally collecting the entries.
+    fn read_chain(
+        &self,
+        snap: &DbSnapshot<'_>,
+        collect: bool,
+    ) -> Result<(ChainVerifier, Vec<LedgerEntry>), ChainError> {
+        let mut verifier = ChainVerifier::new(self.genesis);
+        let mut entries = Vec::new();
+        let h = cf_handle(&self.db, cf::LEDGER).map_err(|e| ChainError::Unreadable {
+            index: 1,
+            reason: e.to_string(),
+        })?;
+        for item in snap.iterator_cf(h, IteratorMode::Start) {
+            let expected = verifier.next_index();
+            let (k, v) = item.map_err(|e| ChainError::Unreadable {
+                index: expected,
+                reason: e.to_string(),
+            })?;
+            let index = parse_index_key(cf::LEDGER, &k).map_err(|e| ChainError::Undecodable {
+                index: expected,
+                reason: e.to_string(),
+            })?;
+            if index != expected {
+                return Err(ChainError::IndexGap {
+                    expected,
+                    found: index,
+                });
+            }
+            let entry = LedgerEntry::decode(&v).map_err(|e| ChainError::Undecodable {
+                index,
+                reason: e.to_string(),
+            })?;
+            if entry.index != index {
+                return Err(ChainError::KeyMismatch {
+                    index,
+                    found: entry.index,
+                });
+            }
+            verifier.push(&entry)?;
+            if collect {
+                entries.push(entry);
+            }
+        }
+        Ok((verifier, entries))
+    }
+
+    /// Canonical bytes of the active policy layer, once one is recorded.
+    pub fn active_policy(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_in(None, cf::POLICY, key::ACTIVE_POLICY)
+    }
+
+    /// Canonical bytes of the newest seal, once one is recorded.
+    pub fn current_seal(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get_in(None, cf::POLICY, key::SEAL)
+    }
+
+    /// Ledger index of the entry that redeemed `nonce`, if it was redeemed.
+    pub fn nonce_redemption(&self, nonce: &[u8]) -> Result<Option<u64>, StoreError> {
+        check_reserved_key("nonce", nonce)?;
+        match self.get_in(None, cf::NONCES, nonce)? {
+            None => Ok(None),
+            Some(v) => parse_index_key(cf::NONCES, &v).map(Some),
+        }
+    }
+
+    /// The ledger entry produced by the command with idempotency key `idem`.
+    pub fn idempotency_result(&self, idem: &[u8]) -> Result<Option<LedgerHead>, StoreError> {
+        check_reserved_key("idempotency key", idem)?;
+        match self.get_in(None, cf::IDEMPOTENCY, idem)? {
+            None => Ok(None),
+            Some(v) => LedgerHead::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt {
+                    cf: cf::IDEMPOTENCY,
+                    key: key_label(idem),
+                    reason: e.to_string(),
+                }),
+        }
+    }
+
+    // ---- apply -------------------------------------------------------------
+
+    /// Applies committed Raft entries in one atomic, synced write and returns
+    /// one response per entry.
+    pub fn apply_entries<I>(&self, entries: I) -> Result<Vec<CommandResponse>, StoreError>
+    where
+        I: IntoIterator<Item = RaftEntry>,
+    {
+        let mut head = self.ledger_head()?;
+        let mut batch = StateBatch::new(self);
+        let mut responses = Vec::new();
+        let mut last_applied = None;
+        let mut membership = None;
+        for entry in entries {
+            last_applied = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => CommandResponse::NoCommand,
+                EntryPayload::Membership(m) => {
+                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    CommandResponse::NoCommand
+                }
+                EntryPayload::Normal(cmd) => self.apply_command(&mut batch, &mut head, cmd)?,
+            };
+            responses.push(response);
+        }
+        if last_applied.is_none() {
+            return Ok(responses);
+        }
+        batch.put_applied(&last_applied)?;
+        batch.put_ledger_head(&head)?;
+        if let Some(m) = &membership {
+            batch.put_membership(m)?;
+        }
+        batch.commit()?;
+        Ok(responses)
+    }
+
+    fn apply_command(
+        &self,
+        batch: &mut StateBatch<'_>,
+        head: &mut LedgerHead,
+        cmd: Command,
+    ) -> Result<CommandResponse, StoreError> {
+        if let Err(rejection) = cmd.validate() {
+            tracing::warn!(%rejection, "committed command refused on apply");
+            return Ok(CommandResponse::Rejected(rejection));
+        }
+        let entry = LedgerEntry::next(head, cmd.kind, cmd.payload);
+        batch.put_ledger_entry(&entry)?;
+        *head = entry.head();
+        Ok(CommandResponse::Appended(*head))
+    }
+
+    // ---- snapshots ---------------------------------------------------------
+
+    /// Serialises the whole state from one consistent view, verifying the
+    /// ledger chain on the way, and records it as the current snapshot.
+    pub fn build_snapshot_bytes(&self) -> Result<(SnapshotMeta, Vec<u8>), StoreError> {
+        let snap = self.db.snapshot();
+        let (verifier, ledger) = self.read_chain(&snap, true)?;
+        let head = verifier.check_head(&self.head_in(Some(&snap))?)?;
+        let last_applied = self.applied_in(Some(&snap))?;
+        let last_membership = self.membership_in(Some(&snap))?;
+        let mut reserved: [CfPairs; 3] = Default::default();
+        for (name, pairs) in RESERVED_CFS.into_iter().zip(reserved.iter_mut()) {
+            let h = cf_handle(&self.db, name)?;
+            for item in snap.iterator_cf(h, IteratorMode::Start) {
+                let (k, v) = item.map_err(rocks("iterate", name))?;
+                pairs.push((k.into_vec(), v.into_vec()));
+            }
+        }
+        drop(snap);
+        let contents = SnapshotContents {
+            genesis: self.genesis,
+            last_applied,
+            last_membership: last_membership.clone(),
+            head,
+            ledger,
+            reserved,
+        };
+        let bytes = contents.encode();
+        if bytes.len() > self.snapshot_bytes_max {
+            return Err(SnapshotError::TooLarge {
+                bytes: bytes.len() as u64,
+                max: self.snapshot_bytes_max as u64,
+            }
+            .into());
+        }
+        let snapshot_id = match &last_applied {
+            Some(id) => format!("{}-{}-ledger{}", id.leader_id, id.index, head.index),
+            None => format!("none-ledger{}", head.index),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership,
+            snapshot_id,
+        };
+        self.save_current_snapshot(&meta, &bytes, None)?;
+        Ok((meta, bytes))
+    }
+
+    /// Verifies `bytes` completely (size, format, checksum, genesis, ledger
+    /// chain, head, agreement with `meta`) and only then replaces the whole
+    /// state with it in one atomic write. On any error the state is
+    /// untouched.
+    pub fn install_snapshot_bytes(
+        &self,
+        meta: &SnapshotMeta,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let contents = SnapshotContents::decode(bytes, self.snapshot_bytes_max)?;
+        let head = contents.verify(self.genesis)?;
+        if contents.last_applied != meta.last_log_id {
+            return Err(SnapshotError::MetaMismatch {
+                field: "last applied log id",
+                expected: format!("{:?}", meta.last_log_id),
+                found: format!("{:?}", contents.last_applied),
+            }
+            .into());
+        }
+        if contents.last_membership != meta.last_membership {
+            return Err(SnapshotError::MetaMismatch {
+                field: "last membership",
+                expected: meta.last_membership.to_string(),
+                found: contents.last_membership.to_string(),
+            }
+            .into());
+        }
+
+        let mut batch = StateBatch::new(self);
+        // Delete the current contents of every replaced column family; puts
+        // later in the same batch win over these deletes.
+        for name in [cf::LEDGER].into_iter().chain(RESERVED_CFS) {
+            let h = cf_handle(&self.db, name)?;
+            for item in self.db.iterator_cf(h, IteratorMode::Start) {
+                let (k, _) = item.map_err(rocks("iterate", name))?;
+                batch.batch.delete_cf(h, k);
+            }
+        }
+        for entry in &contents.ledger {
+            batch.put_ledger_entry(entry)?;
+        }
+        for (name, pairs) in RESERVED_CFS.into_iter().zip(&contents.reserved) {
+            for (k, v) in pairs {
+                batch.put(name, k, v)?;
+            }
+        }
+        batch.put_ledger_head(&head)?;
+        batch.put_applied(&contents.last_applied)?;
+        batch.put_membership(&contents.last_membership)?;
+        self.save_current_snapshot(meta, bytes, Some(batch))
+    }
+
+    /// Records `meta`/`bytes` as the current snapshot, in the same atomic
+    /// write as `state` when given. A built snapshot older than the recorded
+    /// one (an install overtook the build) is not recorded.
+    fn save_current_snapshot(
+        &self,
+        meta: &SnapshotMeta,
+        bytes: &[u8],
+        state: Option<StateBatch<'_>>,
+    ) -> Result<(), StoreError> {
+        // The guarded value is `()`, so a poisoned lock protects nothing
+        // inconsistent: recover it.
+        let _guard = self
+            .snapshot_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut batch = match state {
+            Some(b) => b,
+            None => {
+                let overtaken = self
+                    .current_snapshot()?
+                    .is_some_and(|(current, _)| current.last_log_id > meta.last_log_id);
+                if overtaken {
+                    return Ok(());
+                }
+                StateBatch::new(self)
+            }
+        };
+        batch.put(cf::SNAPSHOT, key::SNAPSHOT_META, &to_json(meta))?;
+        batch.put(cf::SNAPSHOT, key::SNAPSHOT_DATA, bytes)?;
+        batch.commit()
+    }
+
+    /// The current snapshot (the last built or installed), surviving restart.
+    pub fn current_snapshot(&self) -> Result<Option<(SnapshotMeta, Vec<u8>)>, StoreError> {
+        let snap = self.db.snapshot();
+        let Some(meta) = self.get_in(Some(&snap), cf::SNAPSHOT, key::SNAPSHOT_META)? else {
+            return Ok(None);
+        };
+        let meta: SnapshotMeta = from_json(cf::SNAPSHOT, key::SNAPSHOT_META, &meta)?;
+        let Some(data) = self.get_in(Some(&snap), cf::SNAPSHOT, key::SNAPSHOT_DATA)? else {
+            return Err(StoreError::Corrupt {
+                cf: cf::SNAPSHOT,
+                key: key_label(key::SNAPSHOT_DATA),
+                reason: "snapshot meta is recorded but its data is missing".into(),
+            });
+        };
+        Ok(Some((meta, data)))
+    }
+}
+
+fn read_err(e: &StoreError) -> StorageError {
+    StorageIOError::read_state_machine(e).into()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let (meta, bytes) = self
+            .build_snapshot_bytes()
+            .map_err(|e| StorageIOError::write_snapshot(None, &e))?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let snap = self.db.snapshot();
+        let applied = self.applied_in(Some(&snap)).map_err(|e| read_err(&e))?;
+        let membership = self.membership_in(Some(&snap)).map_err(|e| read_err(&e))?;
+        Ok((applied, membership))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, StorageError>
+    where
+        I: IntoIterator<Item = RaftEntry> + openraft::OptionalSend,
+        I::IntoIter: openraft::OptionalSend,
+    {
+        let entries: Vec<RaftEntry> = entries.into_iter().collect();
+        let last = entries.last().map(|e| e.log_id);
+        self.apply_entries(entries).map_err(|e| match last {
+            Some(id) => StorageIOError::apply(id, &e).into(),
+            None => StorageIOError::write_state_machine(&e).into(),
+        })
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let bytes = snapshot.into_inner();
+        self.install_snapshot_bytes(meta, &bytes).map_err(|e| {
+            tracing::error!(error = %e, snapshot = %meta, "snapshot refused");
+            StorageIOError::write_snapshot(Some(meta.signature()), &e).into()
+        })
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+        let current = self
+            .current_snapshot()
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(current.map(|(meta, bytes)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
+    }
+}
