@@ -12,7 +12,7 @@ use std::path::Path;
 use rand::{CryptoRng, RngCore};
 
 use crate::codec::Digest;
-use crate::config::{ListenConfig, NodeConfig};
+use crate::config::{ListenConfig, NodeConfig, RaftConfig};
 use crate::document::{Genesis, GenesisBody, GenesisError, Key32, Validator};
 use crate::ids::{NodeId, PolicyVersion};
 use crate::keys::{FrostShare, KeyFileError, SecretKey};
@@ -302,6 +302,7 @@ impl Ceremony {
                     api: node.addrs.api.clone(),
                     metrics: node.addrs.metrics.clone(),
                 },
+                raft: RaftConfig::default(),
             };
             write(&nd.join("node.toml"), &config.to_toml())?;
         }

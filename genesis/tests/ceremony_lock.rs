@@ -137,10 +137,14 @@ fn a_flipped_byte_that_breaks_cedar_is_a_policy_error() {
     let (_tmp, dir) = written(7);
     let clause = a_clause_file(&dir);
     let mut bytes = std::fs::read(&clause).expect("read");
-    let pos = bytes
-        .iter()
-        .position(|&b| b == b'(')
-        .expect("a policy has a parenthesis");
+    // The '(' that opens the policy scope, not one in a comment.
+    let text = String::from_utf8(bytes.clone()).expect("utf-8");
+    let effect = text
+        .find("permit (")
+        .or_else(|| text.find("forbid ("))
+        .expect("a clause starts with permit ( or forbid (");
+    let pos = effect + "permit ".len();
+    assert_eq!(bytes[pos], b'(');
     bytes[pos] ^= 0x01; // '(' -> ')'
     std::fs::write(&clause, bytes).expect("write");
     let err = load_and_verify(&node_toml(&dir, 1)).expect_err("broken cedar");

@@ -36,16 +36,23 @@ pub struct NodeOptions {
     pub connections_max: usize,
 }
 
-impl Default for NodeOptions {
-    fn default() -> Self {
+impl NodeOptions {
+    /// Options from the node's `[raft]` config; other bounds at defaults.
+    pub fn from_config(r: &senatus_genesis::config::RaftConfig) -> Self {
         NodeOptions {
-            heartbeat_ms: 100,
-            election_timeout_ms: (400, 800),
-            snapshot_logs_since_last: 5_000,
-            logs_kept_after_snapshot: 1_000,
+            heartbeat_ms: r.heartbeat_ms,
+            election_timeout_ms: (r.election_timeout_min_ms, r.election_timeout_max_ms),
+            snapshot_logs_since_last: r.snapshot_logs_since_last,
+            logs_kept_after_snapshot: r.logs_kept_after_snapshot,
             bounds: WriteBounds::default(),
             connections_max: 512,
         }
+    }
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions::from_config(&senatus_genesis::config::RaftConfig::default())
     }
 }
 
@@ -334,7 +341,8 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let listeners = Listeners::bind(&material).await?;
-    let node = start(&material, listeners, NodeOptions::default()).await?;
+    let options = NodeOptions::from_config(&material.config.raft);
+    let node = start(&material, listeners, options).await?;
     println!(
         "node {} serving: peer {} api {} metrics {}",
         node.shared.id,
