@@ -2,6 +2,7 @@
 //! services, the decision gate, breach detection and the `senatus` CLI.
 
 pub mod cli_genesis;
+pub mod cli_ledger;
 pub mod ledger;
 pub mod metrics;
 pub mod network;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use senatus_node::cli_genesis;
+use senatus_node::{cli_genesis, cli_ledger};
 
 /// senatus: a validator cluster that governs what autonomous agents may do
 /// before they do it.
@@ -29,6 +29,16 @@ enum Command {
     /// the sealed one, the identity key and the FROST share. Any mismatch
     /// exits non-zero with one line naming the file and the values.
     Node(NodeArgs),
+    /// Export, verify or append to the hash-chained ledger.
+    #[command(subcommand)]
+    Ledger(cli_ledger::LedgerCommand),
+    /// Show one validator's view: role, term, leader, commit index, ledger
+    /// head.
+    Status {
+        /// Public API address of the validator (host:port).
+        #[arg(long)]
+        api: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -61,6 +71,8 @@ fn main() -> ExitCode {
         Command::Genesis(GenesisCommand::Init(a)) => cli_genesis::init(a),
         Command::Genesis(GenesisCommand::Verify(a)) => cli_genesis::verify(a),
         Command::Node(a) => run_node(a),
+        Command::Ledger(c) => cli_ledger::run(c),
+        Command::Status { api } => cli_ledger::status(api),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,333 @@
+//! `senatus ledger export|verify|append` and `senatus status`: operator and
+//! auditor tools over the public API.
+
+use std::io::{BufRead as _, Write as _};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use senatus_genesis::{Digest, Genesis};
+use senatus_proto::v1 as pb;
+use senatus_proto::v1::senatus_client::SenatusClient;
+use serde::{Deserialize, Serialize};
+
+use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
+use crate::network::channel;
+use crate::service::GET_LEDGER_ENTRIES_MAX;
+
+/// `format` of the first line of an export file.
+pub const EXPORT_FORMAT: &str = "senatus.ledger-export.v1";
+/// Timeout of each API call these tools make.
+pub const CLI_CALL_TIMEOUT_MS: u64 = 10_000;
+
+/// `senatus ledger ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Export a node's ledger (genesis to head) to a JSON Lines file an
+    /// auditor can verify offline: a header line, then one line per entry
+    /// with its exact encoded bytes (docs/PROTOCOL.md, ledger).
+    Export {
+        /// Public API address of any validator (host:port).
+        #[arg(long)]
+        api: String,
+        /// File to write; refused if it exists.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Verify a ledger from genesis to head: every entry's hash and its link
+    /// to the one before, entry 1 linking to the genesis digest. Names the
+    /// first bad index. Exits non-zero on any break.
+    Verify {
+        /// The genesis to verify against (its signature is checked first).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Verify a running node's ledger through its public API...
+        #[arg(long, conflicts_with = "file", required_unless_present = "file")]
+        api: Option<String>,
+        /// ...or an exported file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Append an operator record (free text) to the ledger through Raft.
+    Append {
+        /// Public API address of any validator (host:port).
+        #[arg(long)]
+        api: String,
+        /// The record's text (at most 64 KiB).
+        text: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportHeader {
+    format: String,
+    chain_id: String,
+    genesis_digest: Digest,
+    head_index: u64,
+    head_hash: Digest,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportLine {
+    index: u64,
+    kind: u8,
+    hash: Digest,
+    /// Hex of the exact encoded entry: hash pre-image, then the hash.
+    entry: String,
+}
+
+async fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
+    let ch = channel(api).with_context(|| format!("bad address {api}"))?;
+    Ok(SenatusClient::new(ch).max_decoding_message_size(64 * 1024 * 1024))
+}
+
+fn req<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(Duration::from_millis(CLI_CALL_TIMEOUT_MS));
+    r
+}
+
+fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<LedgerEntry> {
+    let digest = |b: Vec<u8>, what: &str| -> anyhow::Result<Digest> {
+        let a: [u8; 32] = b
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("ledger index {}: {what} is not 32 bytes", e.index))?;
+        Ok(Digest(a))
+    };
+    let code = u8::try_from(e.kind)
+        .map_err(|_| anyhow::anyhow!("ledger index {}: kind {} out of range", e.index, e.kind))?;
+    Ok(LedgerEntry {
+        index: e.index,
+        kind: EntryKind::from_code(code)
+            .map_err(|err| anyhow::anyhow!("ledger index {}: {err}", e.index))?,
+        prev_hash: digest(e.prev_hash.clone(), "prev_hash")?,
+        hash: digest(e.hash.clone(), "hash")?,
+        payload: e.payload,
+    })
+}
+
+/// Streams a node's ledger page by page to `sink`; returns the head it read.
+async fn fetch_ledger(
+    api: &str,
+    mut sink: impl FnMut(LedgerEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<(pb::LedgerHeadReply, pb::StatusReply)> {
+    let mut c = client(api).await?;
+    let status = c
+        .status(req(pb::StatusRequest {}))
+        .await
+        .with_context(|| format!("status of {api}"))?
+        .into_inner();
+    let head = c
+        .ledger_head(req(pb::LedgerHeadRequest {}))
+        .await
+        .with_context(|| format!("ledger head of {api}"))?
+        .into_inner();
+    let mut next = 1u64;
+    while next <= head.index {
+        let page = c
+            .get_ledger(req(pb::GetLedgerRequest {
+                from: next,
+                to: head.index,
+                limit: GET_LEDGER_ENTRIES_MAX,
+            }))
+            .await
+            .with_context(|| format!("ledger entries from {next} on {api}"))?
+            .into_inner();
+        if page.entries.is_empty() {
+            bail!(
+                "node {api} returned no entries from index {next} though its head is {}",
+                head.index
+            );
+        }
+        for e in page.entries {
+            next = e.index + 1;
+            sink(entry_from_wire(e)?)?;
+        }
+    }
+    Ok((head, status))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Runs a ledger subcommand.
+pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
+    match cmd {
+        LedgerCommand::Export { api, out } => export(api, out),
+        LedgerCommand::Verify { genesis, api, file } => {
+            verify(genesis, api.as_deref(), file.as_ref())
+        }
+        LedgerCommand::Append { api, text } => {
+            let rt = runtime()?;
+            rt.block_on(async {
+                let mut c = client(api).await?;
+                let r = c
+                    .append_record(req(pb::AppendRecordRequest {
+                        payload: text.as_bytes().to_vec(),
+                    }))
+                    .await
+                    .map_err(|s| anyhow::anyhow!("append failed: {}: {}", s.code(), s.message()))?
+                    .into_inner();
+                println!(
+                    "appended ledger index {} hash {}",
+                    r.index,
+                    hex::encode(&r.hash)
+                );
+                Ok(())
+            })
+        }
+    }
+}
+
+fn export(api: &str, out: &PathBuf) -> anyhow::Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(out)
+        .with_context(|| format!("cannot create {} (refusing to overwrite)", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut lines = Vec::new();
+    let rt = runtime()?;
+    let (head, status) = rt.block_on(fetch_ledger(api, |e| {
+        lines.push(ExportLine {
+            index: e.index,
+            kind: e.kind.code(),
+            hash: e.hash,
+            entry: hex::encode(e.encode()),
+        });
+        Ok(())
+    }))?;
+    let digest = |b: &[u8]| -> anyhow::Result<Digest> {
+        Ok(Digest(b.try_into().context("digest is not 32 bytes")?))
+    };
+    let header = ExportHeader {
+        format: EXPORT_FORMAT.into(),
+        chain_id: status.chain_id,
+        genesis_digest: digest(&head.genesis_digest)?,
+        head_index: head.index,
+        head_hash: digest(&head.hash)?,
+    };
+    serde_json::to_writer(&mut w, &header)?;
+    w.write_all(b"\n")?;
+    for l in &lines {
+        serde_json::to_writer(&mut w, l)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    w.get_ref().sync_all()?;
+    println!(
+        "exported {} entries (head {} {}) to {}",
+        lines.len(),
+        header.head_index,
+        header.head_hash,
+        out.display()
+    );
+    Ok(())
+}
+
+fn verify(genesis: &PathBuf, api: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let g = Genesis::load(genesis)?;
+    let gd = g.digest();
+    let mut v = ChainVerifier::new(gd);
+    let mut count = 0u64;
+    let claimed_head = match (api, file) {
+        (Some(api), _) => {
+            let rt = runtime()?;
+            let (head, _) = rt.block_on(fetch_ledger(api, |e| {
+                count += 1;
+                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))
+            }))?;
+            if head.genesis_digest != gd.0 {
+                bail!(
+                    "node {api} serves genesis {}, not {gd}",
+                    hex::encode(&head.genesis_digest)
+                );
+            }
+            (head.index, hex::encode(&head.hash))
+        }
+        (None, Some(path)) => {
+            let f =
+                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+            let mut lines = std::io::BufReader::new(f).lines();
+            let first = lines.next().context("empty export file")??;
+            let header: ExportHeader =
+                serde_json::from_str(&first).context("export header is malformed")?;
+            if header.format != EXPORT_FORMAT {
+                bail!(
+                    "export format {:?}, expected {EXPORT_FORMAT:?}",
+                    header.format
+                );
+            }
+            if header.genesis_digest != gd {
+                bail!("export is for genesis {}, not {gd}", header.genesis_digest);
+            }
+            for (n, line) in lines.enumerate() {
+                let line = line?;
+                let l: ExportLine = serde_json::from_str(&line)
+                    .with_context(|| format!("export line {} is malformed", n + 2))?;
+                let bytes = hex::decode(&l.entry)
+                    .with_context(|| format!("ledger index {}: entry is not hex", l.index))?;
+                let e = LedgerEntry::decode(&bytes)
+                    .map_err(|err| anyhow::anyhow!("ledger index {}: {err}", l.index))?;
+                if e.index != l.index || e.hash != l.hash || e.kind.code() != l.kind {
+                    bail!(
+                        "ledger index {}: line fields disagree with the encoded entry",
+                        l.index
+                    );
+                }
+                count += 1;
+                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))?;
+            }
+            (header.head_index, header.head_hash.to_hex())
+        }
+        (None, None) => bail!("give --api or --file"),
+    };
+    let head = v.head();
+    if head.index != claimed_head.0 || head.hash.to_hex() != claimed_head.1 {
+        bail!(
+            "chain ends at index {} hash {}, but the claimed head is index {} hash {}",
+            head.index,
+            head.hash,
+            claimed_head.0,
+            claimed_head.1
+        );
+    }
+    println!(
+        "ledger OK: {count} entries from genesis {gd} to head {} {}",
+        head.index, head.hash
+    );
+    Ok(())
+}
+
+/// `senatus status --api ADDR`: one node's view of the cluster.
+pub fn status(api: &str) -> anyhow::Result<()> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut c = client(api).await?;
+        let s = c
+            .status(req(pb::StatusRequest {}))
+            .await
+            .map_err(|s| anyhow::anyhow!("status of {api}: {}: {}", s.code(), s.message()))?
+            .into_inner();
+        println!(
+            "node {} ({}) chain {}: {} term {} leader {} commit {} applied {} ledger {} {} voters {:?}",
+            s.node_id,
+            api,
+            s.chain_id,
+            s.role,
+            s.term,
+            s.leader_id,
+            s.commit_index,
+            s.applied_index,
+            s.ledger_index,
+            hex::encode(&s.ledger_hash),
+            s.voters
+        );
+        Ok(())
+    })
+}
