@@ -118,13 +118,32 @@ def genesis(vec, policy_digest):
     check("lock digest node 1", sha3(bytes(lk.b)), n1["lock_digest"])
 
 
+def ledger(vec, genesis_digest):
+    check("ledger vector chains from the genesis vector", vec["genesis_digest"], genesis_digest)
+    prev = genesis_digest
+    for i, e in enumerate(vec["entries"], start=1):
+        check(f"ledger entry {i} index", e["index"], i)
+        check(f"ledger entry {i} prev_hash", e["prev_hash"], prev)
+        pre = Enc("ledger-entry").u64(e["index"])
+        pre.b += bytes([e["kind"]])
+        pre.bytes_(bytes.fromhex(e["payload"])).raw32(e["prev_hash"])
+        h = sha3(bytes(pre.b))
+        check(f"ledger entry {i} hash", h, e["hash"])
+        check(f"ledger entry {i} encoding", (bytes(pre.b) + bytes.fromhex(h)).hex(), e["encoded"])
+        prev = h
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
     policy_digest = None
     p = root / "policy-layer-v1.json"
     if p.exists():
         policy_digest = policy_layer(json.loads(p.read_text()))
-    genesis(json.loads((root / "genesis-v1.json").read_text()), policy_digest)
+    gvec = json.loads((root / "genesis-v1.json").read_text())
+    genesis(gvec, policy_digest)
+    lp = root / "ledger-v1.json"
+    if lp.exists():
+        ledger(json.loads(lp.read_text()), gvec["genesis_digest"])
     print("all vectors verified independently")
 
 
