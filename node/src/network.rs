@@ -181,17 +181,24 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     }
 }
 
+/// A peer client for write forwarding, over a lazily connecting channel.
+pub fn forward_client(addr: &str) -> Result<PeerClient<Channel>, tonic::transport::Error> {
+    Ok(PeerClient::new(channel(addr)?)
+        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
+}
+
 /// Forwards a client write to the leader's peer service.
 pub async fn forward_write(
-    leader_addr: &str,
+    client: &PeerClient<Channel>,
     cmd: WriteCommand,
     timeout: Duration,
 ) -> Result<WriteReply, tonic::Status> {
-    let ch = channel(leader_addr).map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-    let mut client = PeerClient::new(ch)
-        .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
     let mut req = tonic::Request::new(cmd);
     req.set_timeout(timeout);
-    client.forward_write(req).await.map(|r| r.into_inner())
+    client
+        .clone()
+        .forward_write(req)
+        .await
+        .map(|r| r.into_inner())
 }

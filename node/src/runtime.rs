@@ -192,6 +192,14 @@ pub async fn start(
         sm,
         genesis_digest,
         peer_addrs: Arc::new(members.iter().map(|(k, v)| (*k, v.addr.clone())).collect()),
+        forward: Arc::new(
+            members
+                .iter()
+                .filter(|(k, _)| **k != id)
+                .map(|(k, v)| Ok((*k, crate::network::forward_client(&v.addr)?)))
+                .collect::<Result<_, tonic::transport::Error>>()
+                .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?,
+        ),
         metrics: Arc::new(Metrics::default()),
         bounds: options.bounds,
     };

@@ -9,6 +9,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 use senatus_genesis::Digest;
 use senatus_proto::v1 as pb;
+use senatus_proto::v1::peer_client::PeerClient;
+use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use crate::ledger::{EntryKind, LedgerEntry};
@@ -61,8 +63,10 @@ pub struct Shared {
     pub sm: StateMachineStore,
     /// Genesis digest (ledger entry 1 links to it).
     pub genesis_digest: Digest,
-    /// Peer addresses by node id (for forwarding).
+    /// Peer addresses by node id (membership check on the peer service).
     pub peer_addrs: Arc<BTreeMap<u64, String>>,
+    /// One lazily connecting client per peer, for forwarding writes.
+    pub forward: Arc<BTreeMap<u64, PeerClient<Channel>>>,
     /// Request metrics.
     pub metrics: Arc<Metrics>,
     /// Write timing bounds.
@@ -114,8 +118,8 @@ impl Shared {
             match leader {
                 Some(l) if l == self.id => return self.write_as_leader(cmd).await,
                 Some(l) => {
-                    let addr = self
-                        .peer_addrs
+                    let client = self
+                        .forward
                         .get(&l)
                         .ok_or_else(|| Status::internal(format!("leader {l} has no address")))?;
                     let timeout = Duration::from_millis(
@@ -125,7 +129,7 @@ impl Shared {
                         kind: u32::from(cmd.kind.code()),
                         payload: cmd.payload.clone(),
                     };
-                    match network::forward_write(addr, fwd, timeout).await {
+                    match network::forward_write(client, fwd, timeout).await {
                         // The leader moved between our read and its answer:
                         // look again until the deadline.
                         Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
