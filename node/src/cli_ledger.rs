@@ -2,7 +2,7 @@
 //! auditor tools over the public API.
 
 use std::io::{BufRead as _, Write as _};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -160,7 +160,7 @@ pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
     match cmd {
         LedgerCommand::Export { api, out } => export(api, out),
         LedgerCommand::Verify { genesis, api, file } => {
-            verify(genesis, api.as_deref(), file.as_ref())
+            verify(genesis, api.as_deref(), file.as_deref())
         }
         LedgerCommand::Append { api, text } => {
             let rt = runtime()?;
@@ -230,7 +230,7 @@ fn export(api: &str, out: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn verify(genesis: &PathBuf, api: Option<&str>, file: Option<&PathBuf>) -> anyhow::Result<()> {
+fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
     let g = Genesis::load(genesis)?;
     let gd = g.digest();
     let mut v = ChainVerifier::new(gd);

@@ -39,6 +39,9 @@ enum Command {
         #[arg(long)]
         api: String,
     },
+    /// Run a local five-validator testnet on 127.0.0.1 (up, down, status).
+    #[command(subcommand)]
+    Testnet(senatus_testnet::cli::TestnetCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -73,6 +76,9 @@ fn main() -> ExitCode {
         Command::Node(a) => run_node(a),
         Command::Ledger(c) => cli_ledger::run(c),
         Command::Status { api } => cli_ledger::status(api),
+        Command::Testnet(c) => std::env::current_exe()
+            .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))
+            .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

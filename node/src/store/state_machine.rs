@@ -595,7 +595,15 @@ impl StateMachineStore {
         batch.put_ledger_head(&head)?;
         batch.put_applied(&contents.last_applied)?;
         batch.put_membership(&contents.last_membership)?;
-        self.save_current_snapshot(meta, bytes, Some(batch))
+        self.save_current_snapshot(meta, bytes, Some(batch))?;
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            ledger_index = head.index,
+            ledger_hash = %head.hash,
+            bytes = bytes.len(),
+            "installed snapshot"
+        );
+        Ok(())
     }
 
     /// Records `meta`/`bytes` as the current snapshot, in the same atomic

@@ -1,0 +1,284 @@
+//! Helpers for the multi-process cluster tests: starting a testnet from the
+//! `senatus` binary under test, bounded waits, ledger checks, and a raw
+//! gRPC codec for sending bytes that are not a valid request.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use prost::bytes::{Buf as _, BufMut as _};
+use senatus_genesis::Digest;
+use senatus_node::ledger::{EntryKind, LedgerEntry, verify_chain};
+use senatus_proto::v1 as pb;
+use senatus_testnet::{Head, RaftOverrides, Testnet, UpOptions};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Cluster tests share two cores; one cluster at a time keeps the timing
+/// bounds they assert (failover, fail-fast) meaningful.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Takes the one-cluster-at-a-time lock.
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+/// Runs a test body with an upper bound; the body owns its `Testnet`, so
+/// hitting the bound drops it and kills its processes before failing.
+pub async fn bounded<T>(limit: Duration, what: &str, body: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, body).await {
+        Ok(t) => t,
+        Err(_) => panic!("{what}: exceeded the test bound of {limit:?}"),
+    }
+}
+
+/// A five-node testnet in `tmp/net`, started from the binary under test,
+/// ready (leader elected, one ledger head).
+pub async fn cluster(tmp: &Path, raft: RaftOverrides) -> Testnet {
+    let opts = UpOptions {
+        raft,
+        ready_timeout: Duration::from_secs(20),
+        log_filter: "info".into(),
+        ..UpOptions::default()
+    };
+    Testnet::up(
+        &tmp.join("net"),
+        Path::new(env!("CARGO_BIN_EXE_senatus")),
+        opts,
+    )
+    .await
+    .expect("testnet up")
+}
+
+/// A record payload naming its writer, distinct per `(tag, i)`.
+pub fn payload(tag: &str, i: usize) -> Vec<u8> {
+    format!("{tag}-{i:04}").into_bytes()
+}
+
+/// An acknowledged write: what was sent and what the cluster answered.
+#[derive(Debug, Clone)]
+pub struct Ack {
+    /// The record payload sent.
+    pub payload: Vec<u8>,
+    /// The node's reply (ledger index and entry hash).
+    pub reply: pb::WriteReply,
+}
+
+/// Writes one record through `via`, panicking on any error.
+pub async fn write(net: &Testnet, via: u64, payload: Vec<u8>) -> Ack {
+    let reply = net
+        .append_record(via, payload.clone())
+        .await
+        .unwrap_or_else(|s| panic!("write via node {via}: {:?}: {}", s.code(), s.message()));
+    assert_eq!(reply.hash.len(), 32, "entry hash length");
+    Ack { payload, reply }
+}
+
+/// Writes `n` records through `via`, `concurrency` at a time; returns the
+/// acknowledgements sorted by ledger index.
+pub async fn write_many(
+    net: &Testnet,
+    via: u64,
+    tag: &str,
+    n: usize,
+    concurrency: usize,
+) -> Vec<Ack> {
+    let client = net.client(via).expect("client");
+    let mut acks = Vec::with_capacity(n);
+    let mut next = 0usize;
+    let mut set = tokio::task::JoinSet::new();
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < concurrency {
+            let mut c = client.clone();
+            let p = payload(tag, next);
+            set.spawn(async move {
+                let r = c
+                    .append_record(pb::AppendRecordRequest { payload: p.clone() })
+                    .await;
+                (p, r)
+            });
+            next += 1;
+        }
+        let Some(done) = set.join_next().await else {
+            break;
+        };
+        let (payload, r) = done.expect("writer task");
+        let reply = r
+            .unwrap_or_else(|s| panic!("write via node {via}: {:?}: {}", s.code(), s.message()))
+            .into_inner();
+        acks.push(Ack { payload, reply });
+    }
+    acks.sort_by_key(|a| a.reply.index);
+    acks
+}
+
+/// The genesis digest node `id` chains entry 1 to.
+pub async fn genesis_digest(net: &Testnet, id: u64) -> Digest {
+    let h = net
+        .client(id)
+        .expect("client")
+        .ledger_head(pb::LedgerHeadRequest {})
+        .await
+        .expect("LedgerHead")
+        .into_inner();
+    digest(&h.genesis_digest)
+}
+
+/// A 32-byte digest from the wire.
+pub fn digest(bytes: &[u8]) -> Digest {
+    Digest(bytes.try_into().expect("32-byte digest"))
+}
+
+/// A wire entry as the node's domain type.
+pub fn domain(e: &pb::LedgerEntry) -> LedgerEntry {
+    LedgerEntry {
+        index: e.index,
+        kind: EntryKind::from_code(u8::try_from(e.kind).expect("kind fits u8"))
+            .expect("known kind"),
+        payload: e.payload.clone(),
+        prev_hash: digest(&e.prev_hash),
+        hash: digest(&e.hash),
+    }
+}
+
+/// Reads node `id`'s whole ledger `1..=head.index`, checks it is complete
+/// (every index, in order), that every hash recomputes and links from the
+/// genesis digest, and that it ends at `head`.
+pub async fn verified_ledger(
+    net: &Testnet,
+    id: u64,
+    head: &Head,
+    genesis: Digest,
+) -> Vec<pb::LedgerEntry> {
+    let entries = net.ledger(id, 1, head.index).await.expect("GetLedger");
+    let indexes: Vec<u64> = entries.iter().map(|e| e.index).collect();
+    let expected: Vec<u64> = (1..=head.index).collect();
+    assert_eq!(
+        indexes, expected,
+        "node {id}: ledger incomplete or out of order"
+    );
+    let domain: Vec<LedgerEntry> = entries.iter().map(domain).collect();
+    let tip = verify_chain(&domain, genesis)
+        .unwrap_or_else(|e| panic!("node {id}: served ledger does not verify: {e}"));
+    assert_eq!(
+        tip.0.to_vec(),
+        head.hash,
+        "node {id}: chain tip is not the head"
+    );
+    entries
+}
+
+/// Asserts every acknowledged write is in `ledger` at its index, with its
+/// hash and payload.
+pub fn assert_acked_present(ledger: &[pb::LedgerEntry], acks: &[Ack], who: &str) {
+    for a in acks {
+        let i = a.reply.index;
+        let e = ledger
+            .get(
+                usize::try_from(i)
+                    .expect("index fits usize")
+                    .wrapping_sub(1),
+            )
+            .unwrap_or_else(|| panic!("{who}: acknowledged index {i} missing"));
+        assert_eq!(e.index, i, "{who}: entry position");
+        assert_eq!(
+            e.hash, a.reply.hash,
+            "{who}: hash of acknowledged index {i}"
+        );
+        assert_eq!(
+            e.payload, a.payload,
+            "{who}: payload of acknowledged index {i}"
+        );
+        assert_eq!(
+            e.kind,
+            u32::from(EntryKind::Record.code()),
+            "{who}: kind at {i}"
+        );
+    }
+}
+
+/// Asserts every running node serves exactly `reference` (entry by entry)
+/// and reports `head`.
+pub async fn assert_identical_everywhere(
+    net: &Testnet,
+    head: &Head,
+    genesis: Digest,
+    reference: &[pb::LedgerEntry],
+) {
+    for id in net.running() {
+        let ledger = verified_ledger(net, id, head, genesis).await;
+        assert_eq!(ledger.len(), reference.len(), "node {id}: ledger length");
+        for (mine, theirs) in ledger.iter().zip(reference) {
+            assert_eq!(mine, theirs, "node {id}: entry {} differs", theirs.index);
+        }
+        let s = net.status(id).await.expect("status");
+        assert_eq!(&Head::of(&s), head, "node {id}: head");
+    }
+}
+
+/// A running node other than `not`.
+pub fn other_than(net: &Testnet, not: &[u64]) -> u64 {
+    net.running()
+        .into_iter()
+        .find(|id| !not.contains(id))
+        .expect("another running node")
+}
+
+/// A gRPC codec that sends and receives raw bytes: lets a test put any
+/// body on the wire where a protobuf is expected.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let n = src.remaining();
+        Ok(Some(src.copy_to_bytes(n).to_vec()))
+    }
+}
+
+/// Sends `body` as the request message of `method` on the public API of
+/// node `id`, bypassing protobuf encoding.
+pub async fn raw_call(
+    net: &Testnet,
+    id: u64,
+    method: &'static str,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(net.channel(id).expect("channel"));
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    let path = tonic::codegen::http::uri::PathAndQuery::from_static(method);
+    grpc.unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .map(tonic::Response::into_inner)
+}
