@@ -133,6 +133,124 @@ def ledger(vec, genesis_digest):
         prev = h
 
 
+def merkle_leaf(data: bytes) -> bytes:
+    return hashlib.sha3_256(b"\x00" + data).digest()
+
+
+def merkle_inner(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha3_256(b"\x01" + left + right).digest()
+
+
+def split_point(n: int) -> int:
+    """Largest power of two strictly below n (n >= 2)."""
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def merkle_root(hashes):
+    """PROTOCOL.md, Governance tokens: RFC 6962 tree over leaf hashes."""
+    if len(hashes) == 1:
+        return hashes[0]
+    k = split_point(len(hashes))
+    return merkle_inner(merkle_root(hashes[:k]), merkle_root(hashes[k:]))
+
+
+def merkle_path(m, hashes):
+    if len(hashes) == 1:
+        return []
+    k = split_point(len(hashes))
+    if m < k:
+        return merkle_path(m, hashes[:k]) + [merkle_root(hashes[k:])]
+    return merkle_path(m - k, hashes[k:]) + [merkle_root(hashes[:k])]
+
+
+def merkle_verify(leaf, index, count, proof, root):
+    """Walks the path bottom-up the way a broker does, without the tree."""
+    if not 0 <= index < count:
+        return False
+    fn, sn, r = index, count - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = merkle_inner(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = merkle_inner(r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def token(vec, gvec):
+    g = gvec["genesis"]
+    check("token vector chains from the genesis vector", vec["genesis_digest"], gvec["genesis_digest"])
+    check("token vector group key is the genesis group key", vec["group_key"], g["group_key"])
+    check("token vector seal is seal 0", vec["seal_digest"], gvec["seal0_digest"])
+    leaves = vec["leaves"]
+    check("token leaf count", vec["leaf_count"], len(leaves))
+    hashes = []
+    for i, lf in enumerate(leaves):
+        # Params: restricted to ASCII strings, integers, booleans and null,
+        # for which this json.dumps call is exactly RFC 8785 (JCS).
+        jcs = json.dumps(lf["params"], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        check(f"token {i} params JCS", jcs, lf["params_jcs"])
+        check(f"token {i} params digest", sha3(jcs.encode()), lf["params_digest"])
+        did = Enc("decision-id").u64(vec["ledger_index"]).raw32(vec["entry_hash"]).u32(lf["position"])
+        check(f"token {i} decision id", sha3(bytes(did.b)), lf["decision_id"])
+        nonce = Enc("token-nonce").raw32(vec["entry_hash"]).u32(lf["position"])
+        check(f"token {i} nonce", sha3(bytes(nonce.b))[:32], lf["nonce"])
+        e = Enc("token").raw32(vec["genesis_digest"]).raw32(lf["decision_id"])
+        e.u64(vec["ledger_index"]).raw32(vec["entry_hash"]).u32(lf["position"])
+        e.b += bytes([lf["outcome"]])
+        e.str_(lf["surface"]).str_(lf["action"]).str_(lf["tenant"]).str_(lf["actor"])
+        e.raw32(lf["params_digest"]).u64(lf["policy_version"]).raw32(vec["seal_digest"])
+        e.u64(vec["epoch"]).u64(lf["issued_at_ms"]).u64(lf["expires_at_ms"])
+        e.b += bytes.fromhex(lf["nonce"])
+        payload = bytes(e.b)
+        check(f"token {i} payload bytes", payload.hex(), lf["payload_bytes"])
+        check(f"token {i} token digest", sha3(payload), lf["token_digest"])
+        leaf = merkle_leaf(payload)
+        check(f"token {i} leaf hash", leaf.hex(), lf["leaf_hash"])
+        check(f"token {i} leaf index", lf["leaf_index"], i)
+        hashes.append(leaf)
+    root = merkle_root(hashes)
+    check("token batch Merkle root", root.hex(), vec["root"])
+    for i, lf in enumerate(leaves):
+        path = merkle_path(i, hashes)
+        check(f"token {i} proof", [p.hex() for p in path], lf["proof"])
+        proof = [bytes.fromhex(p) for p in lf["proof"]]
+        if not merkle_verify(hashes[i], i, len(hashes), proof, root):
+            print(f"MISMATCH token {i} proof does not verify")
+            sys.exit(1)
+        if merkle_verify(hashes[i], (i + 1) % len(hashes), len(hashes), proof, root):
+            print(f"MISMATCH token {i} proof verifies at the wrong index")
+            sys.exit(1)
+    m = Enc("token-batch").raw32(vec["genesis_digest"]).u64(vec["epoch"]).raw32(vec["group_key"])
+    m.raw32(vec["root"]).u32(vec["leaf_count"])
+    msg = bytes(m.b)
+    check("token batch message", msg.hex(), vec["batch_message"])
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(vec["group_key"])).verify(
+            bytes.fromhex(vec["signature"]), msg
+        )
+    except InvalidSignature:
+        print("MISMATCH token batch signature does not verify")
+        sys.exit(1)
+    print("ok  token batch signature (Ed25519, FROST group key)")
+    for i, lf in enumerate(leaves):
+        w = Enc("token-wire").bytes_(bytes.fromhex(lf["payload_bytes"]))
+        w.u32(lf["leaf_index"]).u32(vec["leaf_count"]).raw32(vec["root"]).u32(len(lf["proof"]))
+        for p in lf["proof"]:
+            w.raw32(p)
+        w.b += bytes.fromhex(vec["signature"])
+        check(f"token {i} wire bytes", bytes(w.b).hex(), lf["token_wire"])
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
     policy_digest = None
@@ -144,6 +262,9 @@ def main():
     lp = root / "ledger-v1.json"
     if lp.exists():
         ledger(json.loads(lp.read_text()), gvec["genesis_digest"])
+    tp = root / "token-v1.json"
+    if tp.exists():
+        token(json.loads(tp.read_text()), gvec)
     print("all vectors verified independently")
 
 
