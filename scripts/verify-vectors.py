@@ -251,6 +251,68 @@ def token(vec, gvec):
         check(f"token {i} wire bytes", bytes(w.b).hex(), lf["token_wire"])
 
 
+def request_bytes(rq):
+    """PROTOCOL.md section 10: the governed request encoding."""
+    # Params: ASCII strings and integers only, for which this json.dumps call
+    # is exactly RFC 8785 (JCS).
+    jcs = json.dumps(rq["params"], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    check(f"request {rq['idempotency_key']} params JCS", jcs, rq["params_jcs"])
+    e = Enc("request").str_(rq["surface"]).str_(rq["action"]).str_(rq["actor"]).str_(rq["tenant"])
+    e.bytes_(jcs.encode()).u16(rq["uncertainty_permille"])
+    resources = sorted(rq["resources"], key=lambda r: r[0].encode())
+    names = [r[0] for r in resources]
+    assert len(set(names)) == len(names), "resource names must be unique"
+    e.u32(len(resources))
+    for name, amount in resources:
+        e.str_(name).u64(amount)
+    e.u32(len(rq["external_endpoints"]))
+    for endpoint in rq["external_endpoints"]:
+        e.str_(endpoint)
+    e.str_(rq["idempotency_key"])
+    return bytes(e.b)
+
+
+def decision_bytes(d):
+    """PROTOCOL.md section 11: the decision encoding."""
+    reasons = sorted(set(d["reasons"]), key=lambda r: r.encode())
+    check("decision reasons are sorted and unique", reasons, d["reasons"])
+    e = Enc("decision")
+    e.b += bytes([d["outcome"]])
+    e.u32(len(reasons))
+    for r in reasons:
+        e.str_(r)
+    e.u64(d["policy_version"])
+    return bytes(e.b)
+
+
+def requests(vec, gvec, policy_digest):
+    if policy_digest is not None:
+        check("request vector is decided by the policy-layer vector", vec["policy_digest"], policy_digest)
+    check("request vector's layer is the genesis policy", vec["policy_digest"], gvec["genesis"]["policy_digest"])
+    encoded = []
+    for rq in vec["requests"]:
+        key = rq["idempotency_key"]
+        b = request_bytes(rq)
+        check(f"request {key} bytes", b.hex(), rq["request_bytes"])
+        check(f"request {key} digest", sha3(b), rq["request_digest"])
+        d = rq["decision"]
+        check(f"request {key} decision policy version", d["policy_version"], vec["batch"]["policy_version"])
+        db = decision_bytes(d)
+        check(f"request {key} decision bytes", db.hex(), d["decision_bytes"])
+        check(f"request {key} decision digest", sha3(db), d["decision_digest"])
+        encoded.append(b)
+    bt = vec["batch"]
+    check("decision batch seal is seal 0", bt["seal_digest"], gvec["seal0_digest"])
+    assert bt["issued_at_ms"] < bt["expires_at_ms"]
+    e = Enc("decision-batch").u64(bt["issued_at_ms"]).u64(bt["expires_at_ms"])
+    e.u64(bt["policy_version"]).raw32(bt["seal_digest"]).u64(bt["epoch"])
+    e.u32(len(encoded))
+    for b in encoded:
+        e.bytes_(b)
+    check("decision batch bytes", bytes(e.b).hex(), bt["batch_bytes"])
+    check("decision batch digest", sha3(bytes(e.b)), bt["batch_digest"])
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
     policy_digest = None
@@ -265,6 +327,9 @@ def main():
     tp = root / "token-v1.json"
     if tp.exists():
         token(json.loads(tp.read_text()), gvec)
+    rp = root / "request-v1.json"
+    if rp.exists():
+        requests(json.loads(rp.read_text()), gvec, policy_digest)
     print("all vectors verified independently")
 
 

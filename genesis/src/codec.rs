@@ -171,6 +171,149 @@ impl Encoder {
     }
 }
 
+/// Why canonical bytes do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The message does not start with the expected tag and version.
+    #[error("expected tag {expected:?}")]
+    Tag {
+        /// The tag wanted (without the `0x00`).
+        expected: String,
+    },
+    /// The input ends inside `field`.
+    #[error(
+        "truncated at byte {offset} reading {field}: need {needed} more bytes, {remaining} left"
+    )]
+    Truncated {
+        /// The field being read.
+        field: &'static str,
+        /// Where the input ended.
+        offset: usize,
+        /// Bytes the read needed.
+        needed: usize,
+        /// Bytes that were left.
+        remaining: usize,
+    },
+    /// `field` is not valid UTF-8.
+    #[error("{field} at byte {offset} is not UTF-8")]
+    NotUtf8 {
+        /// The field.
+        field: &'static str,
+        /// Where it starts.
+        offset: usize,
+    },
+    /// Bytes remain after the last field.
+    #[error("{count} trailing bytes after the last field")]
+    Trailing {
+        /// How many.
+        count: usize,
+    },
+}
+
+/// A bounds-checked reader of [`Encoder`] output: the inverse of each
+/// encoder method, refusing truncation, bad UTF-8 and trailing bytes.
+/// Lengths are checked against the input before anything is allocated.
+#[derive(Debug)]
+pub struct Decoder<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Decoder<'a> {
+    /// Starts reading a message for `object` at `version`, checking its tag.
+    pub fn new(bytes: &'a [u8], object: &str, version: u8) -> Result<Self, DecodeError> {
+        let tag = domain_tag(object, version);
+        let want = tag.len() + 1;
+        if bytes.len() < want || &bytes[..tag.len()] != tag.as_bytes() || bytes[tag.len()] != 0 {
+            return Err(DecodeError::Tag { expected: tag });
+        }
+        Ok(Decoder { bytes, pos: want })
+    }
+
+    /// Byte offset of the next field.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes not yet read.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.pos
+    }
+
+    /// The next `n` raw bytes.
+    pub fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or(DecodeError::Truncated {
+                field,
+                offset: self.bytes.len(),
+                needed: n,
+                remaining: self.remaining(),
+            })?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    /// One byte.
+    pub fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
+        Ok(self.take(1, field)?[0])
+    }
+
+    /// A big-endian `u16`.
+    pub fn u16(&mut self, field: &'static str) -> Result<u16, DecodeError> {
+        let b = self.take(2, field)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    /// A big-endian `u32`.
+    pub fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
+        let b = self.take(4, field)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// A big-endian `u64`.
+    pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(8, field)?);
+        Ok(u64::from_be_bytes(a))
+    }
+
+    /// 32 raw bytes.
+    pub fn fixed32(&mut self, field: &'static str) -> Result<[u8; 32], DecodeError> {
+        let mut a = [0u8; 32];
+        a.copy_from_slice(self.take(32, field)?);
+        Ok(a)
+    }
+
+    /// A digest (32 raw bytes).
+    pub fn digest(&mut self, field: &'static str) -> Result<Digest, DecodeError> {
+        self.fixed32(field).map(Digest)
+    }
+
+    /// A length-prefixed byte string.
+    pub fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(field)?;
+        self.take(len as usize, field)
+    }
+
+    /// A length-prefixed UTF-8 string.
+    pub fn str(&mut self, field: &'static str) -> Result<&'a str, DecodeError> {
+        let offset = self.pos;
+        std::str::from_utf8(self.bytes(field)?).map_err(|_| DecodeError::NotUtf8 { field, offset })
+    }
+
+    /// Ends reading: no byte may remain.
+    pub fn finish(self) -> Result<(), DecodeError> {
+        match self.remaining() {
+            0 => Ok(()),
+            count => Err(DecodeError::Trailing { count }),
+        }
+    }
+}
+
 /// The ASCII domain tag (without the trailing `0x00`).
 pub fn domain_tag(object: &str, version: u8) -> String {
     format!("senatus/{object}/v{version}")
@@ -197,6 +340,172 @@ mod tests {
         want.extend_from_slice(&[0, 0, 0, 2, b'a', b'b']);
         want.extend_from_slice(&[9u8; 32]);
         assert_eq!(e.finish(), want);
+    }
+
+    /// Every [`Encoder`] method read back by its [`Decoder`] twin.
+    #[test]
+    fn decoder_reads_back_every_encoder_method() {
+        let d32 = sha3(b"d");
+        let mut e = Encoder::new("example", 3);
+        e.u8(0xfe)
+            .u16(0xfedc)
+            .u32(0xfedc_ba98)
+            .u64(0xfedc_ba98_7654_3210)
+            .fixed32(&[5u8; 32])
+            .digest(&d32)
+            .bytes(b"\x00\xff raw")
+            .str("h\u{e9}llo")
+            .count(2)
+            .str("")
+            .bytes(b"");
+        let bytes = e.finish();
+        let mut d = Decoder::new(&bytes, "example", 3).expect("tag");
+        assert_eq!(d.position(), b"senatus/example/v3\0".len());
+        assert_eq!(d.u8("u8"), Ok(0xfe));
+        assert_eq!(d.u16("u16"), Ok(0xfedc));
+        assert_eq!(d.u32("u32"), Ok(0xfedc_ba98));
+        assert_eq!(d.u64("u64"), Ok(0xfedc_ba98_7654_3210));
+        assert_eq!(d.fixed32("fixed32"), Ok([5u8; 32]));
+        assert_eq!(d.digest("digest"), Ok(d32));
+        assert_eq!(d.bytes("bytes"), Ok(&b"\x00\xff raw"[..]));
+        assert_eq!(d.str("str"), Ok("h\u{e9}llo"));
+        assert_eq!(d.u32("count"), Ok(2));
+        assert_eq!(d.str("empty str"), Ok(""));
+        assert_eq!(d.bytes("empty bytes"), Ok(&b""[..]));
+        assert_eq!(d.remaining(), 0);
+        assert_eq!(d.position(), bytes.len());
+        assert_eq!(d.finish(), Ok(()));
+
+        let raw = [1u8, 2, 3];
+        let mut with_raw = Encoder::new("example", 1).finish();
+        with_raw.extend_from_slice(&raw);
+        let mut d = Decoder::new(&with_raw, "example", 1).expect("tag");
+        assert_eq!(d.remaining(), 3);
+        assert_eq!(d.take(3, "raw"), Ok(&raw[..]));
+        assert_eq!(d.finish(), Ok(()));
+    }
+
+    #[test]
+    fn decoder_refuses_a_wrong_tag_version_or_missing_zero() {
+        let want = DecodeError::Tag {
+            expected: "senatus/example/v1".to_string(),
+        };
+        let v1 = Encoder::new("example", 1).finish();
+        assert!(Decoder::new(&v1, "example", 1).is_ok());
+        let v2 = Encoder::new("example", 2).finish();
+        assert_eq!(Decoder::new(&v2, "example", 1).err(), Some(want.clone()));
+        let other = Encoder::new("examples", 1).finish();
+        assert_eq!(Decoder::new(&other, "example", 1).err(), Some(want.clone()));
+        assert_eq!(
+            Decoder::new(b"senatus/example/v1", "example", 1).err(),
+            Some(want.clone())
+        );
+        assert_eq!(
+            Decoder::new(b"senatus/example/v1X", "example", 1).err(),
+            Some(want.clone())
+        );
+        assert_eq!(Decoder::new(b"", "example", 1).err(), Some(want));
+    }
+
+    #[test]
+    fn decoder_names_the_truncated_field_and_what_was_missing() {
+        let mut e = Encoder::new("example", 1);
+        e.u16(1).str("abcdef");
+        let bytes = e.finish();
+        let tag_len = b"senatus/example/v1\0".len();
+        // Inside a fixed-width field: nothing is consumed.
+        let mut d = Decoder::new(&bytes[..tag_len + 1], "example", 1).expect("tag");
+        assert_eq!(
+            d.u16("first"),
+            Err(DecodeError::Truncated {
+                field: "first",
+                offset: tag_len + 1,
+                needed: 2,
+                remaining: 1,
+            })
+        );
+        assert_eq!(d.position(), tag_len);
+        // Inside the body of a string whose length prefix was read.
+        let cut = bytes.len() - 2;
+        let mut d = Decoder::new(&bytes[..cut], "example", 1).expect("tag");
+        d.u16("first").expect("u16");
+        assert_eq!(
+            d.str("second"),
+            Err(DecodeError::Truncated {
+                field: "second",
+                offset: cut,
+                needed: 6,
+                remaining: 4,
+            })
+        );
+        // Each fixed-width reader on empty input.
+        let empty = Encoder::new("example", 1).finish();
+        let d = || Decoder::new(&empty, "example", 1).expect("tag");
+        let needs = |r: Result<(), DecodeError>, field: &'static str, needed: usize| {
+            assert_eq!(
+                r,
+                Err(DecodeError::Truncated {
+                    field,
+                    offset: tag_len,
+                    needed,
+                    remaining: 0,
+                })
+            );
+        };
+        needs(d().u8("a").map(drop), "a", 1);
+        needs(d().u32("b").map(drop), "b", 4);
+        needs(d().u64("c").map(drop), "c", 8);
+        needs(d().fixed32("d").map(drop), "d", 32);
+        needs(d().digest("e").map(drop), "e", 32);
+        needs(d().bytes("f").map(drop), "f", 4);
+        needs(d().str("g").map(drop), "g", 4);
+        // A length prefix far past the end is refused, not allocated or
+        // overflowed.
+        let mut huge = Encoder::new("example", 1);
+        huge.u32(u32::MAX);
+        let huge = huge.finish();
+        let mut d = Decoder::new(&huge, "example", 1).expect("tag");
+        assert!(matches!(
+            d.bytes("huge"),
+            Err(DecodeError::Truncated { field: "huge", needed, remaining: 0, .. })
+                if needed == u32::MAX as usize
+        ));
+        let mut d = Decoder::new(&huge, "example", 1).expect("tag");
+        assert!(matches!(
+            d.take(usize::MAX, "max"),
+            Err(DecodeError::Truncated { field: "max", .. })
+        ));
+    }
+
+    #[test]
+    fn decoder_refuses_invalid_utf8_at_the_field_start() {
+        let mut e = Encoder::new("example", 1);
+        e.u8(0).bytes(b"ok\xff");
+        let bytes = e.finish();
+        let mut d = Decoder::new(&bytes, "example", 1).expect("tag");
+        d.u8("pad").expect("u8");
+        let at = d.position();
+        assert_eq!(
+            d.str("name"),
+            Err(DecodeError::NotUtf8 {
+                field: "name",
+                offset: at,
+            })
+        );
+    }
+
+    #[test]
+    fn decoder_refuses_trailing_bytes() {
+        let mut e = Encoder::new("example", 1);
+        e.u8(1).u16(2);
+        let bytes = e.finish();
+        let mut d = Decoder::new(&bytes, "example", 1).expect("tag");
+        d.u8("one").expect("u8");
+        assert_eq!(d.finish(), Err(DecodeError::Trailing { count: 2 }));
+        let d = Decoder::new(&bytes, "example", 1).expect("tag");
+        assert_eq!(d.finish(), Err(DecodeError::Trailing { count: 3 }));
+        let e = DecodeError::Trailing { count: 2 }.to_string();
+        assert!(e.contains("2 trailing"), "{e}");
     }
 
     #[test]

@@ -43,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use senatus_genesis::codec::{Digest, Encoder, domain_tag, sha3};
+use senatus_genesis::codec::{DecodeError, Decoder, Digest, Encoder, sha3};
 use senatus_genesis::policy::PARAMS_BYTES_HARD_MAX;
 
 use crate::params::{ParamsError, canonical_params};
@@ -422,23 +422,14 @@ impl DecisionRequest {
 
     /// Decodes canonical bytes strictly (see the module documentation).
     pub fn decode(bytes: &[u8]) -> Result<DecisionRequest, RequestError> {
-        let mut tag = domain_tag(REQUEST_TAG, REQUEST_VERSION).into_bytes();
-        tag.push(0);
-        if !bytes.starts_with(&tag) {
-            return Err(RequestError::BadTag {
-                want: domain_tag(REQUEST_TAG, REQUEST_VERSION),
-            });
-        }
-        let mut r = Reader {
-            bytes,
-            pos: tag.len(),
-        };
-        let surface = r.string("surface")?;
-        let action = r.string("action")?;
-        let actor = r.string("actor")?;
-        let tenant = r.string("tenant")?;
-        let params_at = r.pos;
-        let params_bytes = r.field("params")?;
+        let wire = |e: DecodeError| RequestError::from_wire(e, bytes.len());
+        let mut r = Decoder::new(bytes, REQUEST_TAG, REQUEST_VERSION).map_err(wire)?;
+        let surface = r.str("surface").map_err(wire)?.to_string();
+        let action = r.str("action").map_err(wire)?.to_string();
+        let actor = r.str("actor").map_err(wire)?.to_string();
+        let tenant = r.str("tenant").map_err(wire)?.to_string();
+        let params_at = r.position();
+        let params_bytes = r.bytes("params").map_err(wire)?;
         if params_bytes.len() as u64 > u64::from(PARAMS_BYTES_WIRE_MAX) {
             return Err(RequestError::ParamsTooLarge {
                 bytes: params_bytes.len(),
@@ -457,38 +448,31 @@ impl DecisionRequest {
                 message: "bytes differ from the RFC 8785 form of the same value".to_string(),
             });
         }
-        let uncertainty_permille = r.u16("context.uncertainty_permille")?;
-        let count = r.count("context.resources", RESOURCES_MAX)?;
+        let uncertainty_permille = r.u16("context.uncertainty_permille").map_err(wire)?;
+        let count = read_count(&mut r, "context.resources", RESOURCES_MAX)?;
         let mut resources = BTreeMap::new();
-        let mut previous: Option<String> = None;
+        let mut previous: Option<&str> = None;
         for _ in 0..count {
-            let name_at = r.pos;
-            let name = r.string("context.resources key")?;
-            if previous
-                .as_ref()
-                .is_some_and(|p| p.as_bytes() >= name.as_bytes())
-            {
+            let name_at = r.position();
+            let name = r.str("context.resources key").map_err(wire)?;
+            if previous.is_some_and(|p| p.as_bytes() >= name.as_bytes()) {
                 return Err(RequestError::ResourcesUnsorted {
-                    name: truncate_echo(&name),
+                    name: truncate_echo(name),
                     offset: name_at,
                 });
             }
-            let amount = r.u64("context.resources amount")?;
-            previous = Some(name.clone());
-            resources.insert(name, amount);
+            let amount = r.u64("context.resources amount").map_err(wire)?;
+            previous = Some(name);
+            resources.insert(name.to_string(), amount);
         }
-        let count = r.count("context.external_endpoints", ENDPOINTS_MAX)?;
+        let count = read_count(&mut r, "context.external_endpoints", ENDPOINTS_MAX)?;
         let mut external_endpoints = Vec::with_capacity(count);
         for _ in 0..count {
-            external_endpoints.push(r.string("context.external_endpoints item")?);
+            let endpoint = r.str("context.external_endpoints item").map_err(wire)?;
+            external_endpoints.push(endpoint.to_string());
         }
-        let idempotency_key = r.string("idempotency_key")?;
-        if r.pos != bytes.len() {
-            return Err(RequestError::TrailingBytes {
-                offset: r.pos,
-                count: bytes.len() - r.pos,
-            });
-        }
+        let idempotency_key = r.str("idempotency_key").map_err(wire)?.to_string();
+        r.finish().map_err(wire)?;
         let request = DecisionRequest {
             surface,
             action,
@@ -507,73 +491,42 @@ impl DecisionRequest {
     }
 }
 
-/// A bounds-checked cursor over encoded bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+impl RequestError {
+    /// The request error for a shared-decoder failure on an input of
+    /// `input_len` bytes.
+    fn from_wire(e: DecodeError, input_len: usize) -> RequestError {
+        match e {
+            DecodeError::Tag { expected } => RequestError::BadTag { want: expected },
+            DecodeError::Truncated { field, offset, .. } => RequestError::Truncated {
+                field: field.to_string(),
+                offset,
+            },
+            DecodeError::NotUtf8 { field, offset } => RequestError::NotUtf8 {
+                field: field.to_string(),
+                offset,
+            },
+            DecodeError::Trailing { count } => RequestError::TrailingBytes {
+                offset: input_len - count,
+                count,
+            },
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], RequestError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| RequestError::Truncated {
-                field: field.to_string(),
-                offset: self.bytes.len(),
-            })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
+/// A list count, refused above `max` before any item is read.
+fn read_count(r: &mut Decoder<'_>, field: &'static str, max: usize) -> Result<usize, RequestError> {
+    let n = r
+        .u32(field)
+        .map_err(|e| RequestError::from_wire(e, r.position() + r.remaining()))?
+        as usize;
+    if n > max {
+        return Err(RequestError::TooMany {
+            field: field.to_string(),
+            count: n,
+            max,
+        });
     }
-
-    fn u16(&mut self, field: &str) -> Result<u16, RequestError> {
-        let b = self.take(2, field)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self, field: &str) -> Result<u32, RequestError> {
-        let b = self.take(4, field)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn u64(&mut self, field: &str) -> Result<u64, RequestError> {
-        let b = self.take(8, field)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(u64::from_be_bytes(a))
-    }
-
-    /// A length-prefixed byte string; the length is checked against the
-    /// input before anything is allocated.
-    fn field(&mut self, field: &str) -> Result<&'a [u8], RequestError> {
-        let len = self.u32(field)?;
-        self.take(len as usize, field)
-    }
-
-    fn string(&mut self, field: &str) -> Result<String, RequestError> {
-        let at = self.pos;
-        let raw = self.field(field)?;
-        std::str::from_utf8(raw)
-            .map(str::to_string)
-            .map_err(|_| RequestError::NotUtf8 {
-                field: field.to_string(),
-                offset: at,
-            })
-    }
-
-    fn count(&mut self, field: &str, max: usize) -> Result<usize, RequestError> {
-        let n = self.u32(field)? as usize;
-        if n > max {
-            return Err(RequestError::TooMany {
-                field: field.to_string(),
-                count: n,
-                max,
-            });
-        }
-        Ok(n)
-    }
+    Ok(n)
 }
 
 #[cfg(test)]

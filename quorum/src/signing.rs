@@ -94,6 +94,7 @@ use frost_ed25519::keys::{KeyPackage, PublicKeyPackage};
 use frost_ed25519::round1::{NonceCommitment, SigningCommitments, SigningNonces};
 use frost_ed25519::round2::SignatureShare;
 use rand::{CryptoRng, RngCore};
+use senatus_genesis::codec::{DecodeError, Decoder};
 use senatus_genesis::{Digest, Encoder, NodeId, sha3};
 
 /// Default capacity of a signer's nonce pool (unused nonces held at once).
@@ -1221,11 +1222,11 @@ impl SignedShare {
     }
 }
 
-/// Strict reader for the encodings above.
+/// The shared strict decoder, with its errors named after the object being
+/// read; adds the bounds and value checks of the encodings above.
 struct Reader<'a> {
     object: &'static str,
-    buf: &'a [u8],
-    pos: usize,
+    d: Decoder<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -1237,16 +1238,8 @@ impl<'a> Reader<'a> {
                 max,
             });
         }
-        let mut tag = senatus_genesis::codec::domain_tag(object, WIRE_VERSION).into_bytes();
-        tag.push(0);
-        if !buf.starts_with(&tag) {
-            return Err(WireError::Tag { object });
-        }
-        Ok(Reader {
-            object,
-            buf,
-            pos: tag.len(),
-        })
+        let d = Decoder::new(buf, object, WIRE_VERSION).map_err(|e| wire_error(object, e))?;
+        Ok(Reader { object, d })
     }
 
     fn invalid(&self, field: &'static str, reason: String) -> WireError {
@@ -1257,35 +1250,32 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn wire<T>(&self, r: Result<T, DecodeError>) -> Result<T, WireError> {
+        r.map_err(|e| wire_error(self.object, e))
+    }
+
     fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|end| *end <= self.buf.len())
-            .ok_or(WireError::Truncated {
-                object: self.object,
-                field,
-            })?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
+        let r = self.d.take(n, field);
+        self.wire(r)
     }
 
     fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
-        let b = self.take(field, 4)?;
-        Ok(u32::from_be_bytes(b.try_into().expect("4 bytes")))
+        let r = self.d.u32(field);
+        self.wire(r)
     }
 
     fn u64(&mut self, field: &'static str) -> Result<u64, WireError> {
-        let b = self.take(field, 8)?;
-        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+        let r = self.d.u64(field);
+        self.wire(r)
     }
 
     fn fixed32(&mut self, field: &'static str) -> Result<[u8; 32], WireError> {
-        let b = self.take(field, 32)?;
-        Ok(b.try_into().expect("32 bytes"))
+        let r = self.d.fixed32(field);
+        self.wire(r)
     }
 
+    /// A length-prefixed byte string; the length is checked against `max`
+    /// before the body is read.
     fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], WireError> {
         let len = self.u32(field)? as usize;
         if len > max {
@@ -1323,13 +1313,23 @@ impl<'a> Reader<'a> {
     }
 
     fn finish(self) -> Result<(), WireError> {
-        match self.buf.len() - self.pos {
-            0 => Ok(()),
-            count => Err(WireError::Trailing {
-                object: self.object,
-                count,
-            }),
-        }
+        let object = self.object;
+        self.d.finish().map_err(|e| wire_error(object, e))
+    }
+}
+
+/// The wire error for a shared-decoder failure while reading `object`.
+fn wire_error(object: &'static str, e: DecodeError) -> WireError {
+    match e {
+        DecodeError::Tag { .. } => WireError::Tag { object },
+        DecodeError::Truncated { field, .. } => WireError::Truncated { object, field },
+        DecodeError::Trailing { count } => WireError::Trailing { object, count },
+        // No encoding here has a string field; kept total for safety.
+        DecodeError::NotUtf8 { field, .. } => WireError::Invalid {
+            object,
+            field,
+            reason: "not UTF-8".to_string(),
+        },
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use senatus_genesis::codec::{self, Decoder, domain_tag};
 use senatus_genesis::{Digest, Encoder, Epoch, Key32, LedgerIndex, PolicyVersion, sha3};
 use serde::Serialize;
 
@@ -193,8 +194,7 @@ impl TokenPayload {
                 max: PAYLOAD_BYTES_MAX,
             });
         }
-        let mut r = Reader::new(bytes);
-        r.tag(PAYLOAD_TAG, b"senatus/token/v", "payload")?;
+        let mut r = open(bytes, PAYLOAD_OBJECT, b"senatus/token/v", "payload")?;
         let genesis_digest = r.digest("genesis_digest")?;
         let decision_id = r.digest("decision_id")?;
         let ledger_index = LedgerIndex(r.u64("ledger_index")?);
@@ -202,18 +202,22 @@ impl TokenPayload {
         let position = r.u32("position")?;
         let code = r.u8("outcome")?;
         let outcome = Outcome::from_code(code).ok_or(DecodeError::UnknownOutcome(code))?;
-        let surface = r.str("surface")?;
-        let action = r.str("action")?;
-        let tenant = r.str("tenant")?;
-        let actor = r.str("actor")?;
+        let surface = read_str(&mut r, "surface")?;
+        let action = read_str(&mut r, "action")?;
+        let tenant = read_str(&mut r, "tenant")?;
+        let actor = read_str(&mut r, "actor")?;
         let params_digest = r.digest("params_digest")?;
         let policy_version = PolicyVersion(r.u64("policy_version")?);
         let seal_digest = r.digest("seal_digest")?;
         let epoch = Epoch(r.u64("epoch")?);
         let issued_at_ms = r.u64("issued_at_ms")?;
         let expires_at_ms = r.u64("expires_at_ms")?;
-        let nonce = Nonce(r.array::<NONCE_BYTES>("nonce")?);
-        r.end()?;
+        let nonce = Nonce(
+            r.take(NONCE_BYTES, "nonce")?
+                .try_into()
+                .expect("NONCE_BYTES bytes"),
+        );
+        r.finish()?;
         if issued_at_ms >= expires_at_ms {
             return Err(DecodeError::Lifetime {
                 issued_at_ms,
@@ -478,8 +482,7 @@ impl Token {
                 max: TOKEN_BYTES_MAX,
             });
         }
-        let mut r = Reader::new(bytes);
-        r.tag(WIRE_TAG, WIRE_TAG_PREFIX, "token")?;
+        let mut r = open(bytes, WIRE_OBJECT, WIRE_TAG_PREFIX, "token")?;
         let len = r.u32("payload length")? as usize;
         if len > PAYLOAD_BYTES_MAX {
             return Err(DecodeError::TooLarge {
@@ -508,8 +511,8 @@ impl Token {
         let proof = (0..n)
             .map(|_| r.digest("proof"))
             .collect::<Result<Vec<_>, _>>()?;
-        let signature = r.array::<64>("signature")?;
-        r.end()?;
+        let signature = r.take(64, "signature")?.try_into().expect("64 bytes");
+        r.finish()?;
         Ok(Token {
             payload,
             leaf_index,
@@ -650,99 +653,81 @@ pub enum DecodeError {
     Text(String),
 }
 
-/// A strict cursor over canonical bytes.
-struct Reader<'a> {
-    rest: &'a [u8],
+impl From<codec::DecodeError> for DecodeError {
+    fn from(e: codec::DecodeError) -> Self {
+        match e {
+            // Tags are checked by `open`, which names the object; this arm
+            // only keeps the conversion total.
+            codec::DecodeError::Tag { .. } => DecodeError::BadTag { what: "input" },
+            codec::DecodeError::Truncated {
+                field,
+                needed,
+                remaining,
+                ..
+            } => DecodeError::Truncated {
+                field,
+                needed,
+                remaining,
+            },
+            codec::DecodeError::NotUtf8 { field, .. } => DecodeError::NotUtf8 { field },
+            codec::DecodeError::Trailing { count } => DecodeError::TrailingBytes(count),
+        }
+    }
 }
 
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        Reader { rest: bytes }
+/// Starts decoding `bytes` as `object` v1. The shared decoder only says the
+/// tag is wrong; a verifier also says whether the input is a cut-off tag or
+/// the same object at another version (`prefix` is the tag up to the
+/// version number), so those are told apart here.
+fn open<'a>(
+    bytes: &'a [u8],
+    object: &str,
+    prefix: &[u8],
+    what: &'static str,
+) -> Result<Decoder<'a>, DecodeError> {
+    if let Ok(d) = Decoder::new(bytes, object, TOKEN_VERSION) {
+        return Ok(d);
     }
+    let tag_len = domain_tag(object, TOKEN_VERSION).len() + 1;
+    let tag_prefix = bytes.len() < tag_len
+        && bytes
+            .iter()
+            .zip(domain_tag(object, TOKEN_VERSION).bytes())
+            .all(|(a, b)| *a == b);
+    if tag_prefix {
+        return Err(DecodeError::Truncated {
+            field: "tag",
+            needed: tag_len,
+            remaining: bytes.len(),
+        });
+    }
+    if let Some(after) = bytes.strip_prefix(prefix) {
+        let end = after
+            .iter()
+            .take(8)
+            .position(|&b| b == 0)
+            .unwrap_or(after.len().min(8));
+        return Err(DecodeError::UnknownVersion {
+            what,
+            found: String::from_utf8_lossy(&after[..end]).into_owned(),
+        });
+    }
+    Err(DecodeError::BadTag { what })
+}
 
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
-        if self.rest.len() < n {
-            return Err(DecodeError::Truncated {
-                field,
-                needed: n,
-                remaining: self.rest.len(),
-            });
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
+/// A string field: its length is checked against [`FIELD_BYTES_MAX`]
+/// before the body is read.
+fn read_str(d: &mut Decoder<'_>, field: &'static str) -> Result<String, DecodeError> {
+    let len = d.u32(field)? as usize;
+    if len > FIELD_BYTES_MAX {
+        return Err(DecodeError::FieldTooLong {
+            field,
+            len,
+            max: FIELD_BYTES_MAX,
+        });
     }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], DecodeError> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N, field)?);
-        Ok(a)
-    }
-
-    /// Exact `tag`; a different version of the same object is reported as
-    /// such (`prefix` is the tag up to the version number).
-    fn tag(&mut self, tag: &[u8], prefix: &[u8], what: &'static str) -> Result<(), DecodeError> {
-        if self.rest.starts_with(tag) {
-            self.rest = &self.rest[tag.len()..];
-            return Ok(());
-        }
-        if tag.starts_with(self.rest) {
-            return Err(DecodeError::Truncated {
-                field: "tag",
-                needed: tag.len(),
-                remaining: self.rest.len(),
-            });
-        }
-        if let Some(after) = self.rest.strip_prefix(prefix) {
-            let end = after
-                .iter()
-                .take(8)
-                .position(|&b| b == 0)
-                .unwrap_or(after.len().min(8));
-            return Err(DecodeError::UnknownVersion {
-                what,
-                found: String::from_utf8_lossy(&after[..end]).into_owned(),
-            });
-        }
-        Err(DecodeError::BadTag { what })
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.array(field)?))
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.array(field)?))
-    }
-
-    fn digest(&mut self, field: &'static str) -> Result<Digest, DecodeError> {
-        Ok(Digest(self.array(field)?))
-    }
-
-    fn str(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let len = self.u32(field)? as usize;
-        if len > FIELD_BYTES_MAX {
-            return Err(DecodeError::FieldTooLong {
-                field,
-                len,
-                max: FIELD_BYTES_MAX,
-            });
-        }
-        let raw = self.take(len, field)?;
-        String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8 { field })
-    }
-
-    fn end(&self) -> Result<(), DecodeError> {
-        if self.rest.is_empty() {
-            Ok(())
-        } else {
-            Err(DecodeError::TrailingBytes(self.rest.len()))
-        }
-    }
+    let raw = d.take(len, field)?;
+    String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8 { field })
 }
 
 #[cfg(test)]
@@ -858,6 +843,36 @@ mod tests {
         // The limits docs/PROTOCOL.md states.
         assert_eq!((PAYLOAD_BYTES_MAX, TOKEN_BYTES_MAX), (1_278, 1_796));
         assert_eq!(TokenPayload::decode(&q.encode()), Ok(q));
+    }
+
+    #[test]
+    fn truncation_names_the_field_and_the_missing_bytes() {
+        let b = payload(0).encode();
+        assert_eq!(
+            TokenPayload::decode(&b[..5]),
+            Err(DecodeError::Truncated {
+                field: "tag",
+                needed: PAYLOAD_TAG.len(),
+                remaining: 5,
+            })
+        );
+        assert_eq!(
+            TokenPayload::decode(&b[..PAYLOAD_TAG.len() + 1]),
+            Err(DecodeError::Truncated {
+                field: "genesis_digest",
+                needed: 32,
+                remaining: 1,
+            })
+        );
+        let cut = b.len() - 3;
+        assert_eq!(
+            TokenPayload::decode(&b[..cut]),
+            Err(DecodeError::Truncated {
+                field: "nonce",
+                needed: NONCE_BYTES,
+                remaining: NONCE_BYTES - 3,
+            })
+        );
     }
 
     #[test]

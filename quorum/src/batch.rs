@@ -1,0 +1,201 @@
+//! The payload of a `Decision` ledger entry: one batch of governed
+//! requests, proposed by the leader and evaluated by every signer from
+//! these exact bytes.
+//!
+//! ```text
+//! decision_batch = "senatus/decision-batch/v1" 0x00
+//!                  u64 issued_at_ms      leader's clock when it proposed the batch
+//!                  u64 expires_at_ms     issued_at_ms + the token lifetime
+//!                  u64 policy_version    the sealed version the batch is decided under
+//!                  fixed32 seal_digest   digest of the seal that made it active
+//!                  u64 epoch
+//!                  u32 count             1..=BATCH_REQUESTS_MAX
+//!                  count × bytes request (request::DecisionRequest::encode)
+//! ```
+//!
+//! Everything a token needs beyond the request itself (times, policy
+//! version, seal, epoch) is fixed here, in the ledger, so that replaying the
+//! ledger rebuilds byte-identical token payloads (I7) and no signer ever
+//! consults its own clock to decide what it signs.
+
+use senatus_genesis::codec::{Decoder, Encoder};
+use senatus_genesis::{Digest, Epoch, PolicyVersion};
+
+use crate::request::{DecisionRequest, RequestError};
+
+/// Domain object name of a decision batch.
+pub const BATCH_OBJECT: &str = "decision-batch";
+/// Most requests one batch (one ledger entry, one signature) carries.
+pub const BATCH_REQUESTS_MAX: usize = 1024;
+
+/// One batch of requests as committed to the ledger.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecisionBatch {
+    /// Leader's clock at proposal, unix milliseconds.
+    pub issued_at_ms: u64,
+    /// Expiry of every token of the batch, unix milliseconds.
+    pub expires_at_ms: u64,
+    /// Policy version the batch is decided under.
+    pub policy_version: PolicyVersion,
+    /// Digest of the seal that made that version active.
+    pub seal_digest: Digest,
+    /// Membership epoch.
+    pub epoch: Epoch,
+    /// The requests, in position order.
+    pub requests: Vec<DecisionRequest>,
+}
+
+/// Why bytes are not a decision batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchDecodeError {
+    /// Not a `senatus/decision-batch/v1` encoding, or truncated.
+    #[error("decision batch: {0}")]
+    Encoding(String),
+    /// `count` is 0 or above [`BATCH_REQUESTS_MAX`].
+    #[error("decision batch holds {count} requests; allowed 1..={BATCH_REQUESTS_MAX}")]
+    Count {
+        /// The count found.
+        count: u64,
+    },
+    /// `expires_at_ms` is not after `issued_at_ms`.
+    #[error(
+        "decision batch expires at {expires_at_ms} ms, not after it was issued ({issued_at_ms} ms)"
+    )]
+    Lifetime {
+        /// Issue time.
+        issued_at_ms: u64,
+        /// Expiry.
+        expires_at_ms: u64,
+    },
+    /// A request inside does not decode.
+    #[error("decision batch request {position}: {error}")]
+    Request {
+        /// Its position.
+        position: u32,
+        /// Why.
+        error: RequestError,
+    },
+}
+
+impl DecisionBatch {
+    /// Canonical bytes (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new(BATCH_OBJECT, 1);
+        e.u64(self.issued_at_ms)
+            .u64(self.expires_at_ms)
+            .u64(self.policy_version.0)
+            .digest(&self.seal_digest)
+            .u64(self.epoch.0);
+        e.count(self.requests.len());
+        for r in &self.requests {
+            e.bytes(&r.encode());
+        }
+        e.finish()
+    }
+
+    /// Strict inverse of [`DecisionBatch::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, BatchDecodeError> {
+        let enc =
+            |e: senatus_genesis::codec::DecodeError| BatchDecodeError::Encoding(e.to_string());
+        let mut d = Decoder::new(bytes, BATCH_OBJECT, 1).map_err(enc)?;
+        let issued_at_ms = d.u64("issued_at_ms").map_err(enc)?;
+        let expires_at_ms = d.u64("expires_at_ms").map_err(enc)?;
+        let policy_version = PolicyVersion(d.u64("policy_version").map_err(enc)?);
+        let seal_digest = d.digest("seal_digest").map_err(enc)?;
+        let epoch = Epoch(d.u64("epoch").map_err(enc)?);
+        let count = d.u32("count").map_err(enc)?;
+        if count == 0 || count as usize > BATCH_REQUESTS_MAX {
+            return Err(BatchDecodeError::Count {
+                count: u64::from(count),
+            });
+        }
+        if expires_at_ms <= issued_at_ms {
+            return Err(BatchDecodeError::Lifetime {
+                issued_at_ms,
+                expires_at_ms,
+            });
+        }
+        let mut requests = Vec::with_capacity(count as usize);
+        for position in 0..count {
+            let raw = d.bytes("request").map_err(enc)?;
+            let r = DecisionRequest::decode(raw)
+                .map_err(|error| BatchDecodeError::Request { position, error })?;
+            requests.push(r);
+        }
+        d.finish().map_err(enc)?;
+        Ok(DecisionBatch {
+            issued_at_ms,
+            expires_at_ms,
+            policy_version,
+            seal_digest,
+            epoch,
+            requests,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::AgentContext;
+
+    fn request(i: u64) -> DecisionRequest {
+        DecisionRequest {
+            surface: "payments".into(),
+            action: "transfer".into(),
+            actor: "agent-1".into(),
+            tenant: "acme".into(),
+            params: serde_json::json!({"amount": i, "currency": "EUR", "to_account": "a-1"}),
+            context: AgentContext::default(),
+            idempotency_key: format!("k-{i}"),
+        }
+    }
+
+    fn batch(n: u64) -> DecisionBatch {
+        DecisionBatch {
+            issued_at_ms: 1_700_000_000_000,
+            expires_at_ms: 1_700_000_060_000,
+            policy_version: PolicyVersion(1),
+            seal_digest: Digest([7; 32]),
+            epoch: Epoch(0),
+            requests: (0..n).map(request).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_refuses_every_malformation() {
+        let b = batch(3);
+        let bytes = b.encode();
+        assert!(bytes.starts_with(b"senatus/decision-batch/v1\0"));
+        assert_eq!(DecisionBatch::decode(&bytes).expect("decode"), b);
+
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(matches!(
+            DecisionBatch::decode(&trailing),
+            Err(BatchDecodeError::Encoding(m)) if m.contains("trailing")
+        ));
+        for cut in [0, 10, 40, bytes.len() - 1] {
+            assert!(
+                DecisionBatch::decode(&bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert_eq!(
+            DecisionBatch::decode(&batch(0).encode()),
+            Err(BatchDecodeError::Count { count: 0 })
+        );
+        let mut dead = batch(1);
+        dead.expires_at_ms = dead.issued_at_ms;
+        assert!(matches!(
+            DecisionBatch::decode(&dead.encode()),
+            Err(BatchDecodeError::Lifetime { .. })
+        ));
+        // A request byte flipped inside the batch is named by position.
+        let two = batch(2).encode();
+        let at = two.len() - 3;
+        let mut bad = two.clone();
+        bad[at] ^= 0xff;
+        assert!(DecisionBatch::decode(&bad).is_err());
+    }
+}
