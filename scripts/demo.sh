@@ -2,8 +2,11 @@
 # Sets up the machine and runs the main job: a local 5-validator testnet
 # (fresh genesis ceremony, five `senatus node` processes on 127.0.0.1),
 # shown healthy, then driven: records written through different validators,
-# one validator crashed and restarted, and the replicated ledger verified
-# from genesis, live and from an export. The testnet is stopped at the end
+# one validator crashed and restarted, the replicated ledger verified from
+# genesis, and a governed agent's scenario: a permitted payment whose token
+# a broker verifies offline and redeems exactly once, a tampered amount
+# refused, a blocklisted transfer denied, an uncertain agent silenced, and
+# personal data kept from an external endpoint. The testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -46,6 +49,41 @@ echo "== verify validator 2's ledger from genesis (live) and an export of valida
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 2)"
 "$SENATUS" ledger export --api "$(api_of 4)" --out "$DIR/ledger-export.jsonl"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --file "$DIR/ledger-export.jsonl"
+echo "== a governed agent asks before acting"
+B="$DIR/broker"
+"$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B"
+PAY='{"amount": 50000, "currency": "EUR", "to_account": "acct-supplier-7"}'
+echo "-- payments.transfer of 500.00 EUR, within acme's sealed limit (asked via validator 3)"
+"$SENATUS" decide --api "$(api_of 3)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params "$PAY" --idempotency-key demo-1 --token-out "$DIR/permit.token"
+echo "-- the payment service's broker verifies the token offline (genesis + seal chain only)"
+"$SENATUS" broker verify --genesis "$B/genesis.json" --seals "$B/seals.json" \
+    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"
+echo "-- the agent tampers with the amount after the decision: the broker refuses"
+if "$SENATUS" broker verify --genesis "$B/genesis.json" --seals "$B/seals.json" \
+    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme \
+    --params '{"amount": 5000000, "currency": "EUR", "to_account": "acct-supplier-7"}'; then
+    echo "demo: a tampered request verified" >&2; exit 1
+fi
+echo "-- redeemed once, exactly once"
+"$SENATUS" broker redeem --api "$(api_of 5)" --genesis "$B/genesis.json" --seals "$B/seals.json" \
+    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"
+if "$SENATUS" broker redeem --api "$(api_of 2)" --genesis "$B/genesis.json" --seals "$B/seals.json" \
+    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"; then
+    echo "demo: a token was redeemed twice" >&2; exit 1
+fi
+echo "-- a transfer to a blocklisted account: DENY, with a signed receipt"
+"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params '{"amount": 100, "currency": "EUR", "to_account": "acct-sanctioned-0001"}'
+echo "-- an agent that is unsure of itself (uncertainty 0.9 >= alpha 0.7): SILENCE"
+"$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params "$PAY" --uncertainty 900
+echo "-- an export of personal data to an external endpoint: DENY"
+"$SENATUS" decide --api "$(api_of 2)" --surface data --action export --actor agent-7 --tenant acme \
+    --params '{"dataset": "contacts of alice@example.org", "destination": "https://upload.partner.example/in", "rows": 10}'
+"$SENATUS" testnet wait --dir "$DIR"
+"$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 3)"
+
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")
 python3 - "$metrics" <<'PY'

@@ -1,8 +1,10 @@
 //! senatus validator node: Raft replication over RocksDB storage, gRPC
 //! services, the decision gate, breach detection and the `senatus` CLI.
 
+pub mod cli_gate;
 pub mod cli_genesis;
 pub mod cli_ledger;
+pub mod gate;
 pub mod ledger;
 pub mod metrics;
 pub mod network;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use senatus_node::{cli_genesis, cli_ledger};
+use senatus_node::{cli_gate, cli_genesis, cli_ledger};
 
 /// senatus: a validator cluster that governs what autonomous agents may do
 /// before they do it.
@@ -42,6 +42,24 @@ enum Command {
     /// Run a local five-validator testnet on 127.0.0.1 (up, down, status).
     #[command(subcommand)]
     Testnet(senatus_testnet::cli::TestnetCommand),
+    /// Ask the cluster before acting: send a decision request (from --file
+    /// or from flags) and print the outcome (PERMIT, DENY or SILENCE), the
+    /// reasons, the ledger index, the decision id, the signers, the expiry
+    /// and the threshold-signed token. The request is validated here first;
+    /// an invalid one is refused naming the field and never sent.
+    #[command(after_help = cli_gate::DECIDE_EXIT_CODES)]
+    Decide(cli_gate::DecideArgs),
+    /// Broker tools for an execution surface: fetch and verify the seal
+    /// chain, verify tokens offline, redeem them exactly once.
+    #[command(subcommand)]
+    Broker(cli_gate::BrokerCommand),
+    /// Benchmark (not a test): start a fresh local 5-validator testnet in
+    /// DIR, drive Decide at each concurrency level, measure broker
+    /// verifications/s on one core, then run the same load generator
+    /// against a 5-member etcd cluster (Debian's etcd-server, installed if
+    /// missing) and print a markdown report with the ratio and which
+    /// targets were met. Use a release build (scripts/bench.sh).
+    Bench(senatus_testnet::gate_bench::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -79,12 +97,15 @@ fn main() -> ExitCode {
         Command::Testnet(c) => std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
+        Command::Decide(a) => cli_gate::decide(a),
+        Command::Broker(c) => cli_gate::broker(c),
+        Command::Bench(a) => run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("senatus: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(cli_gate::exit_code(&e))
         }
     }
 }
@@ -97,6 +118,17 @@ fn init_tracing() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+fn run_bench(args: &senatus_testnet::gate_bench::BenchArgs) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(senatus_testnet::gate_bench::run(args, &exe))?;
+    println!("{report}");
+    Ok(())
 }
 
 fn run_node(args: &NodeArgs) -> anyhow::Result<()> {

@@ -104,6 +104,17 @@ pub enum CommandRejection {
         /// The bound.
         max: u64,
     },
+    /// A redemption whose payload is not a redemption.
+    #[error("redemption payload is malformed")]
+    MalformedRedemption,
+    /// The token's nonce was already redeemed.
+    #[error("token nonce {nonce} was already redeemed at ledger index {first_index}")]
+    NonceReplayed {
+        /// The nonce, hex.
+        nonce: String,
+        /// The ledger index of the first (only valid) redemption.
+        first_index: u64,
+    },
 }
 
 /// Serde adapter: `Vec<u8>` as a base64 (standard, padded) string, so that

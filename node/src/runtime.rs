@@ -202,7 +202,13 @@ pub async fn start(
         ),
         metrics: Arc::new(Metrics::default()),
         bounds: options.bounds,
+        gate: Arc::new(std::sync::OnceLock::new()),
     };
+    let gate = Arc::new(
+        crate::gate::Gate::new(id, material, crate::gate::GateConfig::default())
+            .map_err(|e| StartError::Raft(format!("decision gate: {e}")))?,
+    );
+    let _ = shared.gate.set(gate.clone());
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -259,6 +265,8 @@ pub async fn start(
     };
     let s = stopped();
     tasks.spawn(crate::metrics::serve(listeners.metrics, render, s));
+
+    gate.spawn(shared.clone(), stopped(), &mut tasks);
 
     let members: BTreeSet<u64> = members.keys().copied().collect();
     tracing::info!(node = id, ?members, "validator started");

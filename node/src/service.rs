@@ -71,6 +71,8 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// Write timing bounds.
     pub bounds: WriteBounds,
+    /// The decision gate, set once at start.
+    pub gate: Arc<std::sync::OnceLock<Arc<crate::gate::Gate>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -86,6 +88,14 @@ fn internal(what: &str, e: impl std::fmt::Display) -> Status {
 }
 
 impl Shared {
+    /// The decision gate (`UNAVAILABLE` until the node has started it).
+    pub fn gate(&self) -> Result<Arc<crate::gate::Gate>, Status> {
+        self.gate
+            .get()
+            .cloned()
+            .ok_or_else(|| Status::unavailable("decision gate not started"))
+    }
+
     /// Live gauges for the metrics endpoint and `Status`.
     pub async fn gauges(&self) -> Gauges {
         let m = self.raft.metrics().borrow().clone();
@@ -211,6 +221,9 @@ impl Shared {
                 hash: head.hash.0.to_vec(),
                 log_index: resp.log_id.index,
             }),
+            CommandResponse::Rejected(
+                r @ crate::raft_types::CommandRejection::NonceReplayed { .. },
+            ) => Err(Status::already_exists(r.to_string())),
             CommandResponse::Rejected(r) => Err(Status::invalid_argument(r.to_string())),
             CommandResponse::NoCommand => Err(Status::internal("write produced no ledger entry")),
         }
@@ -232,10 +245,13 @@ fn encode_reply<T: serde::Serialize>(v: &T) -> Result<Response<pb::RaftMessage>,
 
 impl PeerService {
     fn check_sender(&self, m: &pb::RaftMessage) -> Result<(), Status> {
-        if !self.0.peer_addrs.contains_key(&m.from) {
+        self.check_member(m.from)
+    }
+
+    fn check_member(&self, from: u64) -> Result<(), Status> {
+        if !self.0.peer_addrs.contains_key(&from) {
             return Err(Status::permission_denied(format!(
-                "node {} is not a member of this chain",
-                m.from
+                "node {from} is not a member of this chain"
             )));
         }
         Ok(())
@@ -281,7 +297,51 @@ impl pb::peer_server::Peer for PeerService {
         let cmd = command_from_wire(req.into_inner())?;
         self.0.write_as_leader(cmd).await.map(Response::new)
     }
+
+    async fn commitments(
+        &self,
+        req: Request<pb::CommitmentsRequest>,
+    ) -> Result<Response<pb::CommitmentsReply>, Status> {
+        let r = req.into_inner();
+        self.check_member(r.from)?;
+        if !crate::gate::Gate::is_leader(&self.0, r.from) {
+            return Err(Status::failed_precondition(format!(
+                "node {} is not the leader this validator follows",
+                r.from
+            )));
+        }
+        let count = usize::try_from(r.count.min(COMMITMENTS_PER_CALL_MAX)).unwrap_or(0);
+        let gate = self.0.gate()?;
+        let list = gate.commitments_for(r.from, count);
+        Ok(Response::new(pb::CommitmentsReply {
+            commitments: list.iter().map(|c| c.to_bytes()).collect(),
+        }))
+    }
+
+    async fn sign_batch(
+        &self,
+        req: Request<pb::SignBatchRequest>,
+    ) -> Result<Response<pb::SignBatchReply>, Status> {
+        let r = req.into_inner();
+        self.check_member(r.from)?;
+        if !crate::gate::Gate::is_leader(&self.0, r.from) {
+            return Err(Status::failed_precondition(format!(
+                "node {} is not the leader this validator follows; not signing",
+                r.from
+            )));
+        }
+        let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
+            .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
+        let gate = self.0.gate()?;
+        let share = gate.sign_entry(&self.0, r.ledger_index, &sign_req).await?;
+        Ok(Response::new(pb::SignBatchReply {
+            share: share.to_bytes(),
+        }))
+    }
 }
+
+/// Most commitments one `Commitments` call hands out.
+pub const COMMITMENTS_PER_CALL_MAX: u32 = 256;
 
 fn command_from_wire(w: pb::WriteCommand) -> Result<Command, Status> {
     let code = u8::try_from(w.kind)
@@ -381,6 +441,62 @@ impl pb::senatus_server::Senatus for ApiService {
                 index: h.index,
                 hash: h.hash.0.to_vec(),
                 genesis_digest: self.0.genesis_digest.0.to_vec(),
+            })
+        })
+        .await
+    }
+
+    async fn decide(
+        &self,
+        req: Request<pb::DecideRequest>,
+    ) -> Result<Response<pb::DecideReply>, Status> {
+        let r = req.into_inner();
+        self.timed("Decide", async {
+            let gate = self.0.gate()?;
+            gate.decide(&self.0, r).await
+        })
+        .await
+    }
+
+    async fn redeem(
+        &self,
+        req: Request<pb::RedeemRequest>,
+    ) -> Result<Response<pb::RedeemReply>, Status> {
+        let r = req.into_inner();
+        self.timed("Redeem", async {
+            let gate = self.0.gate()?;
+            let token = gate.check_redeemable(&r.token)?;
+            let payload = crate::gate::redemption_payload(&token);
+            let w = self
+                .0
+                .write(Command::new(EntryKind::Redemption, payload))
+                .await?;
+            Ok(pb::RedeemReply {
+                ledger_index: w.index,
+                entry_hash: w.hash,
+                nonce: token.payload.nonce.0.to_vec(),
+            })
+        })
+        .await
+    }
+
+    async fn get_seal_chain(
+        &self,
+        _req: Request<pb::SealChainRequest>,
+    ) -> Result<Response<pb::SealChainReply>, Status> {
+        self.timed("GetSealChain", async {
+            let gate = self.0.gate()?;
+            let genesis_json = serde_json::to_string_pretty(gate.genesis())
+                .map_err(|e| internal("encode genesis", e))?;
+            let seals_json = gate
+                .seal_chain()
+                .iter()
+                .map(serde_json::to_string)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| internal("encode seal", e))?;
+            Ok(pb::SealChainReply {
+                genesis_json,
+                seals_json,
             })
         })
         .await

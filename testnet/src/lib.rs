@@ -18,7 +18,11 @@
 
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod cli;
+pub mod etcd;
+pub mod gate_bench;
+pub mod load;
 mod manifest;
 mod nodes;
 mod ops;

@@ -20,10 +20,11 @@ use super::{
     SNAPSHOT_BYTES_MAX_DEFAULT, StoreError, cf, cf_handle, from_json, index_key, key, key_label,
     parse_index_key, rocks, to_json,
 };
+use crate::ledger::EntryKind;
 use crate::ledger::{ChainError, ChainVerifier, LedgerEntry, LedgerHead};
 use crate::raft_types::{
-    Command, CommandResponse, LogId, RaftEntry, SnapshotMeta, StorageError, StoredMembership,
-    TypeConfig,
+    Command, CommandRejection, CommandResponse, LogId, RaftEntry, SnapshotMeta, StorageError,
+    StoredMembership, TypeConfig,
 };
 
 /// Largest number of entries one [`StateMachineStore::ledger_range`] call
@@ -455,6 +456,10 @@ impl StateMachineStore {
     {
         let mut head = self.ledger_head()?;
         let mut batch = StateBatch::new(self);
+        // Nonces redeemed by earlier entries of this same apply call (not yet
+        // readable from the store).
+        let mut redeemed_here: std::collections::HashMap<Vec<u8>, u64> =
+            std::collections::HashMap::new();
         let mut responses = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
@@ -466,7 +471,9 @@ impl StateMachineStore {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     CommandResponse::NoCommand
                 }
-                EntryPayload::Normal(cmd) => self.apply_command(&mut batch, &mut head, cmd)?,
+                EntryPayload::Normal(cmd) => {
+                    self.apply_command(&mut batch, &mut head, &mut redeemed_here, cmd)?
+                }
             };
             responses.push(response);
         }
@@ -486,13 +493,39 @@ impl StateMachineStore {
         &self,
         batch: &mut StateBatch<'_>,
         head: &mut LedgerHead,
+        redeemed_here: &mut std::collections::HashMap<Vec<u8>, u64>,
         cmd: Command,
     ) -> Result<CommandResponse, StoreError> {
         if let Err(rejection) = cmd.validate() {
             tracing::warn!(%rejection, "committed command refused on apply");
             return Ok(CommandResponse::Rejected(rejection));
         }
+        // A nonce is redeemed at most once (I6): every validator refuses a
+        // second redemption identically, from its own store.
+        let mut nonce = None;
+        if cmd.kind == EntryKind::Redemption {
+            let Some(n) = crate::gate::redemption_nonce(&cmd.payload) else {
+                return Ok(CommandResponse::Rejected(
+                    CommandRejection::MalformedRedemption,
+                ));
+            };
+            let first = match redeemed_here.get(&n) {
+                Some(i) => Some(*i),
+                None => self.nonce_redemption(&n)?,
+            };
+            if let Some(first_index) = first {
+                return Ok(CommandResponse::Rejected(CommandRejection::NonceReplayed {
+                    nonce: hex::encode(&n),
+                    first_index,
+                }));
+            }
+            nonce = Some(n);
+        }
         let entry = LedgerEntry::next(head, cmd.kind, cmd.payload);
+        if let Some(n) = nonce {
+            batch.put_redeemed_nonce(&n, entry.index)?;
+            redeemed_here.insert(n, entry.index);
+        }
         batch.put_ledger_entry(&entry)?;
         *head = entry.head();
         Ok(CommandResponse::Appended(*head))

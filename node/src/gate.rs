@@ -1,0 +1,866 @@
+//! The publish gate: `Decide` batching on the leader, the decision ledger
+//! entry, independent re-evaluation by every signer, one-round FROST
+//! signing over the batch's Merkle root, and tokens back to the callers.
+//!
+//! Order of events for one batch (DESIGN.md, flow 2):
+//! 1. the leader collects waiting requests (at most `batch_requests_max`,
+//!    never waiting for more: a lone request goes out alone);
+//! 2. it commits one `Decision` ledger entry through Raft carrying the
+//!    requests, its clock, the token lifetime, the policy version and seal;
+//!    nothing is answered before that commit (I1);
+//! 3. it picks t signers (itself first) with preprocessed commitments and
+//!    sends each the batch message; every signer waits until it has applied
+//!    that ledger entry, evaluates every request itself under its own active
+//!    policy, rebuilds the token payloads and the batch message, and signs
+//!    only if the leader's message is byte-identical to its own (I2);
+//! 4. shares are aggregated (an invalid share names its signer, who is left
+//!    out of the retry); the resulting Ed25519 signature and each token's
+//!    Merkle proof go back to the callers.
+//!
+//! Any failure before a signature exists answers with an error and no
+//! token: fail closed (I5).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::ServerState;
+use senatus_genesis::{Digest, Genesis, Key32, NodeId, Seal};
+use senatus_proto::v1 as pb;
+use senatus_proto::v1::peer_client::PeerClient;
+use senatus_proto::v1::senatus_client::SenatusClient;
+use senatus_quorum::batch::{BATCH_REQUESTS_MAX, DecisionBatch};
+use senatus_quorum::evaluate::{Decision, Evaluator};
+use senatus_quorum::request::{AgentContext, DecisionRequest};
+use senatus_quorum::signing::{
+    self, CommitmentBook, NoncePool, PublishedCommitment, SignRequest, SignedShare, Signer,
+};
+use senatus_quorum::token::{self, TokenBatch, TokenPayload};
+use senatus_quorum::{Outcome, params_digest};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::ledger::EntryKind;
+use crate::raft_types::Command;
+use crate::service::Shared;
+
+/// Tunables of the gate, with their units last.
+#[derive(Debug, Clone, Copy)]
+pub struct GateConfig {
+    /// Lifetime of a token, from the batch's issue time.
+    pub token_ttl_ms: u64,
+    /// Most requests per batch (one ledger entry, one signature).
+    pub batch_requests_max: usize,
+    /// Batches signed concurrently by one leader.
+    pub batches_inflight_max: usize,
+    /// Requests waiting for a batch; beyond it `Decide` answers
+    /// `RESOURCE_EXHAUSTED` at once.
+    pub queue_requests_max: usize,
+    /// Longest a signer waits to apply the entry it is asked to sign.
+    pub apply_wait_ms: u64,
+    /// Longest the leader waits for one signer's share.
+    pub share_timeout_ms: u64,
+    /// Signer sets tried per batch before giving up (each retry leaves out
+    /// the signers that failed).
+    pub sign_attempts_max: usize,
+    /// Commitments fetched from a signer per refill.
+    pub commitments_refill: u32,
+    /// Refill a signer's commitments when fewer remain.
+    pub commitments_low_water: usize,
+    /// Longest a forwarded `Decide` may take end to end.
+    pub forward_timeout_ms: u64,
+}
+
+impl Default for GateConfig {
+    fn default() -> Self {
+        GateConfig {
+            token_ttl_ms: 60_000,
+            batch_requests_max: 256,
+            batches_inflight_max: 4,
+            queue_requests_max: 8192,
+            apply_wait_ms: 3_000,
+            share_timeout_ms: 2_000,
+            sign_attempts_max: 3,
+            commitments_refill: 128,
+            commitments_low_water: 32,
+            forward_timeout_ms: 15_000,
+        }
+    }
+}
+
+/// A request waiting for its batch.
+struct Pending {
+    request: DecisionRequest,
+    reply: oneshot::Sender<Result<pb::DecideReply, Status>>,
+}
+
+/// The decision gate of one validator: its signer (always) and, while it
+/// leads, the batcher and coordinator.
+pub struct Gate {
+    id: u64,
+    config: GateConfig,
+    genesis_digest: Digest,
+    genesis: Genesis,
+    seal: Seal,
+    seal_digest: Digest,
+    group_key: Key32,
+    threshold: usize,
+    evaluator: Arc<Evaluator>,
+    pubkeys: frost_ed25519::keys::PublicKeyPackage,
+    signer: Mutex<Signer>,
+    /// The coordinator that last drew commitments from this signer; a new
+    /// one means the old one's commitments are abandoned.
+    last_coordinator: Mutex<Option<u64>>,
+    book: Mutex<CommitmentBook>,
+    queue: mpsc::Sender<Pending>,
+    queue_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
+    peers: BTreeMap<u64, PeerClient<Channel>>,
+    apis: BTreeMap<u64, SenatusClient<Channel>>,
+    broker: senatus_quorum::broker::Broker,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate")
+            .field("id", &self.id)
+            .field("policy_version", &self.seal.version)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every guarded value stays consistent across a panic in a holder (each
+    // update is a single call), so a poisoned lock is recovered.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Why the gate could not be built at boot.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// The sealed policy layer does not compile for evaluation.
+    #[error("policy layer cannot be evaluated: {0}")]
+    Policy(String),
+    /// The seal's key material is inconsistent.
+    #[error("seal key material: {0}")]
+    Seal(String),
+    /// A validator address is unusable.
+    #[error("validator {id} address {addr}: {reason}")]
+    Address {
+        /// Validator id.
+        id: u64,
+        /// The address.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Gate {
+    /// Builds the gate from the verified boot material: the active seal is
+    /// seal 0 (amendments will replace it), the evaluator is compiled once,
+    /// and the nonce pool gets a fresh random generation.
+    pub fn new(
+        id: u64,
+        material: &senatus_genesis::lock::BootMaterial,
+        config: GateConfig,
+    ) -> Result<Gate, GateError> {
+        let genesis = material.genesis.clone();
+        let seal = Seal::genesis(&genesis);
+        let seal_digest = seal.digest();
+        let evaluator =
+            Evaluator::new(&material.policy).map_err(|e| GateError::Policy(e.to_string()))?;
+        let pubkeys =
+            signing::public_key_package(&seal).map_err(|e| GateError::Seal(e.to_string()))?;
+        let node = NodeId::new(id).map_err(|e| GateError::Seal(e.to_string()))?;
+        let generation: u64 = rand::random();
+        let signer = Signer::new(
+            material.frost.key_package.clone(),
+            NoncePool::new(node, generation),
+        )
+        .map_err(|e| GateError::Seal(e.to_string()))?;
+        let mut peers = BTreeMap::new();
+        let mut apis = BTreeMap::new();
+        for v in &seal.membership {
+            let vid = v.id.get();
+            if vid == id {
+                continue;
+            }
+            peers.insert(vid, PeerClient::new(lazy(vid, &v.peer_addr)?));
+            apis.insert(
+                vid,
+                SenatusClient::new(lazy(vid, &v.api_addr)?)
+                    .max_decoding_message_size(crate::service::API_MESSAGE_BYTES_MAX),
+            );
+        }
+        let (queue, queue_rx) = mpsc::channel(config.queue_requests_max);
+        let broker = senatus_quorum::broker::Broker::new(&genesis, &[Self::seal_zero(&genesis)])
+            .map_err(|e| GateError::Seal(format!("broker over genesis: {e}")))?;
+        Ok(Gate {
+            id,
+            config,
+            genesis_digest: genesis.digest(),
+            group_key: seal.group_key,
+            threshold: usize::from(seal.threshold),
+            genesis,
+            seal,
+            seal_digest,
+            evaluator: Arc::new(evaluator),
+            pubkeys,
+            signer: Mutex::new(signer),
+            last_coordinator: Mutex::new(None),
+            book: Mutex::new(CommitmentBook::default()),
+            queue,
+            queue_rx: Mutex::new(Some(queue_rx)),
+            peers,
+            apis,
+            broker,
+        })
+    }
+
+    /// Seal 0 as the first link of a seal chain (unsigned: genesis
+    /// authenticates it).
+    pub fn seal_zero(genesis: &Genesis) -> senatus_genesis::SignedSeal {
+        senatus_genesis::SignedSeal {
+            seal: Seal::genesis(genesis),
+            signature: None,
+        }
+    }
+
+    /// The seal chain, seal 0 first (for `GetSealChain`).
+    pub fn seal_chain(&self) -> Vec<senatus_genesis::SignedSeal> {
+        vec![Self::seal_zero(&self.genesis)]
+    }
+
+    /// The genesis this gate serves (for `GetSealChain`).
+    pub fn genesis(&self) -> &Genesis {
+        &self.genesis
+    }
+
+    /// Starts the batcher; call once, after the services exist. It ends
+    /// when `stop` resolves (node shutdown).
+    pub fn spawn(
+        self: &Arc<Self>,
+        shared: Shared,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) {
+        let Some(rx) = lock(&self.queue_rx).take() else {
+            return;
+        };
+        let gate = self.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                () = gate.batcher(shared, rx) => {}
+                () = stop => {}
+            }
+        });
+    }
+
+    // ---- Decide ------------------------------------------------------------
+
+    /// Answers one `Decide`: here when leading, else forwarded to the leader.
+    pub async fn decide(
+        &self,
+        shared: &Shared,
+        req: pb::DecideRequest,
+    ) -> Result<pb::DecideReply, Status> {
+        let request = request_from_wire(&req)?;
+        let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
+        loop {
+            let leader = shared.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(l) if l == self.id => return self.submit(request).await,
+                Some(l) => {
+                    let Some(client) = self.apis.get(&l) else {
+                        return Err(Status::internal(format!("leader {l} has no api address")));
+                    };
+                    let mut client = client.clone();
+                    let call = client.decide(req.clone());
+                    let timeout = Duration::from_millis(self.config.forward_timeout_ms);
+                    match tokio::time::timeout(timeout, call).await {
+                        Err(_) => {
+                            return Err(Status::unavailable(format!(
+                                "leader {l} gave no decision within {} ms; no token",
+                                self.config.forward_timeout_ms
+                            )));
+                        }
+                        Ok(Ok(r)) => return Ok(r.into_inner()),
+                        // The leader is gone or moved: look again, bounded.
+                        Ok(Err(s))
+                            if matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::FailedPrecondition
+                            ) && Instant::now() < deadline
+                                && !s.message().contains("no token") =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        Ok(Err(s)) if s.message().contains("no token") => return Err(s),
+                        Ok(Err(s)) => {
+                            return Err(Status::new(
+                                s.code(),
+                                format!("forwarding to leader {l}: {}; no token", s.message()),
+                            ));
+                        }
+                    }
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(Status::unavailable(format!(
+                        "no leader known within {} ms; the cluster may have lost its quorum; no token",
+                        shared.bounds.leader_wait_ms
+                    )));
+                }
+                None => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    async fn submit(&self, request: DecisionRequest) -> Result<pb::DecideReply, Status> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .try_send(Pending { request, reply: tx })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(format!(
+                    "decision queue full ({} waiting); retry later",
+                    self.config.queue_requests_max
+                )),
+                mpsc::error::TrySendError::Closed(_) => {
+                    Status::unavailable("decision gate stopped")
+                }
+            })?;
+        rx.await
+            .unwrap_or_else(|_| Err(Status::internal("decision batch dropped its request")))
+    }
+
+    async fn batcher(self: Arc<Self>, shared: Shared, mut rx: mpsc::Receiver<Pending>) {
+        let inflight = Arc::new(tokio::sync::Semaphore::new(
+            self.config.batches_inflight_max,
+        ));
+        let max = self.config.batch_requests_max.clamp(1, BATCH_REQUESTS_MAX);
+        while let Some(first) = rx.recv().await {
+            let Ok(permit) = inflight.clone().acquire_owned().await else {
+                return;
+            };
+            // Take what is already waiting, never wait for more: a lone
+            // request goes out alone (low latency); under load the queue
+            // fills while earlier batches are in flight (throughput).
+            let mut items = vec![first];
+            while items.len() < max {
+                match rx.try_recv() {
+                    Ok(p) => items.push(p),
+                    Err(_) => break,
+                }
+            }
+            let gate = self.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                gate.run_batch(&shared, items).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn run_batch(&self, shared: &Shared, items: Vec<Pending>) {
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            items.into_iter().map(|p| (p.request, p.reply)).unzip();
+        match self.decide_batch(shared, requests).await {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
+            }
+            Err(status) => {
+                for reply in replies {
+                    let _ = reply.send(Err(status.clone()));
+                }
+            }
+        }
+    }
+
+    async fn decide_batch(
+        &self,
+        shared: &Shared,
+        requests: Vec<DecisionRequest>,
+    ) -> Result<Vec<pb::DecideReply>, Status> {
+        let issued_at_ms = now_ms();
+        let batch = DecisionBatch {
+            issued_at_ms,
+            expires_at_ms: issued_at_ms.saturating_add(self.config.token_ttl_ms),
+            policy_version: self.seal.version,
+            seal_digest: self.seal_digest,
+            epoch: self.seal.epoch,
+            requests,
+        };
+        // Log before answer: the entry commits first (I1).
+        let written = shared
+            .write_as_leader(Command::new(EntryKind::Decision, batch.encode()))
+            .await
+            .map_err(|s| with_no_token(&s))?;
+        let entry_hash = Digest(
+            written
+                .hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| Status::internal("ledger returned a malformed entry hash"))?,
+        );
+        let built = self.build(&batch, written.index, entry_hash)?;
+        let (signature, signers) = self.sign(shared, written.index, &built.message).await?;
+        let tokens = built.tokens.tokens(signature);
+        Ok(tokens
+            .into_iter()
+            .zip(built.decisions)
+            .map(|(t, d)| pb::DecideReply {
+                outcome: d.outcome.as_str().to_string(),
+                reasons: d.reasons,
+                ledger_index: written.index,
+                entry_hash: entry_hash.0.to_vec(),
+                position: t.payload.position,
+                decision_id: t.payload.decision_id.0.to_vec(),
+                policy_version: t.payload.policy_version.0,
+                expires_at_ms: t.payload.expires_at_ms,
+                token: t.to_bytes(),
+                signers: signers.clone(),
+            })
+            .collect())
+    }
+
+    /// Evaluates every request of `batch` (committed at `ledger_index` with
+    /// `entry_hash`) and builds the token batch and the message to sign.
+    /// Pure given its inputs: the leader and every signer run exactly this.
+    fn build(
+        &self,
+        batch: &DecisionBatch,
+        ledger_index: u64,
+        entry_hash: Digest,
+    ) -> Result<Built, Status> {
+        if batch.policy_version != self.seal.version || batch.seal_digest != self.seal_digest {
+            return Err(Status::failed_precondition(format!(
+                "batch at ledger index {ledger_index} names policy version {} seal {}, this validator's active seal is version {} seal {}",
+                batch.policy_version.0, batch.seal_digest, self.seal.version.0, self.seal_digest
+            )));
+        }
+        let mut decisions = Vec::with_capacity(batch.requests.len());
+        let mut payloads = Vec::with_capacity(batch.requests.len());
+        for (position, request) in batch.requests.iter().enumerate() {
+            let position =
+                u32::try_from(position).map_err(|_| Status::internal("batch position"))?;
+            let decision = self.evaluator.evaluate(request, batch.issued_at_ms);
+            let params = params_digest(&request.params).map_err(|e| {
+                Status::internal(format!("params digest of a committed request: {e}"))
+            })?;
+            payloads.push(TokenPayload {
+                genesis_digest: self.genesis_digest,
+                decision_id: token::decision_id(
+                    senatus_genesis::LedgerIndex(ledger_index),
+                    &entry_hash,
+                    position,
+                ),
+                ledger_index: senatus_genesis::LedgerIndex(ledger_index),
+                entry_hash,
+                position,
+                outcome: decision.outcome,
+                surface: request.surface.clone(),
+                action: request.action.clone(),
+                tenant: request.tenant.clone(),
+                actor: request.actor.clone(),
+                params_digest: params,
+                policy_version: batch.policy_version,
+                seal_digest: batch.seal_digest,
+                epoch: batch.epoch,
+                nonce: token::derive_nonce(&entry_hash, position),
+                issued_at_ms: batch.issued_at_ms,
+                expires_at_ms: batch.expires_at_ms,
+            });
+            decisions.push(decision);
+        }
+        let tokens =
+            TokenBatch::new(payloads).map_err(|e| Status::internal(format!("token batch: {e}")))?;
+        let message = tokens.message(&self.group_key);
+        Ok(Built {
+            decisions,
+            tokens,
+            message,
+        })
+    }
+
+    // ---- coordinator -------------------------------------------------------
+
+    /// Gets t shares over `message` and aggregates them; retries with other
+    /// signers when one refuses, times out or sends an invalid share.
+    async fn sign(
+        &self,
+        shared: &Shared,
+        ledger_index: u64,
+        message: &[u8],
+    ) -> Result<([u8; 64], Vec<u64>), Status> {
+        let mut excluded: Vec<NodeId> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
+        for _ in 0..self.config.sign_attempts_max {
+            self.refill(shared).await;
+            let ready: Vec<NodeId> = lock(&self.book).ready_signers();
+            // The leader signs first: its own evaluation is the one it
+            // proposed; the others are lowest-id first.
+            let mut order: Vec<NodeId> = ready.clone();
+            order.sort_by_key(|n| (n.get() != self.id, n.get()));
+            let chosen: Vec<NodeId> = order
+                .into_iter()
+                .filter(|n| !excluded.contains(n))
+                .take(self.threshold)
+                .collect();
+            if chosen.len() < self.threshold {
+                break;
+            }
+            let plan = lock(&self.book)
+                .take_for(&chosen)
+                .map_err(|e| Status::internal(format!("commitment book: {e}")))?;
+            let req = plan.request(message);
+            let wire = req.to_bytes();
+            let mut calls = tokio::task::JoinSet::new();
+            let mut local = None;
+            for signer in plan.signers() {
+                let wire = wire.clone();
+                let this = signer.get();
+                if this == self.id {
+                    local = Some(signer);
+                    continue;
+                }
+                let Some(client) = self.peers.get(&this).cloned() else {
+                    continue;
+                };
+                let from = self.id;
+                let timeout = Duration::from_millis(self.config.share_timeout_ms);
+                calls.spawn(async move {
+                    let mut client = client;
+                    let call = client.sign_batch(pb::SignBatchRequest {
+                        from,
+                        ledger_index,
+                        request: wire,
+                    });
+                    let r = match tokio::time::timeout(timeout, call).await {
+                        Err(_) => Err(format!("no share within {} ms", timeout.as_millis())),
+                        Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
+                        Ok(Ok(r)) => SignedShare::from_bytes(&r.into_inner().share)
+                            .map_err(|e| format!("malformed share: {e}")),
+                    };
+                    (signer, r)
+                });
+            }
+            // The remote signers work while this node signs its own share.
+            let mut results = Vec::with_capacity(self.threshold);
+            if let Some(me) = local {
+                results.push((me, self.sign_locally(shared, ledger_index, &req).await));
+            }
+            while let Some(joined) = calls.join_next().await {
+                if let Ok(r) = joined {
+                    results.push(r);
+                }
+            }
+            let mut shares = BTreeMap::new();
+            for (signer, r) in results {
+                match r.and_then(|s| plan.accept(signer, &s).map_err(|e| e.to_string())) {
+                    Ok(share) => {
+                        shares.insert(signer, share);
+                    }
+                    Err(why) => {
+                        tracing::warn!(node = self.id, signer = signer.get(), ledger_index, %why, "signer gave no share");
+                        failures.push(format!("validator {signer}: {why}"));
+                        excluded.push(signer);
+                        // Whatever went wrong (a restart, retired nonces),
+                        // its other commitments are suspect: fetch fresh.
+                        lock(&self.book).forget_signer(signer);
+                    }
+                }
+            }
+            if shares.len() < self.threshold {
+                continue;
+            }
+            match signing::aggregate(&plan.package(message), &shares, &self.pubkeys) {
+                Ok(sig) => {
+                    return Ok((sig, plan.signers().iter().map(|n| n.get()).collect()));
+                }
+                Err(signing::AggregateError::InvalidShares { culprits }) => {
+                    tracing::error!(
+                        node = self.id,
+                        ledger_index,
+                        ?culprits,
+                        "invalid signature shares"
+                    );
+                    failures.push(format!("invalid shares from {culprits:?}"));
+                    excluded.extend(culprits);
+                }
+                Err(e) => failures.push(format!("aggregate: {e}")),
+            }
+        }
+        Err(Status::unavailable(format!(
+            "decision committed at ledger index {ledger_index} but fewer than t={} validators signed; no token ({})",
+            self.threshold,
+            if failures.is_empty() {
+                "not enough signers with commitments reachable".to_string()
+            } else {
+                failures.join("; ")
+            }
+        )))
+    }
+
+    /// Tops up the commitment book: this node's own pool directly, peers
+    /// over `Commitments`, concurrently and bounded.
+    async fn refill(&self, shared: &Shared) {
+        let low = self.config.commitments_low_water;
+        let n = self.config.commitments_refill;
+        let mine_low = match NodeId::new(self.id) {
+            Ok(me) => {
+                let available = lock(&self.book).available(me);
+                available < low
+            }
+            Err(_) => false,
+        };
+        if mine_low {
+            let fresh = self.commitments_for(self.id, n as usize);
+            let mut book = lock(&self.book);
+            for c in fresh {
+                let _ = book.insert(c);
+            }
+        }
+        let mut calls = tokio::task::JoinSet::new();
+        for (id, client) in &self.peers {
+            let Ok(node) = NodeId::new(*id) else { continue };
+            let available = lock(&self.book).available(node);
+            if available >= low {
+                continue;
+            }
+            let mut client = client.clone();
+            let from = self.id;
+            let timeout = Duration::from_millis(self.config.share_timeout_ms);
+            calls.spawn(async move {
+                let call = client.commitments(pb::CommitmentsRequest { from, count: n });
+                match tokio::time::timeout(timeout, call).await {
+                    Ok(Ok(r)) => r.into_inner().commitments,
+                    _ => Vec::new(),
+                }
+            });
+        }
+        let _ = shared;
+        while let Some(Ok(list)) = calls.join_next().await {
+            let mut book = lock(&self.book);
+            for raw in list {
+                if let Ok(c) = PublishedCommitment::from_bytes(&raw) {
+                    let _ = book.insert(c);
+                }
+            }
+        }
+    }
+
+    // ---- signer ------------------------------------------------------------
+
+    /// Preprocessed commitments for coordinator `from`. A new coordinator
+    /// means the previous one's commitments are abandoned: they are retired
+    /// so the pool does not fill with nonces nobody will use.
+    pub fn commitments_for(&self, from: u64, count: usize) -> Vec<PublishedCommitment> {
+        let count = count.min(signing::POOL_NONCES_MAX);
+        let mut signer = lock(&self.signer);
+        let mut last = lock(&self.last_coordinator);
+        if *last != Some(from) {
+            signer.retire_through(u64::MAX);
+            *last = Some(from);
+        }
+        if signer.pool().room() < count {
+            // Nonces stranded by failed plans fill the pool: retire them all.
+            // The coordinator forgets a signer's commitments whenever one of
+            // them fails, so it holds none of these any more.
+            signer.retire_through(u64::MAX);
+            if from == self.id {
+                let node = signer.node();
+                lock(&self.book).forget_signer(node);
+            }
+        }
+        signer.replenish(count, &mut rand::rngs::OsRng)
+    }
+
+    async fn sign_locally(
+        &self,
+        shared: &Shared,
+        ledger_index: u64,
+        req: &SignRequest,
+    ) -> Result<SignedShare, String> {
+        self.sign_entry(shared, ledger_index, req)
+            .await
+            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+    }
+
+    /// The signer's side of `SignBatch`: waits until it has applied the
+    /// entry at `ledger_index`, re-evaluates it, and signs only the message
+    /// its own evaluation produces.
+    pub async fn sign_entry(
+        &self,
+        shared: &Shared,
+        ledger_index: u64,
+        req: &SignRequest,
+    ) -> Result<SignedShare, Status> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        let entry = loop {
+            let head = shared
+                .sm
+                .ledger_head()
+                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            if head.index >= ledger_index {
+                break shared
+                    .sm
+                    .ledger_entry(ledger_index)
+                    .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?
+                    .ok_or_else(|| {
+                        Status::data_loss(format!("ledger index {ledger_index} missing"))
+                    })?;
+            }
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "validator {} has not applied ledger index {ledger_index} within {} ms",
+                    self.id, self.config.apply_wait_ms
+                )));
+            }
+            let _ = shared
+                .raft
+                .wait(Some(Duration::from_millis(50)))
+                .metrics(|m| m.last_applied.is_some_and(|l| l.index > 0), "applied")
+                .await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        };
+        if entry.kind != EntryKind::Decision {
+            return Err(Status::failed_precondition(format!(
+                "ledger index {ledger_index} is a {:?} entry, not a decision",
+                entry.kind
+            )));
+        }
+        let batch = DecisionBatch::decode(&entry.payload).map_err(|e| {
+            Status::failed_precondition(format!("ledger index {ledger_index}: {e}"))
+        })?;
+        let built = self.build(&batch, ledger_index, entry.hash)?;
+        let mut signer = lock(&self.signer);
+        signer.sign(req, &built.message).map_err(|e| match e {
+            signing::SigningError::MessageMismatch { .. } => Status::failed_precondition(format!(
+                "validator {} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({e})",
+                self.id
+            )),
+            other => Status::failed_precondition(format!("validator {}: {other}", self.id)),
+        })
+    }
+
+    /// True while this node leads (for the peer handlers).
+    pub fn is_leader(shared: &Shared, from: u64) -> bool {
+        let m = shared.raft.metrics().borrow().clone();
+        m.current_leader == Some(from) && (from != shared.id || m.state == ServerState::Leader)
+    }
+
+    // ---- redemption --------------------------------------------------------
+
+    /// Checks a token before its nonce is consumed: authentic (signature,
+    /// proof, chain), a PERMIT, not expired. The broker checks scope and
+    /// params offline; the cluster refuses to burn a nonce for a forgery.
+    pub fn check_redeemable(&self, token_bytes: &[u8]) -> Result<token::Token, Status> {
+        let t = token::Token::from_bytes(token_bytes)
+            .map_err(|e| Status::invalid_argument(format!("malformed token: {e}")))?;
+        let v = self
+            .broker
+            .verify_receipt_token(t)
+            .map_err(|e| Status::permission_denied(format!("token refused: {e}")))?;
+        let t = v.token;
+        if t.payload.outcome != Outcome::Permit {
+            return Err(Status::permission_denied(format!(
+                "token refused: a {} receipt can never be redeemed",
+                t.payload.outcome
+            )));
+        }
+        let now = now_ms();
+        if now >= t.payload.expires_at_ms {
+            return Err(Status::permission_denied(format!(
+                "token refused: expired at {} ms (now {now} ms)",
+                t.payload.expires_at_ms
+            )));
+        }
+        Ok(t)
+    }
+}
+
+struct Built {
+    decisions: Vec<Decision>,
+    tokens: TokenBatch,
+    message: Vec<u8>,
+}
+
+fn lazy(id: u64, addr: &str) -> Result<Channel, GateError> {
+    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| GateError::Address {
+        id,
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(ep
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+fn with_no_token(s: &Status) -> Status {
+    Status::new(s.code(), format!("{}; no token", s.message()))
+}
+
+/// The wire request as a validated [`DecisionRequest`].
+pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, Status> {
+    let params: serde_json::Value = serde_json::from_str(&r.params_json)
+        .map_err(|e| Status::invalid_argument(format!("params_json is not JSON: {e}")))?;
+    let ctx = r.context.clone().unwrap_or_default();
+    let uncertainty = u16::try_from(ctx.uncertainty_permille).map_err(|_| {
+        Status::invalid_argument(format!(
+            "context.uncertainty_permille {} is above 1000",
+            ctx.uncertainty_permille
+        ))
+    })?;
+    let request = DecisionRequest {
+        surface: r.surface.clone(),
+        action: r.action.clone(),
+        actor: r.actor.clone(),
+        tenant: r.tenant.clone(),
+        params,
+        context: AgentContext {
+            uncertainty_permille: uncertainty,
+            resources: ctx.resources.into_iter().collect(),
+            external_endpoints: ctx.external_endpoints,
+        },
+        idempotency_key: r.idempotency_key.clone(),
+    };
+    request
+        .validate()
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    Ok(request)
+}
+
+/// Payload of a `Redemption` ledger entry: the token's nonce, decision id
+/// and digest.
+///
+/// ```text
+/// redemption = "senatus/redemption/v1" 0x00  bytes16 nonce (u32 length 16, then 16 bytes)
+///              fixed32 decision_id  fixed32 token_digest
+/// ```
+pub fn redemption_payload(t: &token::Token) -> Vec<u8> {
+    let mut e = senatus_genesis::codec::Encoder::new("redemption", 1);
+    e.bytes(&t.payload.nonce.0)
+        .digest(&t.payload.decision_id)
+        .digest(&t.digest());
+    e.finish()
+}
+
+/// The nonce of a `Redemption` payload (what the state machine keys on).
+pub fn redemption_nonce(payload: &[u8]) -> Option<Vec<u8>> {
+    let mut d = senatus_genesis::codec::Decoder::new(payload, "redemption", 1).ok()?;
+    let nonce = d.bytes("nonce").ok()?.to_vec();
+    d.digest("decision_id").ok()?;
+    d.digest("token_digest").ok()?;
+    d.finish().ok()?;
+    (nonce.len() == token::NONCE_BYTES).then_some(nonce)
+}

@@ -1,0 +1,356 @@
+//! `senatus bench`: decisions/s and latency of a live five-validator
+//! testnet at several concurrencies, broker verifications/s on one core,
+//! and the same load generator against a five-member etcd cluster in the
+//! same run, written as a markdown report.
+//!
+//! A benchmark, not a test: it asserts nothing, it measures and reports,
+//! and says beside each target whether this run met it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use senatus_genesis::{Genesis, Seal, SignedSeal};
+use senatus_proto::v1 as pb;
+use senatus_quorum::broker::{Broker, Expectation};
+
+use crate::bench::{self, LEVELS};
+use crate::load::LoadReport;
+use crate::{Testnet, UpOptions};
+
+/// Tokens collected (one decision at a time, so each has its own batch
+/// signature) for the broker measurement.
+const BROKER_TOKENS: usize = 500;
+/// Passes over the collected tokens, each with a fresh broker (cold cache).
+const BROKER_PASSES: usize = 5;
+
+/// What to run.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Working directory for the testnet and etcd data (must not hold a
+    /// testnet yet; created if absent).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Concurrency levels, comma separated.
+    #[arg(long, value_delimiter = ',', default_values_t = LEVELS)]
+    pub levels: Vec<usize>,
+    /// Measured seconds per level (after a warmup of a fifth of it).
+    #[arg(long, default_value_t = 10)]
+    pub secs: u64,
+    /// Skip the etcd baseline.
+    #[arg(long)]
+    pub no_etcd: bool,
+    /// Write the markdown report here as well as to stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Runs the whole benchmark; returns the markdown report.
+pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String> {
+    anyhow::ensure!(!args.levels.is_empty(), "--levels is empty");
+    let per_level = Duration::from_secs(args.secs.max(1));
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let net_dir = args.dir.join("senatus");
+    anyhow::ensure!(
+        !net_dir.join("genesis.json").exists(),
+        "{} already holds a testnet; the bench starts from a fresh genesis",
+        net_dir.display()
+    );
+    let opts = UpOptions {
+        log_filter: "warn".into(),
+        ..UpOptions::default()
+    };
+    eprintln!(
+        "bench: starting a 5-validator testnet in {}",
+        net_dir.display()
+    );
+    let net = Testnet::up(&net_dir, senatus_exe, opts).await?;
+    let genesis = Genesis::load(&net_dir.join("genesis.json")).context("reading genesis")?;
+    let clients: Vec<_> = net
+        .ids()
+        .into_iter()
+        .map(|id| net.client(id))
+        .collect::<anyhow::Result<_>>()?;
+    let clients = Arc::new(clients);
+
+    let mut senatus = Vec::new();
+    for &c in &args.levels {
+        eprintln!("bench: senatus Decide at concurrency {c} for {per_level:?}");
+        let clients = clients.clone();
+        let level = bench::run_series(&[c], per_level, move |w, seq| {
+            let mut client = clients[w as usize % clients.len()].clone();
+            async move {
+                let r = client
+                    .decide(permit_request(&format!("bench-{c}-{w}-{seq}"), seq))
+                    .await
+                    .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
+                    .into_inner();
+                if r.outcome == "PERMIT" {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "expected PERMIT, got {} {:?}",
+                        r.outcome, r.reasons
+                    ))
+                }
+            }
+        })
+        .await?;
+        senatus.extend(level);
+    }
+
+    eprintln!("bench: collecting {BROKER_TOKENS} tokens for the broker measurement");
+    let mut tokens = Vec::with_capacity(BROKER_TOKENS);
+    let mut client = clients[0].clone();
+    for i in 0..BROKER_TOKENS {
+        let req = permit_request(&format!("broker-{i}"), i as u64);
+        let params: serde_json::Value = serde_json::from_str(&req.params_json)?;
+        let r = client
+            .decide(req)
+            .await
+            .map_err(|s| anyhow::anyhow!("collecting tokens: {:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        tokens.push((r.token, params));
+    }
+    drop(net);
+    let broker = broker_rate(&genesis, &tokens)?;
+
+    let etcd = if args.no_etcd {
+        None
+    } else {
+        eprintln!("bench: etcd baseline (5 members)");
+        Some(bench::etcd_baseline(&args.dir.join("etcd"), 5, &args.levels, per_level, 1).await?)
+    };
+    let report = render(args, &senatus, etcd.as_ref(), &broker);
+    if let Some(out) = &args.out {
+        std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(report)
+}
+
+/// A transfer the example policy permits; amounts vary so params differ.
+fn permit_request(key: &str, seq: u64) -> pb::DecideRequest {
+    pb::DecideRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: "bench-agent".into(),
+        tenant: "acme".into(),
+        params_json: serde_json::json!({
+            "amount": 1 + seq % 90_000,
+            "currency": "EUR",
+            "to_account": "acct-supplier-7",
+        })
+        .to_string(),
+        context: Some(pb::AgentContext::default()),
+        idempotency_key: key.into(),
+    }
+}
+
+/// Broker verification throughput on one core.
+#[derive(Debug, Clone)]
+pub struct BrokerRate {
+    /// Tokens verified per pass.
+    pub tokens: usize,
+    /// Full verifications per second (signature checked every time).
+    pub per_s: f64,
+}
+
+fn broker_rate(
+    genesis: &Genesis,
+    tokens: &[(Vec<u8>, serde_json::Value)],
+) -> anyhow::Result<BrokerRate> {
+    let chain = [SignedSeal {
+        seal: Seal::genesis(genesis),
+        signature: None,
+    }];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    let mut total = Duration::ZERO;
+    for _ in 0..BROKER_PASSES {
+        // A fresh broker per pass: its signature cache starts empty, and
+        // every token here has a batch (and signature) of its own.
+        let broker = Broker::new(genesis, &chain)?;
+        let start = Instant::now();
+        for (token, params) in tokens {
+            let expect = Expectation {
+                surface: "payments",
+                action: "transfer",
+                tenant: "acme",
+                params,
+            };
+            broker
+                .verify(token, &expect, now)
+                .map_err(|e| anyhow::anyhow!("a collected token does not verify: {e}"))?;
+        }
+        total += start.elapsed();
+    }
+    let n = (tokens.len() * BROKER_PASSES) as f64;
+    Ok(BrokerRate {
+        tokens: tokens.len(),
+        per_s: n / total.as_secs_f64().max(f64::EPSILON),
+    })
+}
+
+fn level(r: &[LoadReport], c: usize) -> Option<&LoadReport> {
+    r.iter().find(|x| x.concurrency == c)
+}
+
+fn render(
+    args: &BenchArgs,
+    senatus: &[LoadReport],
+    etcd: Option<&bench::EtcdSeries>,
+    broker: &BrokerRate,
+) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "## Run of {}\n", chrono_like_now());
+    let _ = writeln!(out, "{}\n", bench::machine_description());
+    let _ = writeln!(
+        out,
+        "Command: `senatus bench --dir {} --levels {} --secs {}` (release build, see scripts/bench.sh). \
+         Five validators on 127.0.0.1, RocksDB with synced writes, Decide requests spread \
+         round-robin over all five nodes, each a PERMIT transfer under the example policy.\n",
+        args.dir.display(),
+        args.levels
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+        args.secs
+    );
+    out.push_str(&bench::render_table(
+        "senatus Decide (PERMIT, threshold-signed token)",
+        senatus,
+    ));
+    if let Some(e) = etcd {
+        out.push('\n');
+        out.push_str(&bench::render_table(
+            &format!(
+                "etcd {} puts, {} members, same load generator",
+                e.version, e.members
+            ),
+            &e.reports,
+        ));
+        out.push('\n');
+        out.push_str(&bench::render_comparison(
+            "senatus", senatus, "etcd", &e.reports,
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "\n### Broker offline verification (one core)\n\n{:.0} tokens/s: full verification \
+         (decode, chain, Merkle proof, Ed25519 signature, scope, params digest, expiry) of {} \
+         tokens, each with its own batch signature, {BROKER_PASSES} passes with a cold signature cache.\n",
+        broker.per_s, broker.tokens
+    );
+    let _ = writeln!(out, "### Targets (issue 4)\n");
+    let c1 = level(senatus, 1);
+    let c256 = level(senatus, 256);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
+    if let Some(r) = c1 {
+        let _ = writeln!(
+            out,
+            "- p50 at concurrency 1 ≤ 3 ms: {:.2} ms — {}\n- p99 at concurrency 1 ≤ 15 ms: {:.2} ms — {}",
+            ms(r.p50),
+            verdict(ms(r.p50) <= 3.0),
+            ms(r.p99),
+            verdict(ms(r.p99) <= 15.0)
+        );
+    }
+    if let Some(r) = c256 {
+        let _ = writeln!(
+            out,
+            "- ≥ 4,000 PERMIT decisions/s at concurrency 256: {:.0}/s — {}",
+            r.ops_per_s,
+            verdict(r.ops_per_s >= 4000.0)
+        );
+        if let Some(e) = etcd.and_then(|e| level(&e.reports, 256)) {
+            let ratio = r.ops_per_s / e.ops_per_s.max(f64::EPSILON);
+            let _ = writeln!(
+                out,
+                "- ≥ 1.5× etcd puts at concurrency 256: {ratio:.2}× ({:.0} vs {:.0}/s) — {}",
+                r.ops_per_s,
+                e.ops_per_s,
+                verdict(ratio >= 1.5)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "- broker ≥ 15,000 verifications/s on one core: {:.0}/s — {}",
+        broker.per_s,
+        verdict(broker.per_s >= 15_000.0)
+    );
+    out
+}
+
+/// UTC time of the run, `YYYY-MM-DD HH:MM UTC`, from the system clock.
+fn chrono_like_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = secs / 86_400;
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        (secs % 86_400) / 3600,
+        (secs % 3600) / 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_convert() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_414), (2025, 11, 22));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn bench_requests_are_permits_under_the_example_policy() {
+        let layer = senatus_genesis::PolicyLayer::example();
+        let e = senatus_quorum::evaluate::Evaluator::new(&layer).expect("evaluator");
+        for seq in [0, 1, 89_999, 90_000, 123_456] {
+            let r = permit_request("k", seq);
+            let req = senatus_quorum::request::DecisionRequest {
+                surface: r.surface,
+                action: r.action,
+                actor: r.actor,
+                tenant: r.tenant,
+                params: serde_json::from_str(&r.params_json).expect("json"),
+                context: Default::default(),
+                idempotency_key: r.idempotency_key,
+            };
+            let d = e.evaluate(&req, 0);
+            assert_eq!(
+                d.outcome,
+                senatus_quorum::Outcome::Permit,
+                "seq {seq}: {:?}",
+                d.reasons
+            );
+        }
+    }
+}
