@@ -188,7 +188,11 @@ metrics = "127.0.0.1:3"
         let cfg = NodeConfig::load(&path).expect("load");
         assert_eq!(cfg.raft.snapshot_logs_since_last, 50);
         assert_eq!(cfg.raft.logs_kept_after_snapshot, 10);
-        assert_eq!(cfg.raft.heartbeat_ms, 100, "untouched fields keep defaults");
+        assert_eq!(
+            cfg.raft.heartbeat_ms,
+            senatus_genesis::config::RaftConfig::default().heartbeat_ms,
+            "untouched fields keep defaults"
+        );
         let text = std::fs::read_to_string(&path).expect("read");
         assert!(text.contains("data_dir = \"data\""), "{text}");
 
