@@ -118,6 +118,9 @@ pub struct Gate {
     peers: BTreeMap<u64, PeerClient<Channel>>,
     apis: BTreeMap<u64, SenatusClient<Channel>>,
     broker: senatus_quorum::broker::Broker,
+    /// Idempotency keys of requests queued or being decided here, with
+    /// their request digests.
+    inflight: Mutex<std::collections::HashMap<Vec<u8>, Digest>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -222,6 +225,7 @@ impl Gate {
             peers,
             apis,
             broker,
+            inflight: Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -277,7 +281,7 @@ impl Gate {
         loop {
             let leader = shared.raft.metrics().borrow().current_leader;
             match leader {
-                Some(l) if l == self.id => return self.submit(request).await,
+                Some(l) if l == self.id => return self.submit(shared, request).await,
                 Some(l) => {
                     let Some(client) = self.apis.get(&l) else {
                         return Err(Status::internal(format!("leader {l} has no api address")));
@@ -323,7 +327,55 @@ impl Gate {
         }
     }
 
-    async fn submit(&self, request: DecisionRequest) -> Result<pb::DecideReply, Status> {
+    async fn submit(
+        &self,
+        shared: &Shared,
+        request: DecisionRequest,
+    ) -> Result<pb::DecideReply, Status> {
+        // Idempotency: a key already decided answers with that decision
+        // (re-signed: same payload, same nonce), never a second entry; a
+        // key used for another request is refused.
+        let key = idempotency_key(&request);
+        let digest = request.digest();
+        let known = shared
+            .sm
+            .idempotency_result(&key)
+            .map_err(|e| Status::data_loss(format!("idempotency read failed: {e}")))?;
+        if let Some(rec) = known {
+            if rec.request_digest != digest {
+                return Err(Status::failed_precondition(format!(
+                    "idempotency key {:?} was already used by agent {:?} for a different request (decided at ledger index {}, position {}); no token",
+                    request.idempotency_key, request.actor, rec.ledger_index, rec.position
+                )));
+            }
+            return self.reissue(shared, rec.ledger_index, rec.position).await;
+        }
+        {
+            let mut inflight = lock(&self.inflight);
+            match inflight.get(&key) {
+                Some(d) if *d == digest => {
+                    return Err(Status::aborted(format!(
+                        "a request with idempotency key {:?} is being decided; retry to get its answer",
+                        request.idempotency_key
+                    )));
+                }
+                Some(_) => {
+                    return Err(Status::failed_precondition(format!(
+                        "idempotency key {:?} is in use by a different request being decided; no token",
+                        request.idempotency_key
+                    )));
+                }
+                None => {
+                    inflight.insert(key.clone(), digest);
+                }
+            }
+        }
+        let answer = self.enqueue(request).await;
+        lock(&self.inflight).remove(&key);
+        answer
+    }
+
+    async fn enqueue(&self, request: DecisionRequest) -> Result<pb::DecideReply, Status> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .try_send(Pending { request, reply: tx })
@@ -413,23 +465,46 @@ impl Gate {
         );
         let built = self.build(&batch, written.index, entry_hash)?;
         let (signature, signers) = self.sign(shared, written.index, &built.message).await?;
-        let tokens = built.tokens.tokens(signature);
-        Ok(tokens
+        Ok(answers(
+            built,
+            written.index,
+            entry_hash,
+            signature,
+            &signers,
+        ))
+    }
+
+    /// The answer to a retried request: its committed decision, rebuilt from
+    /// this node's ledger and signed again by t validators. The payload
+    /// (decision id, nonce, expiry) is the one first issued; FROST
+    /// signatures are randomized, so the signature bytes differ, and either
+    /// token redeems the one nonce once.
+    async fn reissue(
+        &self,
+        shared: &Shared,
+        ledger_index: u64,
+        position: u32,
+    ) -> Result<pb::DecideReply, Status> {
+        let entry = shared
+            .sm
+            .ledger_entry(ledger_index)
+            .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?
+            .ok_or_else(|| Status::data_loss(format!("ledger index {ledger_index} missing")))?;
+        let batch = DecisionBatch::decode(&entry.payload).map_err(|e| {
+            Status::data_loss(format!(
+                "ledger index {ledger_index} is not a decision batch: {e}"
+            ))
+        })?;
+        let built = self.build(&batch, ledger_index, entry.hash)?;
+        let (signature, signers) = self.sign(shared, ledger_index, &built.message).await?;
+        answers(built, ledger_index, entry.hash, signature, &signers)
             .into_iter()
-            .zip(built.decisions)
-            .map(|(t, d)| pb::DecideReply {
-                outcome: d.outcome.as_str().to_string(),
-                reasons: d.reasons,
-                ledger_index: written.index,
-                entry_hash: entry_hash.0.to_vec(),
-                position: t.payload.position,
-                decision_id: t.payload.decision_id.0.to_vec(),
-                policy_version: t.payload.policy_version.0,
-                expires_at_ms: t.payload.expires_at_ms,
-                token: t.to_bytes(),
-                signers: signers.clone(),
+            .nth(position as usize)
+            .ok_or_else(|| {
+                Status::data_loss(format!(
+                    "ledger index {ledger_index} has no position {position}"
+                ))
             })
-            .collect())
     }
 
     /// Evaluates every request of `batch` (committed at `ledger_index` with
@@ -786,6 +861,43 @@ impl Gate {
         }
         Ok(t)
     }
+}
+
+/// One reply per request of a signed batch.
+fn answers(
+    built: Built,
+    ledger_index: u64,
+    entry_hash: Digest,
+    signature: [u8; 64],
+    signers: &[u64],
+) -> Vec<pb::DecideReply> {
+    built
+        .tokens
+        .tokens(signature)
+        .into_iter()
+        .zip(built.decisions)
+        .map(|(t, d)| pb::DecideReply {
+            outcome: d.outcome.as_str().to_string(),
+            reasons: d.reasons,
+            ledger_index,
+            entry_hash: entry_hash.0.to_vec(),
+            position: t.payload.position,
+            decision_id: t.payload.decision_id.0.to_vec(),
+            policy_version: t.payload.policy_version.0,
+            expires_at_ms: t.payload.expires_at_ms,
+            token: t.to_bytes(),
+            signers: signers.to_vec(),
+        })
+        .collect()
+}
+
+/// The store key of a request's idempotency key: SHA3-256 over
+/// `"senatus/idempotency/v1" 0x00 str tenant str actor str key`, so keys of
+/// different agents and tenants never collide.
+pub fn idempotency_key(r: &DecisionRequest) -> Vec<u8> {
+    let mut e = senatus_genesis::codec::Encoder::new("idempotency", 1);
+    e.str(&r.tenant).str(&r.actor).str(&r.idempotency_key);
+    e.digest_of().0.to_vec()
 }
 
 struct Built {

@@ -104,6 +104,9 @@ pub enum CommandRejection {
         /// The bound.
         max: u64,
     },
+    /// A decision entry whose payload is not a decision batch.
+    #[error("decision payload is not a decision batch")]
+    MalformedDecision,
     /// A redemption whose payload is not a redemption.
     #[error("redemption payload is malformed")]
     MalformedRedemption,

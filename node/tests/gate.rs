@@ -478,3 +478,90 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "idempotency", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let (broker, _) = broker(tmp.path());
+        let params =
+            serde_json::json!({"amount": 777, "currency": "EUR", "to_account": "acct-supplier-7"});
+        let req = request(
+            "payments",
+            "transfer",
+            "agent-5",
+            params.clone(),
+            "retry-me",
+        );
+        let first = decide(&net, 2, req.clone()).await.expect("first");
+        let head = net
+            .wait_converged(Duration::from_secs(10))
+            .await
+            .expect("converged");
+
+        // The same request again, through other nodes: the same decision,
+        // no second ledger entry.
+        for via in [4, 1] {
+            let again = decide(&net, via, req.clone()).await.expect("retry");
+            assert_eq!(again.ledger_index, first.ledger_index);
+            assert_eq!(again.position, first.position);
+            assert_eq!(again.decision_id, first.decision_id);
+            assert_eq!(again.outcome, first.outcome);
+            assert_eq!(again.expires_at_ms, first.expires_at_ms);
+            let (a, b) = (
+                Token::from_bytes(&first.token).expect("token"),
+                Token::from_bytes(&again.token).expect("token"),
+            );
+            assert_eq!(a.payload, b.payload, "the same signed payload");
+            let expect = Expectation {
+                surface: "payments",
+                action: "transfer",
+                tenant: "acme",
+                params: &params,
+            };
+            broker
+                .verify(&again.token, &expect, now_ms())
+                .expect("reissued token verifies");
+        }
+        let after = net
+            .wait_converged(Duration::from_secs(10))
+            .await
+            .expect("converged");
+        assert_eq!(after, head, "a retry appends nothing");
+
+        // The key with a different request: refused, nothing appended.
+        let mut other = req.clone();
+        other.params_json =
+            serde_json::json!({"amount": 778, "currency": "EUR", "to_account": "acct-supplier-7"})
+                .to_string();
+        let err = decide(&net, 3, other).await.expect_err("reused key");
+        assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
+        assert!(
+            err.message().contains("different request"),
+            "{}",
+            err.message()
+        );
+        let after = net
+            .wait_converged(Duration::from_secs(10))
+            .await
+            .expect("converged");
+        assert_eq!(after, head, "a refused retry appends nothing");
+
+        // The first token and the reissued one share one nonce: one redemption.
+        let mut c = net.client(5).expect("client");
+        c.redeem(pb::RedeemRequest {
+            token: first.token.clone(),
+        })
+        .await
+        .expect("redeem");
+        let again = decide(&net, 5, req).await.expect("retry after redemption");
+        let err = c
+            .redeem(pb::RedeemRequest { token: again.token })
+            .await
+            .expect_err("same nonce");
+        assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
+    })
+    .await;
+}

@@ -114,7 +114,7 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
         .apply([
             blank(1),
             membership(2),
-            normal(3, EntryKind::Decision, b"d1"),
+            normal(3, EntryKind::Record, b"d1"),
             blank(4),
             normal(5, EntryKind::Vote, b"v1"),
         ])
@@ -130,7 +130,7 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
 
     let entries = sm.ledger_range(1, 10, 100).expect("range");
     assert_eq!(entries.len(), 2);
-    assert_eq!(entries[0].kind, EntryKind::Decision);
+    assert_eq!(entries[0].kind, EntryKind::Record);
     assert_eq!(entries[0].prev_hash, genesis());
     assert_eq!(entries[1].prev_hash, entries[0].hash);
     assert_eq!(entries[1].head(), second);
@@ -146,7 +146,7 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
     // The hash is the specified one, recomputable from the fields alone.
     assert_eq!(
         first.hash,
-        LedgerEntry::compute_hash(1, EntryKind::Decision, b"d1", &genesis())
+        LedgerEntry::compute_hash(1, EntryKind::Record, b"d1", &genesis())
     );
 }
 
@@ -595,4 +595,29 @@ async fn log_store_persists_purges_and_truncates() {
 async fn append(log: &mut LogStore, entries: Vec<RaftEntry>) {
     use openraft::storage::RaftLogStorageExt;
     log.blocking_append(entries).await.expect("append");
+}
+
+#[tokio::test]
+async fn decision_and_redemption_entries_must_carry_their_payloads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_log, mut sm) = store::open(dir.path(), genesis()).expect("open");
+    let responses = sm
+        .apply([
+            normal(1, EntryKind::Decision, b"not a batch"),
+            normal(2, EntryKind::Redemption, b"not a redemption"),
+        ])
+        .await
+        .expect("apply");
+    assert_eq!(
+        responses,
+        vec![
+            CommandResponse::Rejected(CommandRejection::MalformedDecision),
+            CommandResponse::Rejected(CommandRejection::MalformedRedemption),
+        ]
+    );
+    assert_eq!(
+        sm.ledger_head().expect("head"),
+        LedgerHead::genesis(genesis()),
+        "refused commands append nothing"
+    );
 }

@@ -130,10 +130,14 @@ impl<'a> StateBatch<'a> {
         self.put(cf::NONCES, nonce, &ledger_index.to_be_bytes())
     }
 
-    /// Records that the command with idempotency key `idem` produced `entry`.
-    pub fn put_idempotency(&mut self, idem: &[u8], entry: &LedgerHead) -> Result<(), StoreError> {
+    /// Records that idempotency key `idem` produced the decision `rec`.
+    pub fn put_idempotency(
+        &mut self,
+        idem: &[u8],
+        rec: &IdempotencyRecord,
+    ) -> Result<(), StoreError> {
         check_reserved_key("idempotency key", idem)?;
-        self.put(cf::IDEMPOTENCY, idem, &entry.to_bytes())
+        self.put(cf::IDEMPOTENCY, idem, &rec.to_bytes())
     }
 
     fn commit(self) -> Result<(), StoreError> {
@@ -142,6 +146,51 @@ impl<'a> StateBatch<'a> {
             .write_opt(self.batch, &synced())
             .map_err(rocks("write batch", cf::SM_META))
     }
+}
+
+/// Where a request's idempotency key first led: the decision at
+/// `position` of the Decision entry at `ledger_index`, for the request with
+/// digest `request_digest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// Ledger index of the Decision entry.
+    pub ledger_index: u64,
+    /// Position of the request in that entry.
+    pub position: u32,
+    /// SHA3-256 of the request's canonical bytes.
+    pub request_digest: Digest,
+}
+
+impl IdempotencyRecord {
+    /// Encoded length: index (8) + position (4) + digest (32).
+    pub const LEN: usize = 44;
+
+    fn to_bytes(self) -> [u8; Self::LEN] {
+        let mut out = [0u8; Self::LEN];
+        out[..8].copy_from_slice(&self.ledger_index.to_be_bytes());
+        out[8..12].copy_from_slice(&self.position.to_be_bytes());
+        out[12..].copy_from_slice(&self.request_digest.0);
+        out
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        if b.len() != Self::LEN {
+            return None;
+        }
+        Some(IdempotencyRecord {
+            ledger_index: u64::from_be_bytes(b[..8].try_into().ok()?),
+            position: u32::from_be_bytes(b[8..12].try_into().ok()?),
+            request_digest: Digest(b[12..].try_into().ok()?),
+        })
+    }
+}
+
+/// State written by earlier entries of one apply call, not yet readable
+/// from the store.
+#[derive(Default)]
+struct ApplyScratch {
+    redeemed: std::collections::HashMap<Vec<u8>, u64>,
+    idempotency: std::collections::HashSet<Vec<u8>>,
 }
 
 fn check_reserved_key(what: &'static str, k: &[u8]) -> Result<(), StoreError> {
@@ -431,18 +480,24 @@ impl StateMachineStore {
         }
     }
 
-    /// The ledger entry produced by the command with idempotency key `idem`.
-    pub fn idempotency_result(&self, idem: &[u8]) -> Result<Option<LedgerHead>, StoreError> {
+    /// The decision idempotency key `idem` produced, if any.
+    pub fn idempotency_result(&self, idem: &[u8]) -> Result<Option<IdempotencyRecord>, StoreError> {
         check_reserved_key("idempotency key", idem)?;
         match self.get_in(None, cf::IDEMPOTENCY, idem)? {
             None => Ok(None),
-            Some(v) => LedgerHead::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    cf: cf::IDEMPOTENCY,
-                    key: key_label(idem),
-                    reason: e.to_string(),
-                }),
+            Some(v) => {
+                IdempotencyRecord::from_bytes(&v)
+                    .map(Some)
+                    .ok_or_else(|| StoreError::Corrupt {
+                        cf: cf::IDEMPOTENCY,
+                        key: key_label(idem),
+                        reason: format!(
+                            "value is {} bytes, expected {}",
+                            v.len(),
+                            IdempotencyRecord::LEN
+                        ),
+                    })
+            }
         }
     }
 
@@ -456,10 +511,7 @@ impl StateMachineStore {
     {
         let mut head = self.ledger_head()?;
         let mut batch = StateBatch::new(self);
-        // Nonces redeemed by earlier entries of this same apply call (not yet
-        // readable from the store).
-        let mut redeemed_here: std::collections::HashMap<Vec<u8>, u64> =
-            std::collections::HashMap::new();
+        let mut scratch = ApplyScratch::default();
         let mut responses = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
@@ -472,7 +524,7 @@ impl StateMachineStore {
                     CommandResponse::NoCommand
                 }
                 EntryPayload::Normal(cmd) => {
-                    self.apply_command(&mut batch, &mut head, &mut redeemed_here, cmd)?
+                    self.apply_command(&mut batch, &mut head, &mut scratch, cmd)?
                 }
             };
             responses.push(response);
@@ -493,7 +545,7 @@ impl StateMachineStore {
         &self,
         batch: &mut StateBatch<'_>,
         head: &mut LedgerHead,
-        redeemed_here: &mut std::collections::HashMap<Vec<u8>, u64>,
+        scratch: &mut ApplyScratch,
         cmd: Command,
     ) -> Result<CommandResponse, StoreError> {
         if let Err(rejection) = cmd.validate() {
@@ -509,7 +561,7 @@ impl StateMachineStore {
                     CommandRejection::MalformedRedemption,
                 ));
             };
-            let first = match redeemed_here.get(&n) {
+            let first = match scratch.redeemed.get(&n) {
                 Some(i) => Some(*i),
                 None => self.nonce_redemption(&n)?,
             };
@@ -521,10 +573,37 @@ impl StateMachineStore {
             }
             nonce = Some(n);
         }
+        // Each request's idempotency key resolves to its first decision.
+        let mut keys = Vec::new();
+        if cmd.kind == EntryKind::Decision {
+            let Ok(decisions) = senatus_quorum::batch::DecisionBatch::decode(&cmd.payload) else {
+                return Ok(CommandResponse::Rejected(
+                    CommandRejection::MalformedDecision,
+                ));
+            };
+            for (position, r) in decisions.requests.iter().enumerate() {
+                let key = crate::gate::idempotency_key(r);
+                if scratch.idempotency.contains(&key) || self.idempotency_result(&key)?.is_some() {
+                    continue;
+                }
+                scratch.idempotency.insert(key.clone());
+                keys.push((key, u32::try_from(position).unwrap_or(u32::MAX), r.digest()));
+            }
+        }
         let entry = LedgerEntry::next(head, cmd.kind, cmd.payload);
         if let Some(n) = nonce {
             batch.put_redeemed_nonce(&n, entry.index)?;
-            redeemed_here.insert(n, entry.index);
+            scratch.redeemed.insert(n, entry.index);
+        }
+        for (key, position, request_digest) in keys {
+            batch.put_idempotency(
+                &key,
+                &IdempotencyRecord {
+                    ledger_index: entry.index,
+                    position,
+                    request_digest,
+                },
+            )?;
         }
         batch.put_ledger_entry(&entry)?;
         *head = entry.head();
