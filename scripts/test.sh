@@ -5,8 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
 echo "test: target dir $CARGO_TARGET_DIR" >&2
-cargo build --workspace --all-targets --locked
-cargo test --workspace --locked --no-fail-fast "$@"
+# The test binaries carry the test-only fault hooks (node/tests/faults.rs);
+# no shipped build does.
+FEATURES=(--features senatus-node/fault-injection)
+cargo build --workspace --all-targets --locked "${FEATURES[@]}"
+cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}" "$@"
 
 # The outsider check: docs/PROTOCOL.md re-implemented with hashlib and a
 # stock Ed25519 library, against docs/vectors/.

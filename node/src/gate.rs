@@ -29,14 +29,14 @@ use senatus_genesis::{Digest, Genesis, Key32, NodeId, Seal};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_proto::v1::senatus_client::SenatusClient;
-use senatus_quorum::batch::{BATCH_REQUESTS_MAX, DecisionBatch};
-use senatus_quorum::evaluate::{Decision, Evaluator};
+use senatus_quorum::Outcome;
+use senatus_quorum::batch::{BATCH_REQUESTS_MAX, BuiltBatch, DecisionBatch};
+use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::{AgentContext, DecisionRequest};
 use senatus_quorum::signing::{
     self, CommitmentBook, NoncePool, PublishedCommitment, SignRequest, SignedShare, Signer,
 };
-use senatus_quorum::token::{self, TokenBatch, TokenPayload};
-use senatus_quorum::{Outcome, params_digest};
+use senatus_quorum::token;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tonic::transport::{Channel, Endpoint};
@@ -464,6 +464,12 @@ impl Gate {
                 .map_err(|_| Status::internal("ledger returned a malformed entry hash"))?,
         );
         let built = self.build(&batch, written.index, entry_hash)?;
+        #[cfg(feature = "fault-injection")]
+        let built = if fault::active() == fault::Fault::LieOutcome {
+            fault::lie(built, &self.group_key)
+        } else {
+            built
+        };
         let (signature, signers) = self.sign(shared, written.index, &built.message).await?;
         Ok(answers(
             built,
@@ -515,55 +521,22 @@ impl Gate {
         batch: &DecisionBatch,
         ledger_index: u64,
         entry_hash: Digest,
-    ) -> Result<Built, Status> {
+    ) -> Result<BuiltBatch, Status> {
         if batch.policy_version != self.seal.version || batch.seal_digest != self.seal_digest {
             return Err(Status::failed_precondition(format!(
                 "batch at ledger index {ledger_index} names policy version {} seal {}, this validator's active seal is version {} seal {}",
                 batch.policy_version.0, batch.seal_digest, self.seal.version.0, self.seal_digest
             )));
         }
-        let mut decisions = Vec::with_capacity(batch.requests.len());
-        let mut payloads = Vec::with_capacity(batch.requests.len());
-        for (position, request) in batch.requests.iter().enumerate() {
-            let position =
-                u32::try_from(position).map_err(|_| Status::internal("batch position"))?;
-            let decision = self.evaluator.evaluate(request, batch.issued_at_ms);
-            let params = params_digest(&request.params).map_err(|e| {
-                Status::internal(format!("params digest of a committed request: {e}"))
-            })?;
-            payloads.push(TokenPayload {
-                genesis_digest: self.genesis_digest,
-                decision_id: token::decision_id(
-                    senatus_genesis::LedgerIndex(ledger_index),
-                    &entry_hash,
-                    position,
-                ),
-                ledger_index: senatus_genesis::LedgerIndex(ledger_index),
+        batch
+            .build(
+                &self.evaluator,
+                self.genesis_digest,
+                senatus_genesis::LedgerIndex(ledger_index),
                 entry_hash,
-                position,
-                outcome: decision.outcome,
-                surface: request.surface.clone(),
-                action: request.action.clone(),
-                tenant: request.tenant.clone(),
-                actor: request.actor.clone(),
-                params_digest: params,
-                policy_version: batch.policy_version,
-                seal_digest: batch.seal_digest,
-                epoch: batch.epoch,
-                nonce: token::derive_nonce(&entry_hash, position),
-                issued_at_ms: batch.issued_at_ms,
-                expires_at_ms: batch.expires_at_ms,
-            });
-            decisions.push(decision);
-        }
-        let tokens =
-            TokenBatch::new(payloads).map_err(|e| Status::internal(format!("token batch: {e}")))?;
-        let message = tokens.message(&self.group_key);
-        Ok(Built {
-            decisions,
-            tokens,
-            message,
-        })
+                &self.group_key,
+            )
+            .map_err(|e| Status::internal(format!("ledger index {ledger_index}: {e}")))
     }
 
     // ---- coordinator -------------------------------------------------------
@@ -817,14 +790,26 @@ impl Gate {
             Status::failed_precondition(format!("ledger index {ledger_index}: {e}"))
         })?;
         let built = self.build(&batch, ledger_index, entry.hash)?;
+        #[cfg(feature = "fault-injection")]
+        if fault::active() == fault::Fault::RefuseSign {
+            return Err(Status::failed_precondition(format!(
+                "validator {} refuses to sign (fault injection: refuse-sign)",
+                self.id
+            )));
+        }
         let mut signer = lock(&self.signer);
-        signer.sign(req, &built.message).map_err(|e| match e {
+        let share = signer.sign(req, &built.message).map_err(|e| match e {
             signing::SigningError::MessageMismatch { .. } => Status::failed_precondition(format!(
                 "validator {} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({e})",
                 self.id
             )),
             other => Status::failed_precondition(format!("validator {}: {other}", self.id)),
-        })
+        })?;
+        #[cfg(feature = "fault-injection")]
+        if fault::active() == fault::Fault::BadShare {
+            return Ok(fault::corrupt(share));
+        }
+        Ok(share)
     }
 
     /// True while this node leads (for the peer handlers).
@@ -865,7 +850,7 @@ impl Gate {
 
 /// One reply per request of a signed batch.
 fn answers(
-    built: Built,
+    built: BuiltBatch,
     ledger_index: u64,
     entry_hash: Digest,
     signature: [u8; 64],
@@ -898,12 +883,6 @@ pub fn idempotency_key(r: &DecisionRequest) -> Vec<u8> {
     let mut e = senatus_genesis::codec::Encoder::new("idempotency", 1);
     e.str(&r.tenant).str(&r.actor).str(&r.idempotency_key);
     e.digest_of().0.to_vec()
-}
-
-struct Built {
-    decisions: Vec<Decision>,
-    tokens: TokenBatch,
-    message: Vec<u8>,
 }
 
 fn lazy(id: u64, addr: &str) -> Result<Channel, GateError> {
@@ -975,4 +954,76 @@ pub fn redemption_nonce(payload: &[u8]) -> Option<Vec<u8>> {
     d.digest("token_digest").ok()?;
     d.finish().ok()?;
     (nonce.len() == token::NONCE_BYTES).then_some(nonce)
+}
+
+/// Faults a test can switch on in one validator process through the
+/// `SENATUS_FAULT` environment variable. Compiled only with the
+/// `fault-injection` feature, which the test suite enables and no shipped
+/// build does: there is no way to turn these on in a normal binary.
+#[cfg(feature = "fault-injection")]
+pub mod fault {
+    use std::sync::OnceLock;
+
+    use senatus_genesis::Key32;
+    use senatus_quorum::Outcome;
+    use senatus_quorum::batch::BuiltBatch;
+    use senatus_quorum::signing::SignedShare;
+    use senatus_quorum::token::TokenBatch;
+
+    /// One injectable fault.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Fault {
+        /// None (the variable is unset).
+        None,
+        /// `bad-share`: sign, then send a share that is not the real one.
+        BadShare,
+        /// `refuse-sign`: refuse every signing request.
+        RefuseSign,
+        /// `lie-outcome`: as leader, ask signers to sign PERMIT for every
+        /// request, whatever the evaluation said.
+        LieOutcome,
+    }
+
+    /// The fault of this process, read once.
+    pub fn active() -> Fault {
+        static FAULT: OnceLock<Fault> = OnceLock::new();
+        *FAULT.get_or_init(|| match std::env::var("SENATUS_FAULT").as_deref() {
+            Ok("bad-share") => Fault::BadShare,
+            Ok("refuse-sign") => Fault::RefuseSign,
+            Ok("lie-outcome") => Fault::LieOutcome,
+            _ => Fault::None,
+        })
+    }
+
+    /// The share with its value replaced (still a valid scalar encoding).
+    pub fn corrupt(mut share: SignedShare) -> SignedShare {
+        if let Ok(bad) = frost_ed25519::round2::SignatureShare::deserialize(&[1u8; 32]) {
+            share.share = bad;
+        }
+        share
+    }
+
+    /// The batch with every outcome turned into PERMIT and the message
+    /// recomputed: what a lying leader would ask signers to sign.
+    pub fn lie(built: BuiltBatch, group_key: &Key32) -> BuiltBatch {
+        let payloads = built
+            .tokens
+            .payloads()
+            .iter()
+            .cloned()
+            .map(|mut p| {
+                p.outcome = Outcome::Permit;
+                p
+            })
+            .collect();
+        let Ok(tokens) = TokenBatch::new(payloads) else {
+            return built;
+        };
+        let message = tokens.message(group_key);
+        BuiltBatch {
+            decisions: built.decisions,
+            tokens,
+            message,
+        }
+    }
 }

@@ -134,6 +134,87 @@ impl DecisionBatch {
     }
 }
 
+/// A committed batch evaluated: one decision and one token payload per
+/// request, the Merkle batch over them, and the message t validators sign.
+#[derive(Debug, Clone)]
+pub struct BuiltBatch {
+    /// One decision per request, in position order.
+    pub decisions: Vec<crate::evaluate::Decision>,
+    /// The token payloads and their Merkle tree.
+    pub tokens: crate::token::TokenBatch,
+    /// The batch message (section 9.5 of docs/PROTOCOL.md).
+    pub message: Vec<u8>,
+}
+
+/// Why a committed batch cannot be built into tokens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    /// A request's params cannot be digested (cannot happen for a batch
+    /// that decoded: decoding requires canonical params).
+    #[error("request {position}: {error}")]
+    Params {
+        /// Its position.
+        position: u32,
+        /// Why.
+        error: crate::params::ParamsError,
+    },
+    /// The payloads do not form a batch.
+    #[error("token batch: {0}")]
+    Batch(String),
+}
+
+impl DecisionBatch {
+    /// Evaluates every request with `evaluator` at the batch's issue time
+    /// and builds the token payloads of the entry at `ledger_index` with
+    /// hash `entry_hash` (docs/PROTOCOL.md section 13), their Merkle batch
+    /// and the message to sign under `group_key`. Pure: the leader, every
+    /// signer and a forensic replay all run exactly this.
+    pub fn build(
+        &self,
+        evaluator: &crate::evaluate::Evaluator,
+        genesis_digest: Digest,
+        ledger_index: senatus_genesis::LedgerIndex,
+        entry_hash: Digest,
+        group_key: &senatus_genesis::Key32,
+    ) -> Result<BuiltBatch, BuildError> {
+        let mut decisions = Vec::with_capacity(self.requests.len());
+        let mut payloads = Vec::with_capacity(self.requests.len());
+        for (position, request) in (0u32..).zip(&self.requests) {
+            let decision = evaluator.evaluate(request, self.issued_at_ms);
+            let params_digest = crate::params::params_digest(&request.params)
+                .map_err(|error| BuildError::Params { position, error })?;
+            payloads.push(crate::token::TokenPayload {
+                genesis_digest,
+                decision_id: crate::token::decision_id(ledger_index, &entry_hash, position),
+                ledger_index,
+                entry_hash,
+                position,
+                outcome: decision.outcome,
+                surface: request.surface.clone(),
+                action: request.action.clone(),
+                tenant: request.tenant.clone(),
+                actor: request.actor.clone(),
+                params_digest,
+                policy_version: self.policy_version,
+                seal_digest: self.seal_digest,
+                epoch: self.epoch,
+                nonce: crate::token::derive_nonce(&entry_hash, position),
+                issued_at_ms: self.issued_at_ms,
+                expires_at_ms: self.expires_at_ms,
+            });
+            decisions.push(decision);
+        }
+        let tokens = crate::token::TokenBatch::new(payloads)
+            .map_err(|e| BuildError::Batch(e.to_string()))?;
+        let message = tokens.message(group_key);
+        Ok(BuiltBatch {
+            decisions,
+            tokens,
+            message,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -280,7 +280,14 @@ pub async fn start_node(
             n.pid
         );
     }
-    let child = process::spawn_node(&m.senatus_exe, &spec.config, &spec.log, log_filter, true)?;
+    let child = process::spawn_node(
+        &m.senatus_exe,
+        &spec.config,
+        &spec.log,
+        log_filter,
+        true,
+        &[],
+    )?;
     let pid = child.id();
     // The child runs in its own process group and is reaped by init once
     // this process exits; `down` finds it through the manifest.

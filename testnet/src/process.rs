@@ -24,6 +24,7 @@ pub(crate) fn spawn_node(
     log: &Path,
     log_filter: &str,
     own_group: bool,
+    env: &[(String, String)],
 ) -> anyhow::Result<Child> {
     let mut out = OpenOptions::new()
         .create(true)
@@ -48,6 +49,7 @@ pub(crate) fn spawn_node(
         .arg("--config")
         .arg(config)
         .env("SENATUS_LOG", log_filter)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);

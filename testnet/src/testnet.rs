@@ -70,6 +70,8 @@ struct Slot {
     spec: NodeSpec,
     proc: Mutex<Proc>,
     channel: Channel,
+    /// Extra environment for this node's next starts.
+    env: Mutex<Vec<(String, String)>>,
 }
 
 /// A local cluster of `senatus node` processes started by this handle.
@@ -135,6 +137,7 @@ impl Testnet {
                     spec,
                     proc: Mutex::new(Proc::NotStarted),
                     channel,
+                    env: Mutex::new(Vec::new()),
                 },
             );
         }
@@ -207,12 +210,18 @@ impl Testnet {
         {
             anyhow::bail!("node {id} is already running (pid {})", c.id());
         }
+        let env = slot
+            .env
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         let child = process::spawn_node(
             &self.exe,
             &slot.spec.config,
             &slot.spec.log,
             &self.log_filter,
             self.own_group,
+            &env,
         )?;
         *p = Proc::Running(child);
         Ok(())
@@ -241,6 +250,19 @@ impl Testnet {
             nodes,
         }
         .save(&self.dir)
+    }
+
+    /// Sets an environment variable for node `id`'s next starts (e.g. a
+    /// test-only fault switch); takes effect at the next [`Testnet::start`].
+    pub fn set_env(&self, id: u64, key: &str, value: &str) -> anyhow::Result<()> {
+        let slot = self.slot(id)?;
+        let mut env = slot
+            .env
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        env.retain(|(k, _)| k != key);
+        env.push((key.to_string(), value.to_string()));
+        Ok(())
     }
 
     /// Pid of node `id` while its process runs.

@@ -1,0 +1,136 @@
+//! Faulty validators on a real five-node cluster, switched on per process
+//! with `SENATUS_FAULT` (compiled in only with the `fault-injection`
+//! feature, which scripts/test.sh enables): an invalid signature share is
+//! attributed and routed around, fewer than t willing signers means no
+//! token, and a leader asking for an outcome the signers did not reach gets
+//! no signature.
+
+#![cfg(feature = "fault-injection")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use senatus_proto::v1 as pb;
+use senatus_testnet::{RaftOverrides, Testnet};
+use tonic::Code;
+
+const TEST_BOUND: Duration = Duration::from_secs(120);
+const CALL: Duration = Duration::from_secs(30);
+
+fn transfer(to: &str, key: &str) -> pb::DecideRequest {
+    pb::DecideRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: "agent-f".into(),
+        tenant: "acme".into(),
+        params_json: serde_json::json!({"amount": 25, "currency": "EUR", "to_account": to})
+            .to_string(),
+        context: Some(pb::AgentContext::default()),
+        idempotency_key: key.into(),
+    }
+}
+
+async fn decide(
+    net: &Testnet,
+    via: u64,
+    r: pb::DecideRequest,
+) -> Result<pb::DecideReply, tonic::Status> {
+    let mut c = net.client(via).expect("client");
+    tokio::time::timeout(CALL, c.decide(r))
+        .await
+        .unwrap_or_else(|_| panic!("Decide via node {via}: no answer within {CALL:?}"))
+        .map(tonic::Response::into_inner)
+}
+
+/// Restarts `ids` with `SENATUS_FAULT=fault` and waits for one leader and
+/// one ledger head.
+async fn with_fault(net: &Testnet, ids: &[u64], fault: &str) {
+    for &id in ids {
+        net.stop(id).await.expect("stop");
+        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
+        net.start(id).expect("start");
+    }
+    net.wait_leader(Duration::from_secs(30))
+        .await
+        .expect("leader");
+    net.wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_shares_are_attributed_and_the_decision_completes_without_them() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "bad shares", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        // Validators 1 and 2 (the lowest ids, always in the first signer
+        // set) send invalid shares.
+        with_fault(&net, &[1, 2], "bad-share").await;
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let reply = decide(&net, 3, transfer("acct-supplier-7", "bad-share-1"))
+            .await
+            .unwrap_or_else(|s| panic!("{:?}: {}", s.code(), s.message()));
+        assert_eq!(reply.outcome, "PERMIT");
+        assert_eq!(reply.signers.len(), 3);
+        assert!(
+            !reply.signers.contains(&1) && !reply.signers.contains(&2),
+            "the culprits' shares are left out: {:?}",
+            reply.signers
+        );
+        let log = net.last_run_log(leader).expect("leader log");
+        assert!(
+            log.contains("invalid signature shares") && log.contains("culprits"),
+            "the leader names the culprits; its log:\n{log}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_than_t_willing_signers_means_no_token() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "refusing signers", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        with_fault(&net, &[3, 4, 5], "refuse-sign").await;
+        let err = decide(&net, 1, transfer("acct-supplier-7", "refused-1"))
+            .await
+            .expect_err("only two validators sign: no token");
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+        assert!(
+            err.message()
+                .contains("fewer than t=3 validators signed; no token"),
+            "{}",
+            err.message()
+        );
+        assert!(err.message().contains("refuse-sign"), "{}", err.message());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_asking_for_an_outcome_the_signers_did_not_reach_gets_no_token() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "lying leader", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        // Whichever validator leads turns every outcome into PERMIT.
+        with_fault(&net, &net.ids(), "lie-outcome").await;
+        let err = decide(&net, 2, transfer("acct-sanctioned-0001", "lie-1"))
+            .await
+            .expect_err("a DENY dressed as PERMIT must not be signed");
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+        assert!(
+            err.message().contains("gives a different batch") && err.message().contains("no token"),
+            "{}",
+            err.message()
+        );
+    })
+    .await;
+}
