@@ -451,6 +451,7 @@ impl Gate {
             epoch: self.seal.epoch,
             requests,
         };
+        let started = Instant::now();
         // Log before answer: the entry commits first (I1).
         let written = shared
             .write_as_leader(Command::new(EntryKind::Decision, batch.encode()))
@@ -470,7 +471,16 @@ impl Gate {
         } else {
             built
         };
+        let committed = started.elapsed();
         let (signature, signers) = self.sign(shared, written.index, &built.message).await?;
+        tracing::debug!(
+            node = self.id,
+            ledger_index = written.index,
+            requests = built.decisions.len(),
+            commit_us = committed.as_micros() as u64,
+            total_us = started.elapsed().as_micros() as u64,
+            "batch decided and signed"
+        );
         Ok(answers(
             built,
             written.index,
@@ -602,15 +612,24 @@ impl Gate {
                 });
             }
             // The remote signers work while this node signs its own share.
+            let t0 = Instant::now();
             let mut results = Vec::with_capacity(self.threshold);
             if let Some(me) = local {
                 results.push((me, self.sign_locally(shared, ledger_index, &req).await));
             }
+            let local_us = t0.elapsed().as_micros() as u64;
             while let Some(joined) = calls.join_next().await {
                 if let Ok(r) = joined {
                     results.push(r);
                 }
             }
+            tracing::debug!(
+                node = self.id,
+                ledger_index,
+                local_us,
+                shares_us = t0.elapsed().as_micros() as u64,
+                "signature shares collected"
+            );
             let mut shares = BTreeMap::new();
             for (signer, r) in results {
                 match r.and_then(|s| plan.accept(signer, &s).map_err(|e| e.to_string())) {
