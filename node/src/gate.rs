@@ -773,6 +773,9 @@ impl Gate {
     ) -> Result<SignedShare, Status> {
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         let entry = loop {
+            // Read the applied position before the ledger, so an apply that
+            // lands in between still changes it and wakes the wait below.
+            let seen = shared.raft.metrics().borrow().last_applied;
             let head = shared
                 .sm
                 .ledger_head()
@@ -792,12 +795,12 @@ impl Gate {
                     self.id, self.config.apply_wait_ms
                 )));
             }
+            let left = deadline.saturating_duration_since(Instant::now());
             let _ = shared
                 .raft
-                .wait(Some(Duration::from_millis(50)))
-                .metrics(|m| m.last_applied.is_some_and(|l| l.index > 0), "applied")
+                .wait(Some(left))
+                .metrics(|m| m.last_applied != seen, "an apply")
                 .await;
-            tokio::time::sleep(Duration::from_millis(2)).await;
         };
         if entry.kind != EntryKind::Decision {
             return Err(Status::failed_precondition(format!(
