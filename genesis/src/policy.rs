@@ -389,8 +389,22 @@ fn rule(rule: &'static str, value: String) -> PolicyError {
 impl Constitution {
     /// Parses `constitution.toml` text and checks [`Constitution::validate`].
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
-        let c: Constitution = toml::from_str(text).map_err(|e| PolicyError::Constitution {
-            message: e.to_string().trim_end().to_string(),
+        // toml's Display draws a multi-line source excerpt; boot errors are
+        // one line, so keep its message and say where.
+        let c: Constitution = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| {
+                1 + text.as_bytes()[..s.start.min(text.len())]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+            });
+            let message = e.message().replace('\n', " ");
+            PolicyError::Constitution {
+                message: match line {
+                    Some(l) => format!("line {l}: {}", message.trim_end()),
+                    None => message.trim_end().to_string(),
+                },
+            }
         })?;
         c.validate()?;
         Ok(c)

@@ -863,6 +863,28 @@ fn unknown_constitution_key_is_rejected() {
 }
 
 #[test]
+fn a_garbled_constitution_is_one_line_naming_where() {
+    let files = with_constitution(|c| c.replace("[epoch]\n", "[epoch\n"));
+    let e = load_err(files);
+    let shown = e.to_string();
+    assert_eq!(shown.lines().count(), 1, "{shown}");
+    let line = with_constitution(|c| c)
+        .get("constitution.toml")
+        .map(|b| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .position(|l| l == "[epoch]")
+                .expect("[epoch] line")
+                + 1
+        })
+        .expect("constitution");
+    assert!(
+        matches!(&e, PolicyError::Constitution { message } if message.starts_with(&format!("line {line}: "))),
+        "{shown}"
+    );
+}
+
+#[test]
 fn floats_and_missing_sections_are_rejected() {
     let files = with_constitution(|c| c.replace("alpha_permille = 700", "alpha_permille = 0.7"));
     assert!(matches!(load_err(files), PolicyError::Constitution { .. }));
