@@ -6,7 +6,8 @@
 # genesis, and a governed agent's scenario: a permitted payment whose token
 # a broker verifies offline and redeems exactly once, a tampered amount
 # refused, a blocklisted transfer denied, an uncertain agent silenced, and
-# personal data kept from an external endpoint. The testnet is stopped at the end
+# personal data kept from an external endpoint; finally an auditor replays the
+# payment decision from the ledger. The testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -55,7 +56,9 @@ B="$DIR/broker"
 PAY='{"amount": 50000, "currency": "EUR", "to_account": "acct-supplier-7"}'
 echo "-- payments.transfer of 500.00 EUR, within acme's sealed limit (asked via validator 3)"
 "$SENATUS" decide --api "$(api_of 3)" --surface payments --action transfer --actor agent-7 \
-    --tenant acme --params "$PAY" --idempotency-key demo-1 --token-out "$DIR/permit.token"
+    --tenant acme --params "$PAY" --idempotency-key demo-1 --token-out "$DIR/permit.token" \
+    | tee "$DIR/permit.out"
+DECISION_ID=$(sed -n 's/^decision id: //p' "$DIR/permit.out")
 echo "-- the payment service's broker verifies the token offline (genesis + seal chain only)"
 "$SENATUS" broker verify --genesis "$B/genesis.json" --seals "$B/seals.json" \
     --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"
@@ -83,6 +86,9 @@ echo "-- an export of personal data to an external endpoint: DENY"
     --params '{"dataset": "contacts of alice@example.org", "destination": "https://upload.partner.example/in", "rows": 10}'
 "$SENATUS" testnet wait --dir "$DIR"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 3)"
+echo "== an auditor replays the payment decision from validator 5's ledger"
+"$SENATUS" replay "$DECISION_ID" --genesis "$DIR/genesis.json" --api "$(api_of 5)" \
+    --token-file "$DIR/permit.token"
 
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")

@@ -100,7 +100,8 @@ pub struct Failure {
 }
 
 impl Failure {
-    fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
+    /// An [`anyhow::Error`] carrying this failure.
+    pub fn error(code: u8, message: impl Into<String>) -> anyhow::Error {
         anyhow::Error::new(Failure {
             code,
             message: message.into(),
@@ -698,7 +699,15 @@ pub fn full_chain(genesis: &Genesis, seals: Vec<SignedSeal>) -> Vec<SignedSeal> 
 fn load_broker(c: &TokenCheckArgs) -> anyhow::Result<Broker> {
     let genesis = Genesis::load(&c.genesis)
         .map_err(|e| anyhow::anyhow!("genesis {}: {e}", c.genesis.display()))?;
-    let seals: Vec<SignedSeal> = match &c.seals {
+    let chain = read_seal_chain(&genesis, c.seals.as_deref())?;
+    Broker::new(&genesis, &chain)
+        .map_err(|e| anyhow::anyhow!("trust material does not verify: {e}"))
+}
+
+/// Reads a seals file (or none: seal 0 only) into a full chain, not yet
+/// verified (the [`Broker`] and `senatus replay` verify it from genesis).
+pub fn read_seal_chain(genesis: &Genesis, seals: Option<&Path>) -> anyhow::Result<Vec<SignedSeal>> {
+    let seals: Vec<SignedSeal> = match seals {
         Some(path) => {
             let bytes = read_bounded(path, SEALS_BYTES_MAX, "seals file")?;
             serde_json::from_slice(&bytes).map_err(|e| {
@@ -710,9 +719,7 @@ fn load_broker(c: &TokenCheckArgs) -> anyhow::Result<Broker> {
         }
         None => Vec::new(),
     };
-    let chain = full_chain(&genesis, seals);
-    Broker::new(&genesis, &chain)
-        .map_err(|e| anyhow::anyhow!("trust material does not verify: {e}"))
+    Ok(full_chain(genesis, seals))
 }
 
 fn refused(prefix: &str, e: &VerifyError) -> anyhow::Error {

@@ -60,12 +60,12 @@ pub enum LedgerCommand {
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ExportHeader {
+pub(crate) struct ExportHeader {
     format: String,
     chain_id: String,
-    genesis_digest: Digest,
-    head_index: u64,
-    head_hash: Digest,
+    pub(crate) genesis_digest: Digest,
+    pub(crate) head_index: u64,
+    pub(crate) head_hash: Digest,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -109,7 +109,7 @@ fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<LedgerEntry> {
 }
 
 /// Streams a node's ledger page by page to `sink`; returns the head it read.
-async fn fetch_ledger(
+pub(crate) async fn fetch_ledger(
     api: &str,
     mut sink: impl FnMut(LedgerEntry) -> anyhow::Result<()>,
 ) -> anyhow::Result<(pb::LedgerHeadReply, pb::StatusReply)> {
@@ -149,7 +149,7 @@ async fn fetch_ledger(
     Ok((head, status))
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
@@ -230,6 +230,51 @@ fn export(api: &str, out: &PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads an export file written by `senatus ledger export`, checking its
+/// header against `genesis_digest` and each line against the entry it
+/// encodes, and streams the entries to `sink`; returns the header (whose
+/// claimed head the caller compares with what the chain reached).
+pub(crate) fn read_export(
+    path: &Path,
+    genesis_digest: Digest,
+    mut sink: impl FnMut(LedgerEntry) -> anyhow::Result<()>,
+) -> anyhow::Result<ExportHeader> {
+    let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let mut lines = std::io::BufReader::new(f).lines();
+    let first = lines.next().context("empty export file")??;
+    let header: ExportHeader =
+        serde_json::from_str(&first).context("export header is malformed")?;
+    if header.format != EXPORT_FORMAT {
+        bail!(
+            "export format {:?}, expected {EXPORT_FORMAT:?}",
+            header.format
+        );
+    }
+    if header.genesis_digest != genesis_digest {
+        bail!(
+            "export is for genesis {}, not {genesis_digest}",
+            header.genesis_digest
+        );
+    }
+    for (n, line) in lines.enumerate() {
+        let line = line?;
+        let l: ExportLine = serde_json::from_str(&line)
+            .with_context(|| format!("export line {} is malformed", n + 2))?;
+        let bytes = hex::decode(&l.entry)
+            .with_context(|| format!("ledger index {}: entry is not hex", l.index))?;
+        let e = LedgerEntry::decode(&bytes)
+            .map_err(|err| anyhow::anyhow!("ledger index {}: {err}", l.index))?;
+        if e.index != l.index || e.hash != l.hash || e.kind.code() != l.kind {
+            bail!(
+                "ledger index {}: line fields disagree with the encoded entry",
+                l.index
+            );
+        }
+        sink(e)?;
+    }
+    Ok(header)
+}
+
 fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
     let g = Genesis::load(genesis)?;
     let gd = g.digest();
@@ -251,38 +296,10 @@ fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Res
             (head.index, hex::encode(&head.hash))
         }
         (None, Some(path)) => {
-            let f =
-                std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
-            let mut lines = std::io::BufReader::new(f).lines();
-            let first = lines.next().context("empty export file")??;
-            let header: ExportHeader =
-                serde_json::from_str(&first).context("export header is malformed")?;
-            if header.format != EXPORT_FORMAT {
-                bail!(
-                    "export format {:?}, expected {EXPORT_FORMAT:?}",
-                    header.format
-                );
-            }
-            if header.genesis_digest != gd {
-                bail!("export is for genesis {}, not {gd}", header.genesis_digest);
-            }
-            for (n, line) in lines.enumerate() {
-                let line = line?;
-                let l: ExportLine = serde_json::from_str(&line)
-                    .with_context(|| format!("export line {} is malformed", n + 2))?;
-                let bytes = hex::decode(&l.entry)
-                    .with_context(|| format!("ledger index {}: entry is not hex", l.index))?;
-                let e = LedgerEntry::decode(&bytes)
-                    .map_err(|err| anyhow::anyhow!("ledger index {}: {err}", l.index))?;
-                if e.index != l.index || e.hash != l.hash || e.kind.code() != l.kind {
-                    bail!(
-                        "ledger index {}: line fields disagree with the encoded entry",
-                        l.index
-                    );
-                }
+            let header = read_export(path, gd, |e| {
                 count += 1;
-                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))?;
-            }
+                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))
+            })?;
             (header.head_index, header.head_hash.to_hex())
         }
         (None, None) => bail!("give --api or --file"),

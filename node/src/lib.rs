@@ -4,6 +4,7 @@
 pub mod cli_gate;
 pub mod cli_genesis;
 pub mod cli_ledger;
+pub mod cli_replay;
 pub mod gate;
 pub mod ledger;
 pub mod metrics;

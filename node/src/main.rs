@@ -53,6 +53,12 @@ enum Command {
     /// chain, verify tokens offline, redeem them exactly once.
     #[command(subcommand)]
     Broker(cli_gate::BrokerCommand),
+    /// Forensic replay of one decision: rebuild it from a ledger verified
+    /// from genesis (request, policy version, outcome, reasons, the token
+    /// payload, Merkle root and the message the validators signed) and, given
+    /// the issued token, show it is byte-identical and its signature verifies.
+    #[command(after_help = senatus_node::cli_replay::REPLAY_EXIT_CODES)]
+    Replay(senatus_node::cli_replay::ReplayArgs),
     /// Benchmark (not a test): start a fresh local 5-validator testnet in
     /// DIR, drive Decide at each concurrency level, measure broker
     /// verifications/s on one core, then run the same load generator
@@ -99,6 +105,7 @@ fn main() -> ExitCode {
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
         Command::Decide(a) => cli_gate::decide(a),
         Command::Broker(c) => cli_gate::broker(c),
+        Command::Replay(a) => senatus_node::cli_replay::run(a),
         Command::Bench(a) => run_bench(a),
     };
     match result {
