@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -27,9 +28,15 @@ use tonic::transport::{Channel, Endpoint};
 use crate::raft_types::TypeConfig;
 
 /// Largest gRPC message a peer accepts or sends. Snapshot chunks are sized
-/// well below it (`SNAPSHOT_CHUNK_BYTES`), and append batches are bounded by
-/// openraft's `max_payload_entries` times the largest command.
+/// well below it (`SNAPSHOT_CHUNK_BYTES`); an append batch whose encoding
+/// would exceed [`APPEND_PAYLOAD_BYTES_MAX`] is refused before sending with
+/// openraft's `PayloadTooLarge`, which makes openraft resend fewer entries.
+/// One entry always fits: a command is at most
+/// `ledger::LEDGER_PAYLOAD_BYTES_MAX` (4 MiB) plus a few bytes.
 pub const PEER_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Largest encoded AppendEntries request sent: the message limit less room
+/// for the protobuf framing around it.
+pub const APPEND_PAYLOAD_BYTES_MAX: usize = PEER_MESSAGE_BYTES_MAX - 64 * 1024;
 /// Snapshot chunk size handed to openraft; must leave room for framing
 /// inside [`PEER_MESSAGE_BYTES_MAX`].
 pub const SNAPSHOT_CHUNK_BYTES: u64 = 4 * 1024 * 1024;
@@ -112,6 +119,19 @@ impl PeerConnection {
         E: std::error::Error + DeserializeOwned,
     {
         let payload = encode(req).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        self.call_encoded(which, payload, option).await
+    }
+
+    async fn call_encoded<Resp, E>(
+        &mut self,
+        which: Rpc,
+        payload: Vec<u8>,
+        option: &RPCOption,
+    ) -> Result<Resp, RpcErr<E>>
+    where
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
         let mut client = self.client().map_err(RPCError::Unreachable)?;
         let mut request = tonic::Request::new(RaftMessage {
             from: self.self_id,
@@ -155,7 +175,20 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
-        self.call(Rpc::Append, &rpc, &option).await
+        let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        if let Some(hint) = entries_hint(payload.len(), rpc.entries.len()) {
+            tracing::debug!(
+                target_node = self.target,
+                bytes = payload.len(),
+                entries = rpc.entries.len(),
+                hint,
+                "append batch over the peer message limit; openraft resends fewer entries"
+            );
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(hint),
+            ));
+        }
+        self.call_encoded(Rpc::Append, payload, &option).await
     }
 
     async fn install_snapshot(
@@ -181,6 +214,27 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     }
 }
 
+/// For an AppendEntries request of `bytes` encoded bytes carrying `entries`
+/// entries: `None` if it fits in [`APPEND_PAYLOAD_BYTES_MAX`], else how many
+/// entries to send instead (at least one, strictly fewer than `entries`).
+///
+/// # Panics
+/// If a single entry does not fit: commands are bounded far below the
+/// limit, so that is a broken invariant, not a peer fault.
+pub fn entries_hint(bytes: usize, entries: usize) -> Option<u64> {
+    if bytes <= APPEND_PAYLOAD_BYTES_MAX {
+        return None;
+    }
+    assert!(
+        entries > 1,
+        "one Raft entry encodes to {bytes} bytes, over the {APPEND_PAYLOAD_BYTES_MAX}-byte append limit"
+    );
+    // Scale by the average entry size, with a margin for uneven entries.
+    let fit = (entries as u128 * APPEND_PAYLOAD_BYTES_MAX as u128 * 9 / 10) / bytes as u128;
+    let fit = u64::try_from(fit).unwrap_or(u64::MAX);
+    Some(fit.clamp(1, entries as u64 - 1))
+}
+
 /// A peer client for write forwarding, over a lazily connecting channel.
 pub fn forward_client(addr: &str) -> Result<PeerClient<Channel>, tonic::transport::Error> {
     Ok(PeerClient::new(channel(addr)?)
@@ -201,4 +255,27 @@ pub async fn forward_write(
         .forward_write(req)
         .await
         .map(|r| r.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_batch_over_the_limit_is_split_and_one_that_fits_is_not() {
+        assert_eq!(entries_hint(APPEND_PAYLOAD_BYTES_MAX, 256), None);
+        assert_eq!(entries_hint(1, 1), None);
+        // 256 entries of 64 KiB each: about 16 MiB, just over the limit.
+        let hint = entries_hint(256 * 65_600, 256).expect("over");
+        assert!((200..256).contains(&hint), "hint {hint}");
+        assert!(hint as usize * 65_600 <= APPEND_PAYLOAD_BYTES_MAX);
+        // Two 4 MiB commands and one giant: always at least one entry.
+        assert_eq!(entries_hint(APPEND_PAYLOAD_BYTES_MAX * 10, 2), Some(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "over the")]
+    fn a_single_entry_over_the_limit_is_a_broken_invariant() {
+        let _ = entries_hint(APPEND_PAYLOAD_BYTES_MAX + 1, 1);
+    }
 }

@@ -69,12 +69,12 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds the addresses in the node's config.
-    pub async fn bind(m: &BootMaterial) -> anyhow::Result<Listeners> {
+    pub async fn bind(m: &BootMaterial) -> Result<Listeners, StartError> {
         let l = &m.config.listen;
         let bind = |addr: String| async move {
             TcpListener::bind(&addr)
                 .await
-                .map_err(|e| anyhow::anyhow!("cannot bind {addr}: {e}"))
+                .map_err(|source| StartError::Bind { addr, source })
         };
         Ok(Listeners {
             peer: bind(l.peer.clone()).await?,
@@ -101,6 +101,14 @@ pub enum StartError {
     /// Raft could not start.
     #[error("raft failed to start: {0}")]
     Raft(String),
+    /// A configured address could not be bound.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// The address from the node's config.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// A running node: its shared state and a handle to stop it.
@@ -128,10 +136,11 @@ impl RunningNode {
     }
 }
 
-/// Opens storage, verifies it, starts Raft and the servers.
+/// Opens storage, verifies it, and only then binds the configured
+/// addresses and starts Raft and the servers: a node whose stored ledger
+/// does not verify never opens a port.
 pub async fn start(
     material: &BootMaterial,
-    listeners: Listeners,
     options: NodeOptions,
 ) -> Result<RunningNode, StartError> {
     let id = material.lock.node_id.get();
@@ -143,6 +152,7 @@ pub async fn start(
     })?;
     let head = sm.verify_integrity().map_err(StartError::Integrity)?;
     tracing::info!(node = id, ledger_index = head.index, ledger_hash = %head.hash, "ledger chain verified");
+    let listeners = Listeners::bind(material).await?;
 
     let config = Config {
         cluster_name: material.genesis.body.chain_id.clone(),
@@ -356,9 +366,8 @@ pub async fn run_until(
     material: BootMaterial,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let listeners = Listeners::bind(&material).await?;
     let options = NodeOptions::from_config(&material.config.raft);
-    let node = start(&material, listeners, options).await?;
+    let node = start(&material, options).await?;
     println!(
         "node {} serving: peer {} api {} metrics {}",
         node.shared.id,

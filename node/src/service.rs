@@ -26,6 +26,12 @@ pub const API_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
 /// Most ledger entries one `GetLedger` call returns.
 pub const GET_LEDGER_ENTRIES_MAX: u32 = 1000;
+/// Most payload bytes one `GetLedger` reply carries (beyond its first
+/// entry), well inside the API's 16 MiB encoding limit.
+pub const GET_LEDGER_REPLY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Bytes a wire ledger entry adds to its payload (index, kind, two hashes,
+/// protobuf framing), counted generously.
+const LEDGER_ENTRY_WIRE_OVERHEAD_BYTES: usize = 96;
 
 /// Timing bounds of the write path.
 #[derive(Debug, Clone, Copy)]
@@ -420,9 +426,20 @@ impl pb::senatus_server::Senatus for ApiService {
                 .sm
                 .ledger_range(r.from, r.to, limit)
                 .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
-            Ok(pb::GetLedgerReply {
-                entries: entries.into_iter().map(entry_to_wire).collect(),
-            })
+            // Bound the reply by bytes as well as by count: a page of large
+            // entries stops early (never before its first entry, which is
+            // at most LEDGER_PAYLOAD_BYTES_MAX), and the caller asks again.
+            let mut bytes = 0usize;
+            let entries = entries
+                .into_iter()
+                .take_while(|e| {
+                    let first = bytes == 0;
+                    bytes += e.payload.len() + LEDGER_ENTRY_WIRE_OVERHEAD_BYTES;
+                    first || bytes <= GET_LEDGER_REPLY_BYTES_MAX
+                })
+                .map(entry_to_wire)
+                .collect();
+            Ok(pb::GetLedgerReply { entries })
         })
         .await
     }
