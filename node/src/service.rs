@@ -182,7 +182,21 @@ impl Shared {
     /// Leader-side write: refuse fast without a recent quorum, then append
     /// and wait (bounded) for commit and apply.
     pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
-        let m = self.raft.metrics().borrow().clone();
+        let mut m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader && m.millis_since_quorum_ack.is_none() {
+            // Just elected: no majority has acknowledged this leader yet.
+            // Give it the ack bound to hear from one instead of refusing a
+            // healthy cluster; a leader that hears nothing still refuses.
+            let _ = self
+                .raft
+                .wait(Some(Duration::from_millis(self.bounds.quorum_ack_max_ms)))
+                .metrics(
+                    |m| m.millis_since_quorum_ack.is_some() || m.state != ServerState::Leader,
+                    "first quorum ack",
+                )
+                .await;
+            m = self.raft.metrics().borrow().clone();
+        }
         if m.state != ServerState::Leader {
             return Err(Status::failed_precondition(format!(
                 "node {} is not the leader (leader: {:?})",
