@@ -15,6 +15,34 @@ fn senatus(args: &[&str]) -> Output {
         .expect("run senatus")
 }
 
+/// Runs `senatus` and kills it if it has not exited within `limit`: a
+/// regression that let a refused node serve must fail the test, not hang it.
+fn senatus_bounded(args: &[&str], limit: std::time::Duration) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_senatus"))
+        .args(args)
+        .env_remove("SENATUS_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn senatus");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            return child.wait_with_output().expect("output");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "senatus {args:?} still running after {limit:?}; killed. stdout: {} stderr: {}",
+                text(&out.stdout),
+                text(&out.stderr)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -95,7 +123,10 @@ fn tampered_policy_stops_boot_with_one_line_naming_file_and_digests() {
     std::fs::write(&constitution, bytes).expect("write");
     let cfg = dir.join("node-3/node.toml");
     // Without --check too: the lock is verified before any port opens.
-    let out = senatus(&["node", "--config", cfg.to_str().expect("path")]);
+    let out = senatus_bounded(
+        &["node", "--config", cfg.to_str().expect("path")],
+        std::time::Duration::from_secs(30),
+    );
     assert_eq!(out.status.code(), Some(2));
     let err = text(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line, got: {err}");
@@ -107,6 +138,138 @@ fn tampered_policy_stops_boot_with_one_line_naming_file_and_digests() {
         "nothing served: {}",
         text(&out.stdout)
     );
+}
+
+#[test]
+fn genesis_verify_refuses_a_tampered_genesis_and_a_drifted_policy() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = ceremony(tmp.path());
+    let genesis = dir.join("genesis.json");
+    let original = std::fs::read_to_string(&genesis).expect("read");
+
+    // The chain id changed after signing: the authority signature fails.
+    let forged = original.replacen("senatus-local", "senatus-locaX", 1);
+    assert_ne!(forged, original);
+    std::fs::write(&genesis, &forged).expect("write");
+    // Each refused path is one FAILED line on stdout; the count on stderr.
+    let refused = |path: &Path, needles: &[&str]| {
+        let out = senatus(&["genesis", "verify", path.to_str().expect("path")]);
+        let (o, e) = (text(&out.stdout), text(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{o}{e}");
+        assert_eq!(o.lines().count(), 1, "{o}");
+        assert!(o.starts_with("FAILED "), "{o}");
+        for n in needles {
+            assert!(o.contains(n), "wanted {n:?}: {o}");
+        }
+        assert!(e.contains("1 of 1 failed verification"), "{e}");
+    };
+    refused(
+        &genesis,
+        &["genesis signature does not verify under authority key"],
+    );
+
+    // Truncated: malformed, not a panic.
+    std::fs::write(&genesis, &original[..original.len() / 2]).expect("write");
+    refused(&genesis, &["genesis.json"]);
+    std::fs::write(&genesis, &original).expect("restore");
+
+    // A node whose policy copy drifted: the line names the digests.
+    let policy = dir.join("node-2/policy/schema.cedarschema");
+    let mut bytes = std::fs::read(&policy).expect("read");
+    bytes.extend_from_slice(b"\n// drift\n");
+    std::fs::write(&policy, bytes).expect("write");
+    refused(&dir.join("node-2"), &["node-2/policy", "sealed digest is"]);
+    // The other nodes still verify.
+    let out = senatus(&[
+        "genesis",
+        "verify",
+        dir.join("node-1").to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[test]
+fn genesis_init_honours_its_options_and_refuses_what_the_constitution_forbids() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("custom");
+    let d = dir.to_str().expect("path");
+    let out = senatus(&[
+        "genesis",
+        "init",
+        "--out",
+        d,
+        "--chain-id",
+        "acme-prod-1",
+        "--host",
+        "127.0.0.2",
+        "--base-port",
+        "47100",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).expect("read"))
+            .expect("json");
+    assert_eq!(g["chain_id"], "acme-prod-1", "{g}");
+    let validators = g["validators"].as_array().expect("validators");
+    assert_eq!(validators.len(), 5);
+    for (i, v) in validators.iter().enumerate() {
+        let base = 47100 + 10 * i;
+        assert_eq!(v["peer_addr"], format!("127.0.0.2:{base}"), "{v}");
+        assert_eq!(v["api_addr"], format!("127.0.0.2:{}", base + 1), "{v}");
+    }
+    let cfg = std::fs::read_to_string(dir.join("node-3/node.toml")).expect("node.toml");
+    assert!(cfg.contains("127.0.0.2:47122"), "{cfg}");
+
+    // Free ports when no base is given: fifteen distinct loopback ports.
+    let free = tmp.path().join("free");
+    let out = senatus(&["genesis", "init", "--out", free.to_str().expect("path")]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(free.join("genesis.json")).expect("read"))
+            .expect("json");
+    let mut addrs = std::collections::BTreeSet::new();
+    for v in g["validators"].as_array().expect("validators") {
+        for key in ["peer_addr", "api_addr"] {
+            let a = v[key].as_str().expect("addr");
+            assert!(a.starts_with("127.0.0.1:"), "{a}");
+            assert!(addrs.insert(a.to_string()), "{a} used twice");
+        }
+    }
+    assert_eq!(addrs.len(), 10);
+
+    // The constitution is sealed: a ceremony cannot disagree with it.
+    for (flag, value, needle) in [
+        ("--validators", "4", "validators"),
+        ("--threshold", "2", "threshold"),
+    ] {
+        let out_dir = tmp.path().join(format!("bad{flag}"));
+        let out = senatus(&[
+            "genesis",
+            "init",
+            "--out",
+            out_dir.to_str().expect("path"),
+            flag,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(needle) && err.contains(value), "{flag}: {err}");
+        assert!(
+            !out_dir.join("genesis.json").exists(),
+            "{flag}: nothing written"
+        );
+    }
+    let out = senatus(&[
+        "genesis",
+        "init",
+        "--out",
+        tmp.path().join("badid").to_str().expect("path"),
+        "--chain-id",
+        "no spaces allowed",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("chain"), "{}", text(&out.stderr));
 }
 
 #[test]
