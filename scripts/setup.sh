@@ -11,12 +11,20 @@ if ! ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/x86_64-linux-gnu/libclang*.so*
     need_pkgs+=(libclang-dev)
 fi
 command -v c++ >/dev/null 2>&1 || need_pkgs+=(g++)
+# apt_install PKG...: installs Debian packages (as root, or through sudo),
+# refreshing the package lists once per run.
+apt_install() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if [ -z "${SENATUS_APT_UPDATED:-}" ]; then
+        $sudo apt-get update -qq
+        SENATUS_APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
 if [ ${#need_pkgs[@]} -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}" >&2
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    apt_install "${need_pkgs[@]}"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

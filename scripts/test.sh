@@ -13,7 +13,14 @@ cargo test --workspace --locked --no-fail-fast "${FEATURES[@]}" "$@"
 
 # The outsider check: docs/PROTOCOL.md re-implemented with hashlib and a
 # stock Ed25519 library, against docs/vectors/.
+if ! command -v python3 >/dev/null 2>&1; then
+    echo "setup: installing python3" >&2
+    apt_install python3
+fi
 if ! python3 -c "import cryptography" 2>/dev/null; then
-    python3 -m pip install --quiet cryptography
+    # A pip-managed Python takes it from PyPI; Debian's own Python refuses
+    # pip (PEP 668), so fall back to Debian's package.
+    python3 -m pip install --quiet cryptography 2>/dev/null || apt_install python3-cryptography
+    python3 -c "import cryptography" || { echo "test: python3 cannot import cryptography" >&2; exit 1; }
 fi
 python3 scripts/verify-vectors.py
