@@ -313,23 +313,119 @@ def requests(vec, gvec, policy_digest):
     check("decision batch digest", sha3(bytes(e.b)), bt["batch_digest"])
 
 
+def ed25519_ok(key_hex, sig_hex, msg: bytes) -> bool:
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex)).verify(bytes.fromhex(sig_hex), msg)
+        return True
+    except InvalidSignature:
+        return False
+
+
+def amendment(vec, gvec):
+    """PROTOCOL.md section 16: proposal, votes and the seal they pass."""
+    g = gvec["genesis"]
+    check("amendment vector chains from the genesis vector", vec["genesis_digest"], gvec["genesis_digest"])
+    check("amendment is based on seal 0", vec["seal0_digest"], gvec["seal0_digest"])
+    p = vec["proposal"]
+    check("proposal base seal is seal 0", p["base_seal_digest"], gvec["seal0_digest"])
+    check("proposal base version is the genesis version", p["base_version"], g["policy_version"])
+    files = {path: c.encode("utf-8") for path, c in p["layer_files"].items()}
+    layer = Enc("policy-layer").u32(len(files))
+    for path in sorted(files, key=lambda x: x.encode("utf-8")):
+        layer.str_(path).bytes_(files[path])
+    layer = bytes(layer.b)
+    check("proposal layer bytes", layer.hex(), p["layer_bytes"])
+    check("proposal layer digest", sha3(layer), p["layer_digest"])
+    assert len(p["justification"].encode("utf-8")) <= 4096
+    e = Enc("amendment-proposal").u64(p["base_version"]).raw32(p["base_seal_digest"])
+    e.bytes_(layer).str_(p["justification"]).raw32(p["proposer"]).u64(p["created_at_ms"])
+    signing = bytes(e.b)
+    check("proposal signing bytes", signing.hex(), p["signing_bytes"])
+    pid = sha3(signing)
+    check("proposal id", pid, p["proposal_id"])
+    check("signed proposal", (signing + bytes.fromhex(p["signature"])).hex(), p["signed_proposal"])
+    authorized = p["proposer"] == g["authority_key"] or any(
+        v["identity_key"] == p["proposer"] for v in g["validators"]
+    )
+    check("proposer is the founding authority or a validator", authorized, True)
+    if not ed25519_ok(p["proposer"], p["signature"], signing):
+        print("MISMATCH proposal signature does not verify")
+        sys.exit(1)
+    print("ok  proposal signature (Ed25519, proposer key)")
+    if ed25519_ok(p["proposer"], p["signature"], signing + b"\x00"):
+        print("MISMATCH proposal signature verifies over other bytes")
+        sys.exit(1)
+
+    keys = {v["id"]: v["identity_key"] for v in g["validators"]}
+    t = g["threshold"]
+    n = len(g["validators"])
+    approvers, against = [], 0
+    for v in vec["votes"]:
+        voter = v["voter"]
+        reasons = v["reasons"]
+        if v["verdict"] == 2:
+            assert 1 <= len(reasons) <= 32, reasons
+            check(f"vote {voter} reasons sorted and unique", sorted(set(reasons), key=str.encode), reasons)
+            for r in reasons:
+                assert 1 <= len(r) <= 128 and all(ch in "abcdefghijklmnopqrstuvwxyz0123456789._:-" for ch in r), r
+        else:
+            check(f"vote {voter} carries no reasons", reasons, [])
+        e = Enc("amendment-vote").raw32(pid).u64(voter)
+        e.b += bytes([v["verdict"]])
+        e.u32(len(reasons))
+        for r in reasons:
+            e.str_(r)
+        vb = bytes(e.b)
+        check(f"vote {voter} signing bytes", vb.hex(), v["signing_bytes"])
+        check(f"vote {voter} signed vote", (vb + bytes.fromhex(v["signature"])).hex(), v["signed_vote"])
+        if not ed25519_ok(keys[voter], v["signature"], vb):
+            print(f"MISMATCH vote {voter} signature does not verify under its identity key")
+            sys.exit(1)
+        print(f"ok  vote {voter} signature (Ed25519, identity key)")
+        # Tally (16.5): approvals pass at t, the first t in ledger order.
+        if len(approvers) < t and against <= n - t:
+            if v["verdict"] == 1:
+                approvers.append(voter)
+            else:
+                against += 1
+    check("approvers are the first t approvals", approvers, vec["approvers"])
+
+    s = vec["seal1"]
+    check("seal 1 version is base + 1", s["version"], p["base_version"] + 1)
+    check("seal 1 seals the proposed layer", s["policy_digest"], p["layer_digest"])
+    check("seal 1 follows seal 0", s["prev_seal"], gvec["seal0_digest"])
+    check("seal 1 keeps the epoch", s["epoch"], 0)
+    e = Enc("seal").u64(s["version"]).raw32(s["policy_digest"]).raw32(s["prev_seal"])
+    e.u64(s["epoch"]).u16(g["threshold"]).raw32(g["group_key"])
+    validators(e, g["validators"])
+    sb = bytes(e.b)
+    check("seal 1 signing bytes", sb.hex(), s["signing_bytes"])
+    check("seal 1 digest", sha3(sb), s["seal_digest"])
+    if not ed25519_ok(g["group_key"], s["signature"], sb):
+        print("MISMATCH seal 1 signature does not verify under the group key of seal 0")
+        sys.exit(1)
+    print("ok  seal 1 signature (Ed25519, FROST group key of seal 0)")
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
-    policy_digest = None
-    p = root / "policy-layer-v1.json"
-    if p.exists():
-        policy_digest = policy_layer(json.loads(p.read_text()))
-    gvec = json.loads((root / "genesis-v1.json").read_text())
+
+    def load(name):
+        # Every vector file is required: a missing one is a failure, not a
+        # check silently skipped.
+        p = root / name
+        if not p.exists():
+            print(f"FAIL missing vector file {p}")
+            sys.exit(1)
+        return json.loads(p.read_text())
+
+    policy_digest = policy_layer(load("policy-layer-v1.json"))
+    gvec = load("genesis-v1.json")
     genesis(gvec, policy_digest)
-    lp = root / "ledger-v1.json"
-    if lp.exists():
-        ledger(json.loads(lp.read_text()), gvec["genesis_digest"])
-    tp = root / "token-v1.json"
-    if tp.exists():
-        token(json.loads(tp.read_text()), gvec)
-    rp = root / "request-v1.json"
-    if rp.exists():
-        requests(json.loads(rp.read_text()), gvec, policy_digest)
+    ledger(load("ledger-v1.json"), gvec["genesis_digest"])
+    token(load("token-v1.json"), gvec)
+    requests(load("request-v1.json"), gvec, policy_digest)
+    amendment(load("amendment-v1.json"), gvec)
     print("all vectors verified independently")
 
 

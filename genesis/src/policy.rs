@@ -72,6 +72,7 @@ use cedar_policy::{Effect, Entities, PolicyId, PolicySet, Schema, ValidationMode
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Digest, Encoder, domain_tag, sha3};
+use crate::document::Key32;
 
 /// Path of the constitution inside a layer.
 pub const CONSTITUTION_FILE: &str = "constitution.toml";
@@ -106,6 +107,8 @@ pub const POLICIES_HARD_MAX: u32 = 1024;
 /// Hard ceiling on the number of files in a layer (policies plus the three
 /// fixed files).
 pub const FILES_HARD_MAX: u32 = POLICIES_HARD_MAX + 3;
+/// Most keys in `amendment.proposers`.
+pub const PROPOSERS_MAX: usize = 64;
 /// Hard ceiling on `limits.params_bytes_max`.
 pub const PARAMS_BYTES_HARD_MAX: u32 = 1024 * 1024;
 /// Longest clause id, in bytes.
@@ -317,6 +320,12 @@ pub struct AmendmentRules {
     pub threshold_floor: u16,
     /// Ledger entries after which an open proposal expires.
     pub deadline_entries: u64,
+    /// Ed25519 public keys (64 hex characters each) that may propose
+    /// amendments, besides the founding authority and the identity keys of
+    /// the active validators. Optional: an absent list means no one else,
+    /// and leaves the layer's bytes (so its digest) exactly as they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proposers: Vec<Key32>,
 }
 
 /// Epoch (membership rotation) parameters.
@@ -452,6 +461,33 @@ impl Constitution {
                 "amendment.deadline_entries >= 1",
                 format!("deadline_entries = {}", a.deadline_entries),
             ));
+        }
+        if a.proposers.len() > PROPOSERS_MAX {
+            return Err(rule(
+                "amendment.proposers holds at most PROPOSERS_MAX (64) keys",
+                format!("{} keys", a.proposers.len()),
+            ));
+        }
+        let mut proposers = BTreeSet::new();
+        for key in &a.proposers {
+            // Strict verification refuses small-order keys, so such a key
+            // could never sign an admissible proposal: refuse it here, where
+            // the operator can see why.
+            let valid = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+                .map(|k| !k.is_weak())
+                .unwrap_or(false);
+            if !valid {
+                return Err(rule(
+                    "amendment.proposers are valid Ed25519 public keys of prime order",
+                    format!("{key}"),
+                ));
+            }
+            if !proposers.insert(*key) {
+                return Err(rule(
+                    "amendment.proposers are unique",
+                    format!("{key} listed twice"),
+                ));
+            }
         }
         if self.epoch.length_decisions < 1 {
             return Err(rule(
@@ -1475,6 +1511,54 @@ mod tests {
             check_entities_shape("{}"),
             Err(PolicyError::EntitiesInvalid(_))
         ));
+    }
+
+    /// The example constitution with `proposers` set to `keys` (TOML text).
+    fn with_proposers(keys: &str) -> String {
+        let text = include_str!("../example-policy/constitution.toml");
+        text.replace(
+            "deadline_entries = 1000\n",
+            &format!("deadline_entries = 1000\nproposers = [{keys}]\n"),
+        )
+    }
+
+    // The Ed25519 base point: a valid key of prime order.
+    const BASE: &str = "\"5866666666666666666666666666666666666666666666666666666666666666\"";
+
+    #[test]
+    fn proposers_are_optional_and_parse_as_keys() {
+        let plain = Constitution::parse(include_str!("../example-policy/constitution.toml"))
+            .expect("example");
+        assert!(plain.amendment.proposers.is_empty());
+        let listed = Constitution::parse(&with_proposers(BASE)).expect("one proposer");
+        assert_eq!(
+            listed
+                .amendment
+                .proposers
+                .iter()
+                .map(Key32::to_string)
+                .collect::<Vec<_>>(),
+            vec!["5866666666666666666666666666666666666666666666666666666666666666"]
+        );
+    }
+
+    #[test]
+    fn proposers_refuse_bad_weak_duplicate_and_too_many_keys() {
+        let refused = |text: &str, want: &str| match Constitution::parse(text) {
+            Err(e) => assert!(e.to_string().contains(want), "{e}"),
+            Ok(_) => panic!("accepted {text}"),
+        };
+        // Not 32 bytes of hex: a serde error naming the length.
+        refused(&with_proposers("\"abcd\""), "want 32 bytes");
+        // The identity point has small order.
+        let identity = format!("\"01{}\"", "00".repeat(31));
+        refused(&with_proposers(&identity), &identity[1..65]);
+        // y = 2 is not on the curve.
+        let off_curve = format!("\"02{}\"", "00".repeat(31));
+        refused(&with_proposers(&off_curve), "prime order");
+        refused(&with_proposers(&format!("{BASE}, {BASE}")), "listed twice");
+        let many = vec![BASE; PROPOSERS_MAX + 1].join(", ");
+        refused(&with_proposers(&many), "65 keys");
     }
 
     #[test]

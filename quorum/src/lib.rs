@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod amend;
 pub mod batch;
 pub mod broker;
 pub mod detect;
