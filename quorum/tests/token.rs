@@ -407,7 +407,7 @@ fn one_changed_params_byte_is_params_mismatch() {
 }
 
 #[test]
-fn wrong_surface_action_and_tenant_are_each_named() {
+fn a_token_for_another_surface_is_wrong_surface() {
     let f = fixture();
     let t = f.permit().to_bytes();
     let e = Expectation {
@@ -421,6 +421,12 @@ fn wrong_surface_action_and_tenant_are_each_named() {
             found: "payments".into()
         })
     );
+}
+
+#[test]
+fn a_token_for_another_action_is_wrong_action() {
+    let f = fixture();
+    let t = f.permit().to_bytes();
     let e = Expectation {
         action: "refund",
         ..f.expect()
@@ -432,6 +438,12 @@ fn wrong_surface_action_and_tenant_are_each_named() {
             found: "transfer".into()
         })
     );
+}
+
+#[test]
+fn a_token_for_another_tenant_is_wrong_tenant() {
+    let f = fixture();
+    let t = f.permit().to_bytes();
     let e = Expectation {
         tenant: "globex",
         ..f.expect()
