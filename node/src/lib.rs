@@ -1,6 +1,8 @@
 //! senatus validator node: Raft replication over RocksDB storage, gRPC
 //! services, the decision gate, breach detection and the `senatus` CLI.
 
+pub mod amend;
+pub mod cli_amend;
 pub mod cli_gate;
 pub mod cli_genesis;
 pub mod cli_ledger;

@@ -53,6 +53,9 @@ enum Command {
     /// chain, verify tokens offline, redeem them exactly once.
     #[command(subcommand)]
     Broker(cli_gate::BrokerCommand),
+    /// Amend the sealed policy: propose a new layer, follow the votes.
+    #[command(subcommand)]
+    Amend(senatus_node::cli_amend::AmendCommand),
     /// Forensic replay of one decision: rebuild it from a ledger verified
     /// from genesis (request, policy version, outcome, reasons, the token
     /// payload, Merkle root and the message the validators signed) and, given
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
         Command::Decide(a) => cli_gate::decide(a),
         Command::Broker(c) => cli_gate::broker(c),
+        Command::Amend(c) => senatus_node::cli_amend::run(c),
         Command::Replay(a) => senatus_node::cli_replay::run(a),
         Command::Bench(a) => run_bench(a),
     };

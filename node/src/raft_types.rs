@@ -118,6 +118,10 @@ pub enum CommandRejection {
         /// The ledger index of the first (only valid) redemption.
         first_index: u64,
     },
+    /// A proposal that is not admissible, or a vote the tally refuses
+    /// (`crate::amend::AmendRejection`, as text).
+    #[error("{0}")]
+    Amendment(String),
 }
 
 /// Serde adapter: `Vec<u8>` as a base64 (standard, padded) string, so that

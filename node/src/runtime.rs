@@ -152,6 +152,17 @@ pub async fn start(
     })?;
     let head = sm.verify_integrity().map_err(StartError::Integrity)?;
     tracing::info!(node = id, ledger_index = head.index, ledger_hash = %head.hash, "ledger chain verified");
+    let amend = crate::amend::AmendState::new(
+        Arc::new(material.policy.clone()),
+        senatus_genesis::Seal::genesis(&material.genesis),
+        material.genesis.body.authority_key,
+    )
+    .map_err(|e| StartError::Raft(format!("amendment tally: {e}")))?;
+    sm.enable_amendments(amend)
+        .map_err(|source| StartError::Store {
+            path: db_path.display().to_string(),
+            source,
+        })?;
     let listeners = Listeners::bind(material).await?;
 
     let config = Config {
@@ -275,6 +286,11 @@ pub async fn start(
     };
     let s = stopped();
     tasks.spawn(crate::metrics::serve(listeners.metrics, render, s));
+    tasks.spawn(crate::amend::run_voter(
+        shared.clone(),
+        material.identity.signing_key().clone(),
+        Box::pin(stopped()),
+    ));
 
     gate.spawn(shared.clone(), stopped(), &mut tasks);
 

@@ -533,6 +533,65 @@ impl pb::senatus_server::Senatus for ApiService {
         .await
     }
 
+    async fn propose(
+        &self,
+        req: Request<pb::ProposeRequest>,
+    ) -> Result<Response<pb::WriteReply>, Status> {
+        let r = req.into_inner();
+        self.timed("Propose", async {
+            // Refuse what cannot decode here, before it costs a Raft round;
+            // admission itself is decided on apply, identically everywhere.
+            let max = self
+                .0
+                .sm
+                .amendments()
+                .with(|s| s.layer_bytes_max())
+                .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
+            senatus_quorum::amend::SignedProposal::decode(&r.signed_proposal, max)
+                .map_err(|e| Status::invalid_argument(format!("proposal: {e}")))?;
+            self.0
+                .write(Command::new(EntryKind::Proposal, r.signed_proposal))
+                .await
+        })
+        .await
+    }
+
+    async fn amend_status(
+        &self,
+        req: Request<pb::AmendStatusRequest>,
+    ) -> Result<Response<pb::AmendStatusReply>, Status> {
+        let r = req.into_inner();
+        self.timed("AmendStatus", async {
+            let only = match r.proposal_id.len() {
+                0 => None,
+                32 => {
+                    let mut a = [0u8; 32];
+                    a.copy_from_slice(&r.proposal_id);
+                    Some(senatus_quorum::amend::ProposalId(Digest(a)))
+                }
+                n => {
+                    return Err(Status::invalid_argument(format!(
+                        "proposal_id is {n} bytes, not 32 (or empty for all)"
+                    )));
+                }
+            };
+            let proposals = self
+                .0
+                .sm
+                .amendments()
+                .with(|s| crate::amend::views(s, only))
+                .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
+            if only.is_some() && proposals.is_empty() {
+                return Err(Status::not_found(format!(
+                    "no proposal {} on this node's ledger",
+                    hex::encode(&r.proposal_id)
+                )));
+            }
+            Ok(pb::AmendStatusReply { proposals })
+        })
+        .await
+    }
+
     async fn status(
         &self,
         _req: Request<pb::StatusRequest>,

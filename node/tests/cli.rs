@@ -72,6 +72,10 @@ fn every_command_explains_itself() {
         vec!["ledger", "verify", "--help"],
         vec!["ledger", "append", "--help"],
         vec!["status", "--help"],
+        vec!["replay", "--help"],
+        vec!["amend", "--help"],
+        vec!["amend", "propose", "--help"],
+        vec!["amend", "status", "--help"],
     ] {
         let out = senatus(&args);
         assert!(out.status.success(), "{args:?}");

@@ -925,6 +925,20 @@ impl pb::senatus_server::Senatus for StandIn {
         Err(tonic::Status::unimplemented("stand-in"))
     }
 
+    async fn propose(
+        &self,
+        _: tonic::Request<pb::ProposeRequest>,
+    ) -> Result<tonic::Response<pb::WriteReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("stand-in"))
+    }
+
+    async fn amend_status(
+        &self,
+        _: tonic::Request<pb::AmendStatusRequest>,
+    ) -> Result<tonic::Response<pb::AmendStatusReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("stand-in"))
+    }
+
     async fn status(
         &self,
         _: tonic::Request<pb::StatusRequest>,

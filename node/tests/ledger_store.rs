@@ -116,7 +116,7 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
             membership(2),
             normal(3, EntryKind::Record, b"d1"),
             blank(4),
-            normal(5, EntryKind::Vote, b"v1"),
+            normal(5, EntryKind::Redeclaration, b"v1"),
         ])
         .await
         .expect("apply");
@@ -148,6 +148,25 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
         first.hash,
         LedgerEntry::compute_hash(1, EntryKind::Record, b"d1", &genesis())
     );
+
+    // Proposals and votes go through the amendment tally; a store opened
+    // without one refuses them and appends nothing.
+    let refused = sm
+        .apply([
+            normal(6, EntryKind::Vote, b"v1"),
+            normal(7, EntryKind::Proposal, b"p1"),
+        ])
+        .await
+        .expect("apply");
+    for r in &refused {
+        assert_eq!(
+            r,
+            &CommandResponse::Rejected(CommandRejection::Amendment(
+                "this node's state machine does not tally amendments".into()
+            ))
+        );
+    }
+    assert_eq!(sm.ledger_head().expect("head"), second);
 }
 
 #[tokio::test]

@@ -43,6 +43,9 @@ pub struct StateMachineStore {
     /// Serialises writes of the `snapshot` column family (a snapshot build
     /// runs concurrently with apply and install).
     snapshot_lock: Arc<Mutex<()>>,
+    /// The amendment tally, derived from the ledger (absent until
+    /// [`StateMachineStore::enable_amendments`]).
+    amend: crate::amend::AmendHandle,
 }
 
 impl std::fmt::Debug for StateMachineStore {
@@ -247,7 +250,31 @@ impl StateMachineStore {
             genesis: genesis_digest,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             snapshot_lock: Arc::new(Mutex::new(())),
+            amend: crate::amend::AmendHandle::default(),
         })
+    }
+
+    /// Starts tallying amendments over `state` (the active layer and seal):
+    /// replays every Proposal and Vote already in the verified ledger, then
+    /// updates on every apply.
+    pub fn enable_amendments(&self, mut state: crate::amend::AmendState) -> Result<(), StoreError> {
+        let snap = self.db.snapshot();
+        let (_, ledger) = self.read_chain(&snap, true)?;
+        drop(snap);
+        state
+            .replay(&ledger)
+            .map_err(|reason| StoreError::Corrupt {
+                cf: cf::LEDGER,
+                key: "amendments".into(),
+                reason,
+            })?;
+        self.amend.set(state);
+        Ok(())
+    }
+
+    /// The amendment tally (shared with the voter and the API).
+    pub fn amendments(&self) -> &crate::amend::AmendHandle {
+        &self.amend
     }
 
     /// Sets `snapshot_bytes_max`: larger snapshots are neither built nor
@@ -590,6 +617,25 @@ impl StateMachineStore {
                 keys.push((key, u32::try_from(position).unwrap_or(u32::MAX), r.digest()));
             }
         }
+        // Amendments last: the tally changes only for an entry that is
+        // appended. Proposals and votes it refuses append nothing.
+        let is_amendment = matches!(cmd.kind, EntryKind::Proposal | EntryKind::Vote);
+        match self
+            .amend
+            .with(|s| s.apply(head.index + 1, cmd.kind, &cmd.payload))
+        {
+            Some(Err(r)) => {
+                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
+                    r.to_string(),
+                )));
+            }
+            None if is_amendment => {
+                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
+                    crate::amend::AmendRejection::NotEnabled.to_string(),
+                )));
+            }
+            _ => {}
+        }
         let entry = LedgerEntry::next(head, cmd.kind, cmd.payload);
         if let Some(n) = nonce {
             batch.put_redeemed_nonce(&n, entry.index)?;
@@ -707,7 +753,30 @@ impl StateMachineStore {
         batch.put_ledger_head(&head)?;
         batch.put_applied(&contents.last_applied)?;
         batch.put_membership(&contents.last_membership)?;
+        // The tally is derived from the ledger: rebuild it from the new one
+        // before the state is visible.
+        let amend = match self.amend.with(|old| old.fresh()) {
+            Some(fresh) => {
+                let mut fresh = fresh.map_err(|e| StoreError::Corrupt {
+                    cf: cf::LEDGER,
+                    key: "amendments".into(),
+                    reason: e.to_string(),
+                })?;
+                fresh
+                    .replay(&contents.ledger)
+                    .map_err(|reason| StoreError::Corrupt {
+                        cf: cf::LEDGER,
+                        key: "amendments".into(),
+                        reason,
+                    })?;
+                Some(fresh)
+            }
+            None => None,
+        };
         self.save_current_snapshot(meta, bytes, Some(batch))?;
+        if let Some(a) = amend {
+            self.amend.set(a);
+        }
         tracing::info!(
             snapshot = %meta.snapshot_id,
             ledger_index = head.index,

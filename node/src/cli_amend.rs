@@ -1,0 +1,287 @@
+//! `senatus amend propose|status`: submit a signed amendment proposal and
+//! follow the validators' independent reviews and votes.
+//!
+//! Exit codes as for the other gate commands: 0 done, 2 usage, file or
+//! input error (including a proposal the cluster refuses to admit), 4 the
+//! cluster did not answer.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use senatus_genesis::keys::SecretKey;
+use senatus_genesis::{Genesis, Key32, PolicyLayer, SignedSeal};
+use senatus_proto::v1 as pb;
+use senatus_proto::v1::senatus_client::SenatusClient;
+use senatus_quorum::amend::{Proposal, ProposalId};
+
+use crate::cli_gate::{EXIT_CLUSTER, Failure};
+
+/// Call timeout of the amendment commands.
+pub const AMEND_CALL_TIMEOUT_MS: u64 = 15_000;
+
+/// `senatus amend ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum AmendCommand {
+    /// Propose a new policy layer. The proposal names the active seal as
+    /// its base, carries the layer's canonical bytes and a justification,
+    /// and is signed with KEY: the founding authority's key, a validator's
+    /// identity key, or a key the active constitution lists in
+    /// amendment.proposers. The cluster appends it to the ledger only if
+    /// every validator admits it; each then reviews it against its own
+    /// active policy and casts a signed vote.
+    Propose {
+        /// Public API address of any validator (host:port).
+        #[arg(long)]
+        api: String,
+        /// The proposed policy layer directory (constitution version =
+        /// active + 1).
+        #[arg(long)]
+        policy: PathBuf,
+        /// Why the policy should change (recorded on the ledger; at most
+        /// 4 KiB).
+        #[arg(long)]
+        justification: String,
+        /// Signing key file: authority.key or a node's identity.key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The genesis to check the cluster's seal chain against (else the
+        /// one the cluster serves is used as is).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+    },
+    /// Show proposals on a validator's ledger: status (open, passed,
+    /// rejected, expired, superseded) and every vote with its voter,
+    /// verdict and reasons.
+    Status {
+        /// Public API address of any validator (host:port).
+        #[arg(long)]
+        api: String,
+        /// One proposal id (64 hex digits); default every proposal.
+        id: Option<String>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn request<T>(msg: T) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    r.set_timeout(Duration::from_millis(AMEND_CALL_TIMEOUT_MS));
+    r
+}
+
+fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
+    let ch = crate::network::channel(api).with_context(|| format!("bad address {api}"))?;
+    Ok(SenatusClient::new(ch).max_encoding_message_size(crate::service::API_MESSAGE_BYTES_MAX))
+}
+
+fn cluster_error(what: &str, api: &str, s: &tonic::Status) -> anyhow::Error {
+    let code = match s.code() {
+        tonic::Code::InvalidArgument | tonic::Code::NotFound => crate::cli_gate::EXIT_USAGE,
+        _ => EXIT_CLUSTER,
+    };
+    Failure::error(
+        code,
+        format!("{what} on {api}: {:?}: {}", s.code(), s.message()),
+    )
+}
+
+/// Reads a signing key file: an identity key or the authority key.
+fn read_key(path: &Path) -> anyhow::Result<SecretKey> {
+    match SecretKey::read_identity(path) {
+        Ok((k, _)) => Ok(k),
+        Err(identity_err) => SecretKey::read_authority(path).map_err(|_| {
+            anyhow::anyhow!(
+                "key file {}: neither an identity nor an authority key: {identity_err}",
+                path.display()
+            )
+        }),
+    }
+}
+
+/// Runs an amend subcommand.
+pub fn run(cmd: &AmendCommand) -> anyhow::Result<()> {
+    match cmd {
+        AmendCommand::Propose {
+            api,
+            policy,
+            justification,
+            key,
+            genesis,
+        } => propose(api, policy, justification, key, genesis.as_deref()),
+        AmendCommand::Status { api, id, json } => status(api, id.as_deref(), *json),
+    }
+}
+
+fn propose(
+    api: &str,
+    policy: &Path,
+    justification: &str,
+    key: &Path,
+    genesis: Option<&Path>,
+) -> anyhow::Result<()> {
+    let layer = PolicyLayer::load_dir(policy)
+        .with_context(|| format!("proposed policy layer {}", policy.display()))?;
+    let key = read_key(key)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut c = client(api)?;
+        let chain = c
+            .get_seal_chain(request(pb::SealChainRequest {}))
+            .await
+            .map_err(|s| cluster_error("GetSealChain", api, &s))?
+            .into_inner();
+        let served: Genesis = serde_json::from_str(&chain.genesis_json)
+            .context("the cluster's genesis does not parse")?;
+        let genesis = match genesis {
+            Some(path) => {
+                let g = Genesis::load(path)
+                    .map_err(|e| anyhow::anyhow!("genesis {}: {e}", path.display()))?;
+                if g.digest() != served.digest() {
+                    anyhow::bail!(
+                        "{api} serves genesis {}, not {}",
+                        served.digest(),
+                        g.digest()
+                    );
+                }
+                g
+            }
+            None => served,
+        };
+        let seals = chain
+            .seals_json
+            .iter()
+            .map(|s| serde_json::from_str::<SignedSeal>(s))
+            .collect::<Result<Vec<_>, _>>()
+            .context("the cluster's seal chain does not parse")?;
+        let chain = crate::cli_gate::full_chain(&genesis, seals);
+        let active = senatus_genesis::seal::verify_chain(&genesis, &chain)
+            .map_err(|e| anyhow::anyhow!("the cluster's seal chain does not verify: {e}"))?;
+        let created_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let proposal = Proposal {
+            base_version: active.version,
+            base_seal_digest: active.digest(),
+            layer: layer.canonical_bytes(),
+            justification: justification.to_string(),
+            proposer: Key32(key.public()),
+            created_at_ms,
+        };
+        let signed = proposal
+            .sign(key.signing_key())
+            .map_err(|e| anyhow::anyhow!("cannot sign the proposal: {e}"))?;
+        let id = signed.id();
+        let reply = c
+            .propose(request(pb::ProposeRequest {
+                signed_proposal: signed.encode(),
+            }))
+            .await
+            .map_err(|s| cluster_error("Propose", api, &s))?
+            .into_inner();
+        println!(
+            "proposal {id} recorded at ledger index {}: version {} -> {} (layer {})",
+            reply.index,
+            active.version,
+            layer.constitution().version,
+            layer.digest()
+        );
+        println!("follow the votes: senatus amend status --api {api} {id}");
+        Ok(())
+    })
+}
+
+fn parse_id(text: &str) -> anyhow::Result<ProposalId> {
+    let d = crate::cli_replay::parse_decision_id(text)
+        .map_err(|e| anyhow::anyhow!("proposal id: {e}"))?;
+    Ok(ProposalId(d))
+}
+
+fn status(api: &str, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let only = id.map(parse_id).transpose()?;
+    let rt = runtime()?;
+    let reply = rt.block_on(async {
+        let mut c = client(api)?;
+        c.amend_status(request(pb::AmendStatusRequest {
+            proposal_id: only.map(|p| p.0.0.to_vec()).unwrap_or_default(),
+        }))
+        .await
+        .map_err(|s| cluster_error("AmendStatus", api, &s))
+        .map(tonic::Response::into_inner)
+    })?;
+    if json {
+        let v: Vec<serde_json::Value> = reply.proposals.iter().map(view_json).collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    if reply.proposals.is_empty() {
+        println!("no amendment proposals on the ledger of {api}");
+    }
+    for p in &reply.proposals {
+        let decided = if p.decided_at == 0 {
+            String::new()
+        } else {
+            format!(" at ledger index {}", p.decided_at)
+        };
+        println!(
+            "proposal {} (ledger index {}): {}{decided}",
+            hex::encode(&p.id),
+            p.ledger_index,
+            p.status.to_uppercase()
+        );
+        println!(
+            "  proposer {} ({}); layer {} version {}",
+            hex::encode(&p.proposer),
+            p.role,
+            hex::encode(&p.layer_digest),
+            p.proposed_version
+        );
+        println!("  justification: {}", p.justification);
+        if !p.approvers.is_empty() {
+            let a: Vec<String> = p.approvers.iter().map(u64::to_string).collect();
+            println!("  approvers: {}", a.join(", "));
+        }
+        for v in &p.votes {
+            let why = if v.reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", v.reasons.join(", "))
+            };
+            println!(
+                "  vote of validator {} at ledger index {}: {}{why} ({})",
+                v.voter, v.ledger_index, v.verdict, v.effect
+            );
+        }
+    }
+    Ok(())
+}
+
+fn view_json(p: &pb::ProposalView) -> serde_json::Value {
+    serde_json::json!({
+        "id": hex::encode(&p.id),
+        "ledger_index": p.ledger_index,
+        "proposer": hex::encode(&p.proposer),
+        "role": p.role,
+        "justification": p.justification,
+        "layer_digest": hex::encode(&p.layer_digest),
+        "proposed_version": p.proposed_version,
+        "status": p.status,
+        "decided_at": p.decided_at,
+        "approvers": p.approvers,
+        "votes": p.votes.iter().map(|v| serde_json::json!({
+            "voter": v.voter,
+            "verdict": v.verdict,
+            "reasons": v.reasons,
+            "ledger_index": v.ledger_index,
+            "effect": v.effect,
+        })).collect::<Vec<_>>(),
+    })
+}
