@@ -18,44 +18,15 @@ use senatus_testnet::RaftOverrides;
 const TEST_BOUND: Duration = Duration::from_secs(180);
 const VOTES_WITHIN: Duration = Duration::from_secs(30);
 
-fn senatus(args: Vec<String>) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
-        .args(args)
-        .output()
-        .expect("run senatus")
-}
-
 async fn cli(args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || senatus(args))
+    tokio::task::spawn_blocking(move || senatus_cli(args))
         .await
         .expect("cli task")
 }
 
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target: PathBuf = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
 }
 
 /// The testnet's policy layer as version 2, with `edit` applied to its

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -40,22 +40,6 @@ async fn decide(net: &senatus_testnet::Testnet, via: u64, r: pb::DecideRequest) 
     }
 }
 
-fn senatus(args: Vec<String>) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
-        .args(args)
-        .output()
-        .expect("run senatus")
-}
-
-fn show(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn s(p: &Path) -> String {
     p.to_str().expect("utf8 path").to_string()
 }
@@ -65,7 +49,7 @@ async fn replay(args: Vec<String>) -> Output {
     tokio::task::spawn_blocking(move || {
         let mut all = vec!["replay".to_string()];
         all.extend(args);
-        senatus(all)
+        senatus_cli(all)
     })
     .await
     .expect("replay task")
@@ -202,7 +186,7 @@ async fn every_decision_replays_byte_identical_from_a_node_and_from_an_export() 
         let export = tmp.path().join("ledger.jsonl");
         let exported = tokio::task::spawn_blocking({
             let (a, out) = (api(4), s(&export));
-            move || senatus(vec!["ledger".into(), "export".into(), "--api".into(), a, "--out".into(), out])
+            move || senatus_cli(vec!["ledger".into(), "export".into(), "--api".into(), a, "--out".into(), out])
         })
         .await
         .expect("export task");
@@ -389,17 +373,4 @@ async fn refusals(
     ];
     let o = replay(args).await;
     assert_eq!(o.status.code(), Some(4), "unreachable node: {}", show(&o));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("read_dir") {
-        let e = e.expect("entry");
-        let target: PathBuf = to.join(e.file_name());
-        if e.file_type().expect("type").is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).expect("copy");
-        }
-    }
 }

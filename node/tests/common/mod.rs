@@ -282,3 +282,36 @@ pub async fn raw_call(
         .await
         .map(tonic::Response::into_inner)
 }
+
+/// Runs the `senatus` binary under test to completion (for tests that
+/// drive the CLI; call it through `spawn_blocking` from async code).
+pub fn senatus_cli(args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
+        .args(args)
+        .output()
+        .expect("run senatus")
+}
+
+/// Exit status, stdout and stderr of a finished command, for messages.
+pub fn show(o: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Copies a directory tree (a policy layer, say) so a test can edit it.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).expect("copy");
+        }
+    }
+}
