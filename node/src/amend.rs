@@ -9,19 +9,27 @@
 //! (I7). A Proposal that is not admissible, and a Vote the tally refuses,
 //! produce no ledger entry; every validator refuses them identically.
 //!
-//! What this module does not do yet: a passed amendment is recorded and
-//! shown, but its seal is not yet threshold-signed or made active, so the
-//! last sealed policy stays in force (fail closed, DESIGN.md flow 4).
+//! A passed amendment takes effect only through its Seal entry (kind 6):
+//! the leader has the first `t` approvers FROST-sign the next seal (each
+//! computes it from its own tally and signs nothing else), appends the seal,
+//! and every validator checks it against its active seal and swaps its
+//! active policy at exactly that ledger index. Each validator then records
+//! a signed Redeclaration (kind 7). The seal chain and every sealed layer
+//! are derived from the ledger too (the layer bytes travel in the Proposal
+//! entry), so a restarted or snapshot-fed validator reaches the same active
+//! policy.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use senatus_genesis::{Digest, Key32, LedgerIndex, NodeId, PolicyLayer, Seal};
+use senatus_genesis::codec::{Decoder, Encoder};
+use senatus_genesis::{Digest, Key32, LedgerIndex, NodeId, PolicyLayer, Seal, Sig64, SignedSeal};
 use senatus_quorum::amend::{
     self, AdmissionError, ProposalDecodeError, ProposalId, ProposerRole, SignedProposal,
     SignedVote, Status, Tally, TallyError, TallyEvent, Verdict, Vote, VoteDecodeError,
 };
+use senatus_quorum::evaluate::Evaluator;
 
 use crate::ledger::{EntryKind, LedgerEntry};
 
@@ -43,6 +51,14 @@ pub enum AmendRejection {
     /// The tally refused the input.
     #[error("{0}")]
     Tally(String),
+    /// A Seal entry that does not decode or does not seal the passed
+    /// amendment.
+    #[error("seal entry: {0}")]
+    Seal(String),
+    /// A Redeclaration that does not decode, verify or match the active
+    /// seal, or repeats one.
+    #[error("redeclaration: {0}")]
+    Redeclaration(String),
     /// The identical vote is already on the ledger.
     #[error("the identical vote of {voter} on proposal {proposal} is already on the ledger")]
     RepeatedVote {
@@ -109,53 +125,273 @@ pub struct VoteRecord {
     pub effect: &'static str,
 }
 
+/// Domain object of a Seal entry's payload.
+pub const SEAL_ENTRY_OBJECT: &str = "seal-entry";
+/// Domain object of a Redeclaration entry's payload.
+pub const REDECLARATION_OBJECT: &str = "redeclaration";
+
+/// The payload of a Seal entry (ledger kind 6):
+///
+/// ```text
+/// "senatus/seal-entry/v1" 0x00
+/// fixed32 proposal_id   the passed proposal
+/// fixed32 seal_digest   SHA3-256(seal_signing_bytes) of the next seal
+/// fixed64 signature     FROST (plain Ed25519) under the active group key
+/// ```
+///
+/// The seal itself is not carried: every validator computes it from its
+/// own tally and checks that digest and signature match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealEntry {
+    /// The passed proposal.
+    pub proposal: ProposalId,
+    /// Digest of the next seal.
+    pub seal_digest: Digest,
+    /// Its threshold signature.
+    pub signature: Sig64,
+}
+
+impl SealEntry {
+    /// Canonical bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new(SEAL_ENTRY_OBJECT, 1);
+        let (lo, hi) = self.signature.0.split_at(32);
+        e.digest(&self.proposal.0)
+            .digest(&self.seal_digest)
+            .fixed32(lo.try_into().expect("32 bytes"))
+            .fixed32(hi.try_into().expect("32 bytes"));
+        e.finish()
+    }
+
+    /// Strict inverse of [`SealEntry::encode`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let err = |e: senatus_genesis::codec::DecodeError| e.to_string();
+        let mut d = Decoder::new(bytes, SEAL_ENTRY_OBJECT, 1).map_err(err)?;
+        let proposal = ProposalId(d.digest("proposal_id").map_err(err)?);
+        let seal_digest = d.digest("seal_digest").map_err(err)?;
+        let lo = d.fixed32("signature").map_err(err)?;
+        let hi = d.fixed32("signature").map_err(err)?;
+        d.finish().map_err(err)?;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&lo);
+        sig[32..].copy_from_slice(&hi);
+        Ok(SealEntry {
+            proposal,
+            seal_digest,
+            signature: Sig64(sig),
+        })
+    }
+}
+
+/// The payload of a Redeclaration entry (ledger kind 7): a validator's
+/// signed statement that it now enforces the active seal.
+///
+/// ```text
+/// redeclaration_signing_bytes =
+///     "senatus/redeclaration/v1" 0x00
+///     u64     node
+///     u64     policy_version
+///     fixed32 seal_digest
+///     fixed32 policy_digest
+/// redeclaration = redeclaration_signing_bytes || fixed64 signature
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redeclaration {
+    /// The validator.
+    pub node: NodeId,
+    /// The version it enforces.
+    pub policy_version: u64,
+    /// The seal that made it active.
+    pub seal_digest: Digest,
+    /// The layer's digest.
+    pub policy_digest: Digest,
+}
+
+impl Redeclaration {
+    fn signing_bytes(&self) -> Vec<u8> {
+        let mut e = Encoder::new(REDECLARATION_OBJECT, 1);
+        e.u64(self.node.get())
+            .u64(self.policy_version)
+            .digest(&self.seal_digest)
+            .digest(&self.policy_digest);
+        e.finish()
+    }
+
+    /// Signed payload bytes.
+    pub fn sign(&self, key: &ed25519_dalek::SigningKey) -> Vec<u8> {
+        use ed25519_dalek::Signer as _;
+        let mut b = self.signing_bytes();
+        let sig = key.sign(&b);
+        b.extend_from_slice(&sig.to_bytes());
+        b
+    }
+
+    /// Decodes and verifies a signed redeclaration against `membership`.
+    pub fn verify(bytes: &[u8], membership: &[senatus_genesis::Validator]) -> Result<Self, String> {
+        if bytes.len() < 64 {
+            return Err(format!("{} bytes, too short", bytes.len()));
+        }
+        let (body, sig) = bytes.split_at(bytes.len() - 64);
+        let err = |e: senatus_genesis::codec::DecodeError| e.to_string();
+        let mut d = Decoder::new(body, REDECLARATION_OBJECT, 1).map_err(err)?;
+        let node = NodeId::new(d.u64("node").map_err(err)?).map_err(|e| e.to_string())?;
+        let policy_version = d.u64("policy_version").map_err(err)?;
+        let seal_digest = d.digest("seal_digest").map_err(err)?;
+        let policy_digest = d.digest("policy_digest").map_err(err)?;
+        d.finish().map_err(err)?;
+        let r = Redeclaration {
+            node,
+            policy_version,
+            seal_digest,
+            policy_digest,
+        };
+        let v = membership
+            .iter()
+            .find(|v| v.id == node)
+            .ok_or_else(|| format!("node {node} is not a member"))?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(&v.identity_key.0)
+            .map_err(|e| format!("identity key of {node}: {e}"))?;
+        let sig: [u8; 64] = sig.try_into().map_err(|_| "signature length".to_string())?;
+        key.verify_strict(
+            &r.signing_bytes(),
+            &ed25519_dalek::Signature::from_bytes(&sig),
+        )
+        .map_err(|_| format!("signature of node {node} does not verify"))?;
+        Ok(r)
+    }
+}
+
+/// A sealed policy version: its seal, layer and compiled evaluator.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    /// The seal (with its signature; none for seal 0).
+    pub seal: SignedSeal,
+    /// Its digest.
+    pub digest: Digest,
+    /// The layer it seals.
+    pub layer: Arc<PolicyLayer>,
+    /// The layer compiled.
+    pub evaluator: Arc<Evaluator>,
+    /// Ledger index of its Seal entry (0 for seal 0).
+    pub index: u64,
+}
+
+impl Sealed {
+    fn new(seal: SignedSeal, layer: Arc<PolicyLayer>, index: u64) -> Result<Self, String> {
+        let evaluator = Evaluator::new(&layer).map_err(|e| format!("policy layer: {e}"))?;
+        Ok(Sealed {
+            digest: seal.seal.digest(),
+            seal,
+            layer,
+            evaluator: Arc::new(evaluator),
+            index,
+        })
+    }
+}
+
 /// The amendment state of one validator, derived from its ledger.
 #[derive(Debug)]
 pub struct AmendState {
-    layer: Arc<PolicyLayer>,
-    seal: Seal,
+    /// Every sealed version, seal 0 first; the last is active.
+    chain: Vec<Sealed>,
     authority: Key32,
     tally: Tally,
     proposals: BTreeMap<ProposalId, ProposalRecord>,
     votes: BTreeMap<ProposalId, Vec<VoteRecord>>,
+    /// Final statuses of proposals of earlier bases.
+    archived: BTreeMap<ProposalId, Status>,
+    /// Approvers of the proposals that were sealed.
+    sealed_approvers: BTreeMap<ProposalId, Vec<NodeId>>,
+    /// Redeclarations of the active seal: node -> ledger index.
+    redeclared: BTreeMap<NodeId, u64>,
     /// Ledger index of the last entry seen.
     last_index: u64,
 }
 
 impl AmendState {
-    /// An empty tally over the active layer and seal.
-    pub fn new(layer: Arc<PolicyLayer>, seal: Seal, authority: Key32) -> Result<Self, TallyError> {
-        let tally = Tally::new(&layer, &seal)?;
-        Ok(AmendState {
+    /// An empty tally over seal 0 (from genesis) and its layer.
+    pub fn new(layer: Arc<PolicyLayer>, seal: Seal, authority: Key32) -> Result<Self, String> {
+        let tally = Tally::new(&layer, &seal).map_err(|e| e.to_string())?;
+        let zero = Sealed::new(
+            SignedSeal {
+                seal,
+                signature: None,
+            },
             layer,
-            seal,
+            0,
+        )?;
+        Ok(AmendState {
+            chain: vec![zero],
             authority,
             tally,
             proposals: BTreeMap::new(),
             votes: BTreeMap::new(),
+            archived: BTreeMap::new(),
+            sealed_approvers: BTreeMap::new(),
+            redeclared: BTreeMap::new(),
             last_index: 0,
         })
     }
 
-    /// An empty tally over the same layer, seal and authority (to rebuild
-    /// from another ledger).
-    pub fn fresh(&self) -> Result<Self, TallyError> {
-        AmendState::new(self.layer.clone(), self.seal.clone(), self.authority)
+    /// An empty state over the same seal 0 and authority (to rebuild from
+    /// another ledger).
+    pub fn fresh(&self) -> Result<Self, String> {
+        let zero = &self.chain[0];
+        AmendState::new(zero.layer.clone(), zero.seal.seal.clone(), self.authority)
+    }
+
+    fn active(&self) -> &Sealed {
+        self.chain.last().expect("the chain always holds seal 0")
     }
 
     /// The active layer (what every review is against).
     pub fn layer(&self) -> &PolicyLayer {
-        &self.layer
+        &self.active().layer
     }
 
     /// The active seal.
     pub fn seal(&self) -> &Seal {
-        &self.seal
+        &self.active().seal.seal
+    }
+
+    /// The active sealed version.
+    pub fn active_sealed(&self) -> Sealed {
+        self.active().clone()
+    }
+
+    /// The sealed version whose seal has `digest`, active or earlier.
+    pub fn sealed(&self, digest: &Digest) -> Option<Sealed> {
+        self.chain.iter().find(|s| s.digest == *digest).cloned()
+    }
+
+    /// The seal chain, seal 0 first.
+    pub fn chain(&self) -> Vec<SignedSeal> {
+        self.chain.iter().map(|s| s.seal.clone()).collect()
+    }
+
+    /// True when `(version, seal_digest)` is the active seal.
+    pub fn is_active(&self, version: u64, seal_digest: &Digest) -> bool {
+        let a = self.active();
+        a.seal.seal.version.0 == version && a.digest == *seal_digest
     }
 
     /// The largest proposal layer accepted (the active constitution's).
     pub fn layer_bytes_max(&self) -> u32 {
-        self.layer.constitution().limits.layer_bytes_max
+        self.layer().constitution().limits.layer_bytes_max
+    }
+
+    /// Whether `node` has redeclared the active seal (always true for seal
+    /// 0, which genesis declares).
+    pub fn has_redeclared(&self, node: NodeId) -> bool {
+        self.chain.len() == 1 || self.redeclared.contains_key(&node)
+    }
+
+    /// The seal a passed, not yet sealed, amendment needs and who signs it.
+    pub fn pending_seal(&self) -> Option<(ProposalId, Seal, Vec<NodeId>)> {
+        let passed = self.tally.passed()?;
+        let seal = passed.next_seal(self.seal()).ok()?;
+        let signers = passed.signers(self.seal()).ok()?.to_vec();
+        Some((passed.proposal().id(), seal, signers))
     }
 
     /// Checks and applies the command that would become ledger entry
@@ -171,7 +407,7 @@ impl AmendState {
             EntryKind::Proposal => {
                 let signed = SignedProposal::decode(payload, self.layer_bytes_max())?;
                 let admitted =
-                    amend::admit(signed.clone(), &self.authority, &self.layer, &self.seal)?;
+                    amend::admit(signed.clone(), &self.authority, self.layer(), self.seal())?;
                 let events = self.tally.open(admitted.clone(), at)?;
                 let p = admitted.proposal();
                 let proposed_version = PolicyLayer::from_canonical_bytes(&p.layer)
@@ -223,14 +459,100 @@ impl AmendState {
                         effect,
                     });
             }
-            _ => {
-                if self.tally.open_count() > 0 {
-                    let events = self.tally.advance(at)?;
-                    log_events(&events);
+            EntryKind::Seal => self.apply_seal(index, payload)?,
+            EntryKind::Redeclaration => {
+                let r = Redeclaration::verify(payload, &self.seal().membership)
+                    .map_err(AmendRejection::Redeclaration)?;
+                let a = self.active();
+                if r.seal_digest != a.digest
+                    || r.policy_version != a.seal.seal.version.0
+                    || r.policy_digest != a.seal.seal.policy_digest
+                {
+                    return Err(AmendRejection::Redeclaration(format!(
+                        "node {} redeclares version {} seal {}, the active seal is version {} seal {}",
+                        r.node, r.policy_version, r.seal_digest, a.seal.seal.version, a.digest
+                    )));
                 }
+                if let Some(first) = self.redeclared.get(&r.node) {
+                    return Err(AmendRejection::Redeclaration(format!(
+                        "node {} already redeclared seal {} at ledger index {first}",
+                        r.node, r.seal_digest
+                    )));
+                }
+                self.redeclared.insert(r.node, index);
+                self.advance(at)?;
             }
+            _ => self.advance(at)?,
         }
         self.last_index = index;
+        Ok(())
+    }
+
+    fn advance(&mut self, at: LedgerIndex) -> Result<(), AmendRejection> {
+        if self.tally.open_count() > 0 {
+            let events = self.tally.advance(at)?;
+            log_events(&events);
+        }
+        Ok(())
+    }
+
+    /// A Seal entry: the next seal of the passed amendment, verified
+    /// against the active seal, becomes active at `index`.
+    fn apply_seal(&mut self, index: u64, payload: &[u8]) -> Result<(), AmendRejection> {
+        let e = SealEntry::decode(payload).map_err(AmendRejection::Seal)?;
+        let Some((pid, seal, signers)) = self.pending_seal() else {
+            return Err(AmendRejection::Seal(format!(
+                "no passed amendment awaits a seal (entry names proposal {})",
+                e.proposal
+            )));
+        };
+        if e.proposal != pid {
+            return Err(AmendRejection::Seal(format!(
+                "entry seals proposal {}, the passed amendment is {pid}",
+                e.proposal
+            )));
+        }
+        if e.seal_digest != seal.digest() {
+            return Err(AmendRejection::Seal(format!(
+                "entry names seal {}, this validator's next seal is {}",
+                e.seal_digest,
+                seal.digest()
+            )));
+        }
+        let signed = SignedSeal {
+            seal,
+            signature: Some(e.signature),
+        };
+        senatus_genesis::seal::verify_successor(self.seal(), &signed, self.chain.len())
+            .map_err(|err| AmendRejection::Seal(err.to_string()))?;
+        let layer_bytes = &self
+            .proposals
+            .get(&pid)
+            .ok_or_else(|| AmendRejection::Seal(format!("proposal {pid} is not recorded")))?
+            .signed
+            .proposal
+            .layer;
+        let layer = PolicyLayer::from_canonical_bytes(layer_bytes)
+            .map_err(|err| AmendRejection::Seal(format!("sealed layer: {err}")))?;
+        let next = Sealed::new(signed, Arc::new(layer), index).map_err(AmendRejection::Seal)?;
+        let tally = Tally::new(&next.layer, &next.seal.seal)
+            .map_err(|err| AmendRejection::Seal(format!("tally under the new seal: {err}")))?;
+        // Everything checked: swap at exactly this index.
+        for id in self.proposals.keys() {
+            if let Some(st) = self.tally.status(id) {
+                self.archived.insert(*id, st.clone());
+            }
+        }
+        self.sealed_approvers.insert(pid, signers);
+        tracing::info!(
+            ledger_index = index,
+            version = next.seal.seal.version.0,
+            seal = %next.digest,
+            "amendment sealed; active policy swapped"
+        );
+        self.chain.push(next);
+        self.tally = tally;
+        self.redeclared.clear();
         Ok(())
     }
 
@@ -253,10 +575,19 @@ impl AmendState {
         Ok(())
     }
 
+    fn status_of(&self, id: &ProposalId) -> Status {
+        self.archived
+            .get(id)
+            .or_else(|| self.tally.status(id))
+            .cloned()
+            .unwrap_or(Status::Open)
+    }
+
     /// Open proposals `voter` has not voted on, oldest first.
     pub fn unvoted(&self, voter: NodeId) -> Vec<ProposalRecord> {
         self.proposals
             .values()
+            .filter(|p| !self.archived.contains_key(&p.id))
             .filter(|p| self.tally.status(&p.id) == Some(&Status::Open))
             .filter(|p| {
                 !self
@@ -268,27 +599,30 @@ impl AmendState {
             .collect()
     }
 
-    /// Every proposal (or the one named), oldest first, with its status and
-    /// votes.
-    pub fn view(&self, only: Option<ProposalId>) -> Vec<(ProposalRecord, Status, Vec<VoteRecord>)> {
+    /// Every proposal (or the one named), oldest first, with its status,
+    /// votes and (when passed) its approvers.
+    pub fn view(
+        &self,
+        only: Option<ProposalId>,
+    ) -> Vec<(ProposalRecord, Status, Vec<VoteRecord>, Vec<NodeId>)> {
         self.proposals
             .values()
             .filter(|p| only.is_none_or(|id| id == p.id))
             .map(|p| {
+                let approvers = self.sealed_approvers.get(&p.id).cloned().or_else(|| {
+                    self.tally
+                        .passed()
+                        .filter(|x| x.proposal().id() == p.id)
+                        .map(|x| x.approvers().to_vec())
+                });
                 (
                     p.clone(),
-                    self.tally.status(&p.id).cloned().unwrap_or(Status::Open),
+                    self.status_of(&p.id),
                     self.votes.get(&p.id).cloned().unwrap_or_default(),
+                    approvers.unwrap_or_default(),
                 )
             })
             .collect()
-    }
-
-    /// The approvers of the proposal that passed on this base, if any.
-    pub fn passed(&self) -> Option<(ProposalId, Vec<NodeId>)> {
-        self.tally
-            .passed()
-            .map(|p| (p.proposal().id(), p.approvers().to_vec()))
     }
 }
 
@@ -344,57 +678,39 @@ pub fn own_vote(
         .map_err(|e| format!("cannot sign the vote on {}: {e}", p.id))
 }
 
-/// How often the voter looks for proposals it has not voted on, besides
-/// waking on every apply.
-pub const VOTER_RESCAN_MS: u64 = 1_000;
+/// How often the driver looks for work, besides waking on every apply.
+pub const DRIVER_RESCAN_MS: u64 = 1_000;
+/// Pause after a failed seal attempt before the leader tries again.
+pub const SEAL_RETRY_MS: u64 = 500;
 
-/// Runs until `stop`: whenever this node has applied something, reviews
-/// each open proposal it has not voted on and casts its vote through Raft
-/// (any node forwards to the leader). A vote that does not commit is cast
-/// again on the next pass; the bytes are identical, so it never counts
-/// twice.
-pub async fn run_voter(
+/// Runs until `stop`, waking on every apply:
+/// - reviews each open proposal this validator has not voted on and casts
+///   its signed vote through Raft (a vote that does not commit is cast
+///   again; the bytes are identical, so it never counts twice);
+/// - while this node leads and an amendment has passed, has its approvers
+///   threshold-sign the next seal and appends the Seal entry;
+/// - once a new seal is active here, writes the sealed layer to
+///   `data_dir/sealed/v<version>/` and appends this validator's signed
+///   Redeclaration.
+pub async fn run_driver(
     shared: crate::service::Shared,
     key: ed25519_dalek::SigningKey,
+    data_dir: std::path::PathBuf,
     mut stop: impl std::future::Future<Output = ()> + Unpin,
 ) {
-    let Ok(voter) = NodeId::new(shared.id) else {
-        tracing::error!(node = shared.id, "voter: invalid node id");
+    let Ok(me) = NodeId::new(shared.id) else {
+        tracing::error!(node = shared.id, "amendment driver: invalid node id");
         return;
     };
     let mut metrics = shared.raft.metrics();
+    let mut seal_not_before = std::time::Instant::now();
     loop {
-        let pending = shared
-            .sm
-            .amendments()
-            .with(|s| {
-                s.unvoted(voter)
-                    .into_iter()
-                    .map(|p| own_vote(s, &p, voter, &key).map(|v| (p.id, v)))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        for v in pending {
-            match v {
-                Ok((id, vote)) => {
-                    let verdict = match &vote.vote.verdict {
-                        Verdict::Approve => "approve",
-                        Verdict::Reject(_) => "reject",
-                        Verdict::Recuse => "recuse",
-                    };
-                    let cmd = crate::raft_types::Command::new(EntryKind::Vote, vote.encode());
-                    match shared.write(cmd).await {
-                        Ok(r) => {
-                            tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast")
-                        }
-                        Err(s) => {
-                            tracing::warn!(node = shared.id, proposal = %id, code = ?s.code(), message = s.message(), "vote not committed; will retry")
-                        }
-                    }
-                }
-                Err(e) => tracing::error!(node = shared.id, error = %e, "voter"),
-            }
+        vote(&shared, me, &key).await;
+        let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
+        if leads && std::time::Instant::now() >= seal_not_before && !seal(&shared).await {
+            seal_not_before = std::time::Instant::now() + Duration::from_millis(SEAL_RETRY_MS);
         }
+        redeclare(&shared, me, &key, &data_dir).await;
         tokio::select! {
             _ = &mut stop => return,
             changed = metrics.changed() => {
@@ -402,7 +718,118 @@ pub async fn run_voter(
                     return; // Raft is gone.
                 }
             }
-            _ = tokio::time::sleep(Duration::from_millis(VOTER_RESCAN_MS)) => {}
+            _ = tokio::time::sleep(Duration::from_millis(DRIVER_RESCAN_MS)) => {}
+        }
+    }
+}
+
+async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::SigningKey) {
+    let pending = shared
+        .sm
+        .amendments()
+        .with(|s| {
+            s.unvoted(me)
+                .into_iter()
+                .map(|p| own_vote(s, &p, me, key).map(|v| (p.id, v)))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for v in pending {
+        match v {
+            Ok((id, vote)) => {
+                let verdict = vote.vote.verdict.name();
+                let cmd = crate::raft_types::Command::new(EntryKind::Vote, vote.encode());
+                match shared.write(cmd).await {
+                    Ok(r) => {
+                        tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast")
+                    }
+                    Err(s) => {
+                        tracing::warn!(node = shared.id, proposal = %id, code = ?s.code(), message = s.message(), "vote not committed; will retry")
+                    }
+                }
+            }
+            Err(e) => tracing::error!(node = shared.id, error = %e, "amendment voter"),
+        }
+    }
+}
+
+/// The leader's part of passage. Returns false when an attempt failed.
+async fn seal(shared: &crate::service::Shared) -> bool {
+    let Some(Some((proposal, next, signers))) = shared.sm.amendments().with(|s| s.pending_seal())
+    else {
+        return true;
+    };
+    let Ok(gate) = shared.gate() else {
+        return false;
+    };
+    let message = next.signing_bytes();
+    let signature = match gate
+        .sign_next_seal(shared, proposal, signers.clone(), &message)
+        .await
+    {
+        Ok(sig) => sig,
+        Err(s) => {
+            tracing::warn!(node = shared.id, %proposal, ?signers, code = ?s.code(), message = s.message(), "seal not signed; will retry");
+            return false;
+        }
+    };
+    let entry = SealEntry {
+        proposal,
+        seal_digest: next.digest(),
+        signature: Sig64(signature),
+    };
+    let cmd = crate::raft_types::Command::new(EntryKind::Seal, entry.encode());
+    match shared.write_as_leader(cmd).await {
+        Ok(r) => {
+            tracing::info!(node = shared.id, %proposal, seal = %next.digest(), version = next.version.0, ledger_index = r.index, "seal appended");
+            true
+        }
+        Err(s) => {
+            tracing::warn!(node = shared.id, %proposal, code = ?s.code(), message = s.message(), "seal entry not committed; will retry");
+            false
+        }
+    }
+}
+
+async fn redeclare(
+    shared: &crate::service::Shared,
+    me: NodeId,
+    key: &ed25519_dalek::SigningKey,
+    data_dir: &std::path::Path,
+) {
+    let Some(Some(active)) = shared
+        .sm
+        .amendments()
+        .with(|s| (!s.has_redeclared(me)).then(|| s.active_sealed()))
+    else {
+        return;
+    };
+    let version = active.seal.seal.version.0;
+    // The operator-visible copy of what this validator now enforces; the
+    // authoritative copy is the ledger (the Proposal entry's layer bytes,
+    // sealed by the Seal entry).
+    let dir = data_dir.join("sealed").join(format!("v{version}"));
+    if !dir
+        .join(senatus_genesis::policy::CONSTITUTION_FILE)
+        .exists()
+        && let Err(e) = active.layer.write_dir(&dir)
+    {
+        tracing::error!(node = shared.id, dir = %dir.display(), error = %e, "cannot write the sealed policy layer");
+        return;
+    }
+    let r = Redeclaration {
+        node: me,
+        policy_version: version,
+        seal_digest: active.digest,
+        policy_digest: active.seal.seal.policy_digest,
+    };
+    let cmd = crate::raft_types::Command::new(EntryKind::Redeclaration, r.sign(key));
+    match shared.write(cmd).await {
+        Ok(w) => {
+            tracing::info!(node = shared.id, version, seal = %active.digest, ledger_index = w.index, "redeclared")
+        }
+        Err(s) => {
+            tracing::warn!(node = shared.id, version, code = ?s.code(), message = s.message(), "redeclaration not committed; will retry")
         }
     }
 }
@@ -412,7 +839,7 @@ pub fn views(s: &AmendState, only: Option<ProposalId>) -> Vec<senatus_proto::v1:
     use senatus_proto::v1 as pb;
     s.view(only)
         .into_iter()
-        .map(|(p, status, votes)| {
+        .map(|(p, status, votes, approvers)| {
             let (status, decided_at) = match status {
                 Status::Open => ("open", 0),
                 Status::Passed { at } => ("passed", at.0),
@@ -420,10 +847,7 @@ pub fn views(s: &AmendState, only: Option<ProposalId>) -> Vec<senatus_proto::v1:
                 Status::Expired { at } => ("expired", at.0),
                 Status::Superseded { at, .. } => ("superseded", at.0),
             };
-            let approvers = match s.passed() {
-                Some((id, approvers)) if id == p.id => approvers.iter().map(|n| n.get()).collect(),
-                _ => Vec::new(),
-            };
+            let approvers: Vec<u64> = approvers.iter().map(|n| n.get()).collect();
             pb::ProposalView {
                 id: p.id.0.0.to_vec(),
                 ledger_index: p.index,
@@ -459,4 +883,87 @@ pub fn views(s: &AmendState, only: Option<ProposalId>) -> Vec<senatus_proto::v1:
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+
+    fn member(id: u64, key: &SigningKey) -> senatus_genesis::Validator {
+        senatus_genesis::Validator {
+            id: NodeId::new(id).expect("id"),
+            identity_key: Key32(key.verifying_key().to_bytes()),
+            verifying_share: Key32([9; 32]),
+            peer_addr: "127.0.0.1:1".into(),
+            api_addr: "127.0.0.1:2".into(),
+        }
+    }
+
+    #[test]
+    fn a_seal_entry_has_pinned_bytes_and_decodes_strictly() {
+        let e = SealEntry {
+            proposal: ProposalId(Digest([1; 32])),
+            seal_digest: Digest([2; 32]),
+            signature: Sig64([3; 64]),
+        };
+        let bytes = e.encode();
+        let mut want = b"senatus/seal-entry/v1\0".to_vec();
+        want.extend([1u8; 32]);
+        want.extend([2u8; 32]);
+        want.extend([3u8; 64]);
+        assert_eq!(bytes, want, "docs/PROTOCOL.md 16.9");
+        assert_eq!(SealEntry::decode(&bytes), Ok(e));
+        assert!(SealEntry::decode(&bytes[..bytes.len() - 1]).is_err());
+        let mut long = bytes.clone();
+        long.push(0);
+        assert!(SealEntry::decode(&long).is_err());
+        assert!(SealEntry::decode(b"senatus/vote/v1\0").is_err());
+    }
+
+    #[test]
+    fn a_redeclaration_is_signed_by_its_member_and_nothing_else_verifies() {
+        let k1 = SigningKey::from_bytes(&[7; 32]);
+        let k2 = SigningKey::from_bytes(&[8; 32]);
+        let members = [member(1, &k1), member(2, &k2)];
+        let r = Redeclaration {
+            node: NodeId::new(1).expect("id"),
+            policy_version: 2,
+            seal_digest: Digest([4; 32]),
+            policy_digest: Digest([5; 32]),
+        };
+        let signed = r.sign(&k1);
+        let mut body = b"senatus/redeclaration/v1\0".to_vec();
+        body.extend(1u64.to_be_bytes());
+        body.extend(2u64.to_be_bytes());
+        body.extend([4u8; 32]);
+        body.extend([5u8; 32]);
+        assert_eq!(
+            &signed[..signed.len() - 64],
+            &body[..],
+            "docs/PROTOCOL.md 16.9"
+        );
+        assert_eq!(Redeclaration::verify(&signed, &members), Ok(r.clone()));
+
+        // Signed by another member's key: refused, naming the node.
+        let forged = r.sign(&k2);
+        assert_eq!(
+            Redeclaration::verify(&forged, &members),
+            Err("signature of node 1 does not verify".into())
+        );
+        // A node outside the membership.
+        let r3 = Redeclaration {
+            node: NodeId::new(3).expect("id"),
+            ..r.clone()
+        };
+        assert_eq!(
+            Redeclaration::verify(&r3.sign(&k1), &members),
+            Err("node 3 is not a member".into())
+        );
+        // A flipped byte of the body, a truncation.
+        let mut flipped = signed.clone();
+        flipped[30] ^= 1;
+        assert!(Redeclaration::verify(&flipped, &members).is_err());
+        assert!(Redeclaration::verify(&signed[..40], &members).is_err());
+    }
 }

@@ -31,7 +31,6 @@ use senatus_proto::v1::peer_client::PeerClient;
 use senatus_proto::v1::senatus_client::SenatusClient;
 use senatus_quorum::Outcome;
 use senatus_quorum::batch::{BATCH_REQUESTS_MAX, BuiltBatch, DecisionBatch};
-use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::{AgentContext, DecisionRequest};
 use senatus_quorum::signing::{
     self, CommitmentBook, NoncePool, PublishedCommitment, SignRequest, SignedShare, Signer,
@@ -89,6 +88,18 @@ impl Default for GateConfig {
     }
 }
 
+/// What a signing round signs.
+#[derive(Debug, Clone)]
+enum SignTarget {
+    /// A decision batch at this ledger index.
+    Batch { ledger_index: u64 },
+    /// The next seal of a passed amendment, by these approvers.
+    Seal {
+        proposal: senatus_quorum::amend::ProposalId,
+        signers: Vec<NodeId>,
+    },
+}
+
 /// A request waiting for its batch.
 struct Pending {
     request: DecisionRequest,
@@ -102,11 +113,11 @@ pub struct Gate {
     config: GateConfig,
     genesis_digest: Digest,
     genesis: Genesis,
-    seal: Seal,
-    seal_digest: Digest,
+    /// The sealed versions (derived from the ledger): the active one decides
+    /// new batches; each batch is evaluated under the seal it names.
+    amend: crate::amend::AmendHandle,
     group_key: Key32,
     threshold: usize,
-    evaluator: Arc<Evaluator>,
     pubkeys: frost_ed25519::keys::PublicKeyPackage,
     signer: Mutex<Signer>,
     /// The coordinator that last drew commitments from this signer; a new
@@ -117,7 +128,8 @@ pub struct Gate {
     queue_rx: Mutex<Option<mpsc::Receiver<Pending>>>,
     peers: BTreeMap<u64, PeerClient<Channel>>,
     apis: BTreeMap<u64, SenatusClient<Channel>>,
-    broker: senatus_quorum::broker::Broker,
+    /// A broker over the seal chain, rebuilt when the chain grows.
+    broker: Mutex<(usize, Arc<senatus_quorum::broker::Broker>)>,
     /// Idempotency keys of requests queued or being decided here, with
     /// their request digests.
     inflight: Mutex<std::collections::HashMap<Vec<u8>, Digest>>,
@@ -127,7 +139,7 @@ impl std::fmt::Debug for Gate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Gate")
             .field("id", &self.id)
-            .field("policy_version", &self.seal.version)
+            .field("policy_version", &self.amend.with(|s| s.seal().version.0))
             .finish_non_exhaustive()
     }
 }
@@ -174,12 +186,17 @@ impl Gate {
         id: u64,
         material: &senatus_genesis::lock::BootMaterial,
         config: GateConfig,
+        amend: crate::amend::AmendHandle,
     ) -> Result<Gate, GateError> {
         let genesis = material.genesis.clone();
+        // Amendments keep the epoch's group key, threshold and membership:
+        // seal 0 gives them until membership rotation exists.
         let seal = Seal::genesis(&genesis);
-        let seal_digest = seal.digest();
-        let evaluator =
-            Evaluator::new(&material.policy).map_err(|e| GateError::Policy(e.to_string()))?;
+        if amend.with(|_| ()).is_none() {
+            return Err(GateError::Policy(
+                "the state machine does not track sealed versions".into(),
+            ));
+        }
         let pubkeys =
             signing::public_key_package(&seal).map_err(|e| GateError::Seal(e.to_string()))?;
         let node = NodeId::new(id).map_err(|e| GateError::Seal(e.to_string()))?;
@@ -213,9 +230,7 @@ impl Gate {
             group_key: seal.group_key,
             threshold: usize::from(seal.threshold),
             genesis,
-            seal,
-            seal_digest,
-            evaluator: Arc::new(evaluator),
+            amend,
             pubkeys,
             signer: Mutex::new(signer),
             last_coordinator: Mutex::new(None),
@@ -224,7 +239,7 @@ impl Gate {
             queue_rx: Mutex::new(Some(queue_rx)),
             peers,
             apis,
-            broker,
+            broker: Mutex::new((1, Arc::new(broker))),
             inflight: Mutex::new(std::collections::HashMap::new()),
         })
     }
@@ -240,7 +255,21 @@ impl Gate {
 
     /// The seal chain, seal 0 first (for `GetSealChain`).
     pub fn seal_chain(&self) -> Vec<senatus_genesis::SignedSeal> {
-        vec![Self::seal_zero(&self.genesis)]
+        self.amend
+            .with(|s| s.chain())
+            .unwrap_or_else(|| vec![Self::seal_zero(&self.genesis)])
+    }
+
+    /// A broker over the current seal chain.
+    fn broker(&self) -> Result<Arc<senatus_quorum::broker::Broker>, Status> {
+        let chain = self.seal_chain();
+        let mut b = lock(&self.broker);
+        if b.0 != chain.len() {
+            let fresh = senatus_quorum::broker::Broker::new(&self.genesis, &chain)
+                .map_err(|e| Status::internal(format!("seal chain does not verify: {e}")))?;
+            *b = (chain.len(), Arc::new(fresh));
+        }
+        Ok(b.1.clone())
     }
 
     /// The genesis this gate serves (for `GetSealChain`).
@@ -443,12 +472,16 @@ impl Gate {
         requests: Vec<DecisionRequest>,
     ) -> Result<Vec<pb::DecideReply>, Status> {
         let issued_at_ms = now_ms();
+        let active = self
+            .amend
+            .with(|s| s.active_sealed())
+            .ok_or_else(|| Status::internal("no sealed policy"))?;
         let batch = DecisionBatch {
             issued_at_ms,
             expires_at_ms: issued_at_ms.saturating_add(self.config.token_ttl_ms),
-            policy_version: self.seal.version,
-            seal_digest: self.seal_digest,
-            epoch: self.seal.epoch,
+            policy_version: active.seal.seal.version,
+            seal_digest: active.digest,
+            epoch: active.seal.seal.epoch,
             requests,
         };
         let started = Instant::now();
@@ -532,15 +565,23 @@ impl Gate {
         ledger_index: u64,
         entry_hash: Digest,
     ) -> Result<BuiltBatch, Status> {
-        if batch.policy_version != self.seal.version || batch.seal_digest != self.seal_digest {
-            return Err(Status::failed_precondition(format!(
-                "batch at ledger index {ledger_index} names policy version {} seal {}, this validator's active seal is version {} seal {}",
-                batch.policy_version.0, batch.seal_digest, self.seal.version.0, self.seal_digest
-            )));
-        }
+        // The state machine appended this batch only if the seal it names
+        // was active at its index; evaluate under exactly that seal, even
+        // if a later one is active here by now.
+        let sealed = self
+            .amend
+            .with(|s| s.sealed(&batch.seal_digest))
+            .flatten()
+            .filter(|s| s.seal.seal.version == batch.policy_version)
+            .ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "batch at ledger index {ledger_index} names policy version {} seal {}, which this validator has not sealed",
+                    batch.policy_version.0, batch.seal_digest
+                ))
+            })?;
         batch
             .build(
-                &self.evaluator,
+                &sealed.evaluator,
                 self.genesis_digest,
                 senatus_genesis::LedgerIndex(ledger_index),
                 entry_hash,
@@ -559,6 +600,34 @@ impl Gate {
         ledger_index: u64,
         message: &[u8],
     ) -> Result<([u8; 64], Vec<u64>), Status> {
+        self.sign_for(shared, &SignTarget::Batch { ledger_index }, message)
+            .await
+    }
+
+    /// Has the first `t` approvers of the passed amendment `proposal`
+    /// threshold-sign `message` (its next seal's signing bytes); each of
+    /// them computes the seal from its own tally and signs nothing else.
+    pub async fn sign_next_seal(
+        &self,
+        shared: &Shared,
+        proposal: senatus_quorum::amend::ProposalId,
+        signers: Vec<NodeId>,
+        message: &[u8],
+    ) -> Result<[u8; 64], Status> {
+        let target = SignTarget::Seal { proposal, signers };
+        self.sign_for(shared, &target, message).await.map(|r| r.0)
+    }
+
+    async fn sign_for(
+        &self,
+        shared: &Shared,
+        target: &SignTarget,
+        message: &[u8],
+    ) -> Result<([u8; 64], Vec<u64>), Status> {
+        let ledger_index = match target {
+            SignTarget::Batch { ledger_index } => *ledger_index,
+            SignTarget::Seal { .. } => 0,
+        };
         let mut excluded: Vec<NodeId> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
         for _ in 0..self.config.sign_attempts_max {
@@ -571,6 +640,10 @@ impl Gate {
             let chosen: Vec<NodeId> = order
                 .into_iter()
                 .filter(|n| !excluded.contains(n))
+                .filter(|n| match target {
+                    SignTarget::Batch { .. } => true,
+                    SignTarget::Seal { signers, .. } => signers.contains(n),
+                })
                 .take(self.threshold)
                 .collect();
             if chosen.len() < self.threshold {
@@ -595,13 +668,31 @@ impl Gate {
                 };
                 let from = self.id;
                 let timeout = Duration::from_millis(self.config.share_timeout_ms);
+                let target = target.clone();
                 calls.spawn(async move {
                     let mut client = client;
-                    let call = client.sign_batch(pb::SignBatchRequest {
-                        from,
-                        ledger_index,
-                        request: wire,
-                    });
+                    let call = async {
+                        match target {
+                            SignTarget::Batch { ledger_index } => {
+                                client
+                                    .sign_batch(pb::SignBatchRequest {
+                                        from,
+                                        ledger_index,
+                                        request: wire,
+                                    })
+                                    .await
+                            }
+                            SignTarget::Seal { proposal, .. } => {
+                                client
+                                    .sign_seal(pb::SignSealRequest {
+                                        from,
+                                        proposal_id: proposal.0.0.to_vec(),
+                                        request: wire,
+                                    })
+                                    .await
+                            }
+                        }
+                    };
                     let r = match tokio::time::timeout(timeout, call).await {
                         Err(_) => Err(format!("no share within {} ms", timeout.as_millis())),
                         Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
@@ -615,7 +706,16 @@ impl Gate {
             let t0 = Instant::now();
             let mut results = Vec::with_capacity(self.threshold);
             if let Some(me) = local {
-                results.push((me, self.sign_locally(shared, ledger_index, &req).await));
+                let share = match target {
+                    SignTarget::Batch { ledger_index } => {
+                        self.sign_locally(shared, *ledger_index, &req).await
+                    }
+                    SignTarget::Seal { proposal, .. } => self
+                        .sign_seal(shared, *proposal, &req)
+                        .await
+                        .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+                };
+                results.push((me, share));
             }
             let local_us = t0.elapsed().as_micros() as u64;
             while let Some(joined) = calls.join_next().await {
@@ -666,15 +766,20 @@ impl Gate {
                 Err(e) => failures.push(format!("aggregate: {e}")),
             }
         }
-        Err(Status::unavailable(format!(
-            "decision committed at ledger index {ledger_index} but fewer than t={} validators signed; no token ({})",
-            self.threshold,
-            if failures.is_empty() {
-                "not enough signers with commitments reachable".to_string()
-            } else {
-                failures.join("; ")
-            }
-        )))
+        let why = if failures.is_empty() {
+            "not enough signers with commitments reachable".to_string()
+        } else {
+            failures.join("; ")
+        };
+        Err(Status::unavailable(match target {
+            SignTarget::Batch { .. } => format!(
+                "decision committed at ledger index {ledger_index} but fewer than t={} validators signed; no token ({why})",
+                self.threshold
+            ),
+            SignTarget::Seal { proposal, signers } => format!(
+                "amendment {proposal} passed but its approvers {signers:?} did not all sign its seal ({why})"
+            ),
+        }))
     }
 
     /// Tops up the commitment book: this node's own pool directly, peers
@@ -834,6 +939,53 @@ impl Gate {
         Ok(share)
     }
 
+    /// The signer's side of `SignSeal`: waits (bounded) until its own
+    /// tally has passed `proposal`, and signs only if it is one of the first
+    /// `t` approvers and the message is the next seal its own tally
+    /// computes.
+    pub async fn sign_seal(
+        &self,
+        shared: &Shared,
+        proposal: senatus_quorum::amend::ProposalId,
+        req: &SignRequest,
+    ) -> Result<SignedShare, Status> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        let (seal, signers) = loop {
+            let seen = shared.raft.metrics().borrow().last_applied;
+            let pending = self.amend.with(|s| s.pending_seal()).flatten();
+            match pending {
+                Some((id, seal, signers)) if id == proposal => break (seal, signers),
+                _ if Instant::now() >= deadline => {
+                    return Err(Status::failed_precondition(format!(
+                        "validator {} has no passed amendment {proposal} awaiting its seal",
+                        self.id
+                    )));
+                }
+                _ => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = shared
+                .raft
+                .wait(Some(left))
+                .metrics(|m| m.last_applied != seen, "an apply")
+                .await;
+        };
+        if !signers.iter().any(|n| n.get() == self.id) {
+            return Err(Status::failed_precondition(format!(
+                "validator {} is not among the approvers {signers:?} that sign amendment {proposal}",
+                self.id
+            )));
+        }
+        let message = seal.signing_bytes();
+        let mut signer = lock(&self.signer);
+        signer.sign(req, &message).map_err(|e| {
+            Status::failed_precondition(format!(
+                "validator {} refuses to sign: the seal it computes for {proposal} differs ({e})",
+                self.id
+            ))
+        })
+    }
+
     /// True while this node leads (for the peer handlers).
     pub fn is_leader(shared: &Shared, from: u64) -> bool {
         let m = shared.raft.metrics().borrow().clone();
@@ -849,7 +1001,7 @@ impl Gate {
         let t = token::Token::from_bytes(token_bytes)
             .map_err(|e| Status::invalid_argument(format!("malformed token: {e}")))?;
         let v = self
-            .broker
+            .broker()?
             .verify_receipt_token(t)
             .map_err(|e| Status::permission_denied(format!("token refused: {e}")))?;
         let t = v.token;

@@ -118,6 +118,19 @@ pub enum CommandRejection {
         /// The ledger index of the first (only valid) redemption.
         first_index: u64,
     },
+    /// A decision batch names a seal other than the one active at its
+    /// index (a reseal committed in between).
+    #[error(
+        "decision batch is for policy version {batch_version}, but version {active_version} (seal {active_seal}) is active at its index"
+    )]
+    StalePolicy {
+        /// The batch's version.
+        batch_version: u64,
+        /// The active version.
+        active_version: u64,
+        /// The active seal digest, hex.
+        active_seal: String,
+    },
     /// A proposal that is not admissible, or a vote the tally refuses
     /// (`crate::amend::AmendRejection`, as text).
     #[error("{0}")]

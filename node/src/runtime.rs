@@ -226,8 +226,13 @@ pub async fn start(
         gate: Arc::new(std::sync::OnceLock::new()),
     };
     let gate = Arc::new(
-        crate::gate::Gate::new(id, material, crate::gate::GateConfig::default())
-            .map_err(|e| StartError::Raft(format!("decision gate: {e}")))?,
+        crate::gate::Gate::new(
+            id,
+            material,
+            crate::gate::GateConfig::default(),
+            shared.sm.amendments().clone(),
+        )
+        .map_err(|e| StartError::Raft(format!("decision gate: {e}")))?,
     );
     let _ = shared.gate.set(gate.clone());
 
@@ -286,9 +291,10 @@ pub async fn start(
     };
     let s = stopped();
     tasks.spawn(crate::metrics::serve(listeners.metrics, render, s));
-    tasks.spawn(crate::amend::run_voter(
+    tasks.spawn(crate::amend::run_driver(
         shared.clone(),
         material.identity.signing_key().clone(),
+        material.config.data_dir.clone(),
         Box::pin(stopped()),
     ));
 

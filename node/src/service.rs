@@ -244,6 +244,12 @@ impl Shared {
             CommandResponse::Rejected(
                 r @ crate::raft_types::CommandRejection::NonceReplayed { .. },
             ) => Err(Status::already_exists(r.to_string())),
+            // A reseal committed between proposing and committing the
+            // batch: nothing was decided; the caller retries and the next
+            // batch is decided under the new seal.
+            CommandResponse::Rejected(r @ crate::raft_types::CommandRejection::StalePolicy { .. }) => {
+                Err(Status::aborted(format!("{r}; nothing was decided, retry")))
+            }
             CommandResponse::Rejected(r) => Err(Status::invalid_argument(r.to_string())),
             CommandResponse::NoCommand => Err(Status::internal("write produced no ledger entry")),
         }
@@ -354,6 +360,39 @@ impl pb::peer_server::Peer for PeerService {
             .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
         let gate = self.0.gate()?;
         let share = gate.sign_entry(&self.0, r.ledger_index, &sign_req).await?;
+        Ok(Response::new(pb::SignBatchReply {
+            share: share.to_bytes(),
+        }))
+    }
+
+    async fn sign_seal(
+        &self,
+        req: Request<pb::SignSealRequest>,
+    ) -> Result<Response<pb::SignBatchReply>, Status> {
+        let r = req.into_inner();
+        self.check_member(r.from)?;
+        if !crate::gate::Gate::is_leader(&self.0, r.from) {
+            return Err(Status::failed_precondition(format!(
+                "node {} is not the leader this validator follows; not signing",
+                r.from
+            )));
+        }
+        let id: [u8; 32] = r.proposal_id.as_slice().try_into().map_err(|_| {
+            Status::invalid_argument(format!(
+                "proposal_id is {} bytes, not 32",
+                r.proposal_id.len()
+            ))
+        })?;
+        let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
+            .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
+        let gate = self.0.gate()?;
+        let share = gate
+            .sign_seal(
+                &self.0,
+                senatus_quorum::amend::ProposalId(Digest(id)),
+                &sign_req,
+            )
+            .await?;
         Ok(Response::new(pb::SignBatchReply {
             share: share.to_bytes(),
         }))

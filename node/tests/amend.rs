@@ -244,26 +244,57 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             "{view:?}"
         );
 
-        // 4. The base is closed: a competing proposal is refused.
-        let again = proposed(tmp.path(), "again", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(1),
-            "--policy",
-            s(&again),
-            "--justification",
-            "a competitor",
-            "--key",
-            s(&authority),
-        ])
-        .await;
-        assert_eq!(out.status.code(), Some(2), "{}", show(&out));
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("already passed on this base"),
+        // 4. Once sealed, a competitor on the old base is stale: refused
+        //    on apply by every validator, nothing appended.
+        let chain = chain_everywhere(&net, 2).await;
+        let key =
+            senatus_genesis::keys::SecretKey::read_authority(&authority).expect("authority key");
+        let competitor = senatus_quorum::amend::Proposal {
+            base_version: chain[0].seal.version,
+            base_seal_digest: chain[0].seal.digest(),
+            layer: senatus_genesis::PolicyLayer::load_dir(&good)
+                .expect("layer")
+                .canonical_bytes(),
+            justification: "a competitor on the old base".into(),
+            proposer: senatus_genesis::Key32(key.public()),
+            created_at_ms: 1,
+        }
+        .sign(key.signing_key())
+        .expect("sign");
+        let mut c = net.client(1).expect("client");
+        let err = c
+            .propose(pb::ProposeRequest {
+                signed_proposal: competitor.encode(),
+            })
+            .await
+            .expect_err("stale competitor");
+        assert_eq!(
+            err.code(),
+            tonic::Code::InvalidArgument,
             "{}",
-            show(&out)
+            err.message()
+        );
+        assert!(
+            err.message().contains("amends version 1"),
+            "{}",
+            err.message()
+        );
+        let proposals_on_ledger = c
+            .get_ledger(pb::GetLedgerRequest {
+                from: 1,
+                to: u64::MAX,
+                limit: 0,
+            })
+            .await
+            .expect("GetLedger")
+            .into_inner()
+            .entries
+            .iter()
+            .filter(|e| e.kind == 4)
+            .count();
+        assert_eq!(
+            proposals_on_ledger, 2,
+            "the stale competitor appended nothing"
         );
 
         // 5. The CLI shows it; a restarted validator rebuilds the same
@@ -347,6 +378,231 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
             amend_status(&net, down).await,
             amend_status(&net, leader).await,
             "the returning validator's tally, rebuilt from the snapshot"
+        );
+    })
+    .await;
+}
+
+async fn decide(
+    net: &senatus_testnet::Testnet,
+    via: u64,
+    amount: u64,
+    key: &str,
+) -> pb::DecideReply {
+    let mut c = net.client(via).expect("client");
+    let r = pb::DecideRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: "agent-amend".into(),
+        tenant: "acme".into(),
+        params_json: serde_json::json!({"amount": amount, "currency": "EUR", "to_account": "acct-supplier-7"}).to_string(),
+        context: Some(pb::AgentContext::default()),
+        idempotency_key: key.into(),
+    };
+    tokio::time::timeout(Duration::from_secs(20), c.decide(r))
+        .await
+        .expect("Decide answered in time")
+        .unwrap_or_else(|s| panic!("Decide via {via}: {:?}: {}", s.code(), s.message()))
+        .into_inner()
+}
+
+async fn seal_chain(net: &senatus_testnet::Testnet, id: u64) -> Vec<senatus_genesis::SignedSeal> {
+    let mut c = net.client(id).expect("client");
+    let r = tokio::time::timeout(
+        Duration::from_secs(10),
+        c.get_seal_chain(pb::SealChainRequest {}),
+    )
+    .await
+    .expect("answered")
+    .expect("GetSealChain")
+    .into_inner();
+    r.seals_json
+        .iter()
+        .map(|j| serde_json::from_str(j).expect("SignedSeal json"))
+        .collect()
+}
+
+/// Waits until every running node serves a seal chain of `len` seals and
+/// all serve the same one.
+async fn chain_everywhere(
+    net: &senatus_testnet::Testnet,
+    len: usize,
+) -> Vec<senatus_genesis::SignedSeal> {
+    let deadline = Instant::now() + VOTES_WITHIN;
+    loop {
+        let mut chains = Vec::new();
+        for id in net.running() {
+            chains.push(seal_chain(net, id).await);
+        }
+        if chains.iter().all(|c| c.len() == len) {
+            for c in &chains {
+                assert_eq!(c, &chains[0], "every validator serves the same chain");
+            }
+            return chains.swap_remove(0);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no chain of {len} seals everywhere: {chains:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_seal() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "amendment passage", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let genesis =
+            senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
+
+        // Under version 1 acme may transfer at most 100,000 per transfer.
+        let before = decide(&net, 1, 150_000, "amend-before").await;
+        assert_eq!(
+            (before.outcome.as_str(), before.policy_version),
+            ("SILENCE", 1),
+            "{before:?}"
+        );
+
+        // Version 2 raises the limit to 200,000.
+        let v2 = proposed(tmp.path(), "v2", |dir| {
+            let e = dir.join("entities.json");
+            let text = std::fs::read_to_string(&e).expect("entities");
+            assert!(text.contains("\"transfer_limit\": 100000,"));
+            std::fs::write(
+                &e,
+                text.replacen(
+                    "\"transfer_limit\": 100000,",
+                    "\"transfer_limit\": 200000,",
+                    1,
+                ),
+            )
+            .expect("write");
+        });
+        let v2_digest = senatus_genesis::PolicyLayer::load_dir(&v2)
+            .expect("v2 loads")
+            .digest();
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(2),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "raise acme's transfer limit",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+
+        // Sealed: the same seal 1 on every validator, a plain Ed25519
+        // signature under the genesis group key over its documented bytes.
+        let chain = chain_everywhere(&net, 2).await;
+        let seal1 = &chain[1];
+        assert_eq!(seal1.seal.version.0, 2);
+        assert_eq!(seal1.seal.policy_digest, v2_digest);
+        assert_eq!(seal1.seal.prev_seal, chain[0].seal.digest());
+        let group =
+            ed25519_dalek::VerifyingKey::from_bytes(&genesis.body.group_key.0).expect("group key");
+        group
+            .verify_strict(
+                &seal1.seal.signing_bytes(),
+                &ed25519_dalek::Signature::from_bytes(&seal1.signature.expect("signed").0),
+            )
+            .expect("seal 1 verifies as plain Ed25519");
+        senatus_genesis::seal::verify_chain(&genesis, &chain).expect("chain verifies from genesis");
+
+        // After the seal every validator decides under version 2.
+        let mut permits = Vec::new();
+        for via in 1..=5u64 {
+            let r = decide(&net, via, 150_000, &format!("amend-after-{via}")).await;
+            assert_eq!(
+                (r.outcome.as_str(), r.policy_version),
+                ("PERMIT", 2),
+                "via {via}: {r:?}"
+            );
+            assert_eq!(r.reasons, ["payments.transfer-within-limit"]);
+            permits.push(r);
+        }
+        // A broker holding genesis and the chain verifies both the new
+        // permit and the old receipt, each for what it was.
+        let broker = senatus_quorum::broker::Broker::new(&genesis, &chain).expect("broker");
+        let t2 = senatus_quorum::token::Token::from_bytes(&permits[0].token).expect("token");
+        let v = broker.verify_receipt_token(t2).expect("v2 permit verifies");
+        assert_eq!(v.token.payload.policy_version.0, 2);
+        let t1 = senatus_quorum::token::Token::from_bytes(&before.token).expect("token");
+        let v = broker
+            .verify_receipt_token(t1)
+            .expect("v1 receipt verifies");
+        assert_eq!(v.token.payload.policy_version.0, 1);
+
+        // Every validator redeclares, and keeps a copy of what it enforces.
+        let deadline = Instant::now() + VOTES_WITHIN;
+        loop {
+            let mut c = net.client(1).expect("client");
+            let entries = c
+                .get_ledger(pb::GetLedgerRequest {
+                    from: 1,
+                    to: u64::MAX,
+                    limit: 0,
+                })
+                .await
+                .expect("GetLedger")
+                .into_inner()
+                .entries;
+            let redeclared: std::collections::BTreeSet<u64> = entries
+                .iter()
+                .filter(|e| e.kind == 7)
+                .map(|e| u64::from_be_bytes(e.payload[25..33].try_into().expect("node id")))
+                .collect();
+            if redeclared.len() == 5 {
+                assert_eq!(
+                    entries.iter().filter(|e| e.kind == 6).count(),
+                    1,
+                    "one seal entry"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redeclared so far: {redeclared:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for n in 1..=5 {
+            let copy = tmp.path().join(format!("net/node-{n}/data/sealed/v2"));
+            let layer = senatus_genesis::PolicyLayer::load_dir(&copy).expect("sealed copy loads");
+            assert_eq!(layer.digest(), v2_digest, "node {n}'s copy");
+        }
+        let st = amend_status(&net, 4).await;
+        let p = st
+            .iter()
+            .find(|p| hex::encode(&p.id) == id)
+            .expect("proposal");
+        assert_eq!(p.status, "passed");
+        assert_eq!(p.approvers.len(), 3);
+
+        // A full restart keeps version 2: it is derived from the ledger.
+        for n in net.ids() {
+            net.stop(n).await.expect("stop");
+        }
+        for n in net.ids() {
+            net.start(n).expect("start");
+        }
+        net.wait_converged(Duration::from_secs(30))
+            .await
+            .expect("converged");
+        assert_eq!(chain_everywhere(&net, 2).await, chain);
+        let r = decide(&net, 3, 150_000, "amend-after-restart").await;
+        assert_eq!(
+            (r.outcome.as_str(), r.policy_version),
+            ("PERMIT", 2),
+            "{r:?}"
         );
     })
     .await;

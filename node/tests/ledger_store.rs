@@ -116,7 +116,7 @@ async fn apply_builds_a_verifiable_chain_independent_of_raft_indexes() {
             membership(2),
             normal(3, EntryKind::Record, b"d1"),
             blank(4),
-            normal(5, EntryKind::Redeclaration, b"v1"),
+            normal(5, EntryKind::Record, b"v1"),
         ])
         .await
         .expect("apply");

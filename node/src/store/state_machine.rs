@@ -608,6 +608,19 @@ impl StateMachineStore {
                     CommandRejection::MalformedDecision,
                 ));
             };
+            // A batch is decided under the seal active at its own index,
+            // never a mix: one proposed before a reseal that commits after
+            // it is refused everywhere, and the leader decides it again.
+            if let Some(Some((version, seal))) = self.amend.with(|s| {
+                (!s.is_active(decisions.policy_version.0, &decisions.seal_digest))
+                    .then(|| (s.seal().version.0, s.seal().digest()))
+            }) {
+                return Ok(CommandResponse::Rejected(CommandRejection::StalePolicy {
+                    batch_version: decisions.policy_version.0,
+                    active_version: version,
+                    active_seal: seal.to_hex(),
+                }));
+            }
             for (position, r) in decisions.requests.iter().enumerate() {
                 let key = crate::gate::idempotency_key(r);
                 if scratch.idempotency.contains(&key) || self.idempotency_result(&key)?.is_some() {
@@ -619,7 +632,10 @@ impl StateMachineStore {
         }
         // Amendments last: the tally changes only for an entry that is
         // appended. Proposals and votes it refuses append nothing.
-        let is_amendment = matches!(cmd.kind, EntryKind::Proposal | EntryKind::Vote);
+        let is_amendment = matches!(
+            cmd.kind,
+            EntryKind::Proposal | EntryKind::Vote | EntryKind::Seal | EntryKind::Redeclaration
+        );
         match self
             .amend
             .with(|s| s.apply(head.index + 1, cmd.kind, &cmd.payload))
