@@ -966,4 +966,238 @@ mod tests {
         assert!(Redeclaration::verify(&flipped, &members).is_err());
         assert!(Redeclaration::verify(&signed[..40], &members).is_err());
     }
+
+    /// A seeded 3-of-5 ceremony over the example policy.
+    fn ceremony(seed: u64) -> senatus_genesis::ceremony::Ceremony {
+        use rand::SeedableRng as _;
+        let params = senatus_genesis::ceremony::CeremonyParams {
+            chain_id: "senatus-amend-node-test".into(),
+            threshold: 3,
+            nodes: (1..=5)
+                .map(|i| senatus_genesis::ceremony::NodeAddrs {
+                    peer: format!("127.0.0.{i}:7000"),
+                    api: format!("127.0.0.{i}:7001"),
+                    metrics: format!("127.0.0.{i}:7002"),
+                })
+                .collect(),
+            policy: PolicyLayer::example(),
+            created_at_ms: 1_700_000_000_000,
+        };
+        senatus_genesis::ceremony::Ceremony::run(
+            params,
+            &mut rand::rngs::StdRng::seed_from_u64(seed),
+        )
+        .expect("ceremony")
+    }
+
+    /// FROST-signs `msg` with the shares of `signers` of ceremony `c`.
+    fn frost_sign(
+        c: &senatus_genesis::ceremony::Ceremony,
+        signers: &[NodeId],
+        msg: &[u8],
+    ) -> [u8; 64] {
+        use senatus_quorum::signing::{self, CommitmentBook, NoncePool, Signer};
+        let mut book = CommitmentBook::default();
+        let mut pool = BTreeMap::new();
+        for &id in signers {
+            let kp = c.nodes[(id.get() - 1) as usize].frost.key_package.clone();
+            let mut s = Signer::new(kp, NoncePool::new(id, 1)).expect("own key");
+            for cm in s.replenish(1, &mut rand::rngs::OsRng) {
+                book.insert(cm).expect("filed");
+            }
+            pool.insert(id, s);
+        }
+        let plan = book.take_for(signers).expect("commitments");
+        let req = plan.request(msg);
+        let mut shares = BTreeMap::new();
+        for id in plan.signers() {
+            let share = pool
+                .get_mut(&id)
+                .expect("signer")
+                .sign(&req, msg)
+                .expect("share");
+            shares.insert(id, plan.accept(id, &share).expect("planned"));
+        }
+        let seal0 = Seal::genesis(&c.genesis);
+        let public = signing::public_key_package(&seal0).expect("public keys");
+        signing::aggregate(&plan.package(msg), &shares, &public).expect("aggregate")
+    }
+
+    #[test]
+    fn only_the_seal_the_tally_computes_signed_by_the_approvers_swaps_the_policy() {
+        let c = ceremony(11);
+        let seal0 = Seal::genesis(&c.genesis);
+        let mut st = AmendState::new(
+            Arc::new(PolicyLayer::example()),
+            seal0.clone(),
+            c.genesis.body.authority_key,
+        )
+        .expect("state");
+        // Version 2 of the example: the constitution's version bumped.
+        let mut files = PolicyLayer::example().files().clone();
+        let text = String::from_utf8(files["constitution.toml"].clone()).expect("utf8");
+        files.insert(
+            "constitution.toml".into(),
+            text.replace("\nversion = 1\n", "\nversion = 2\n")
+                .into_bytes(),
+        );
+        let v2 = PolicyLayer::from_files(files).expect("v2");
+        let proposal = amend::Proposal {
+            base_version: seal0.version,
+            base_seal_digest: seal0.digest(),
+            layer: v2.canonical_bytes(),
+            justification: "v2".into(),
+            proposer: c.genesis.body.authority_key,
+            created_at_ms: 1,
+        }
+        .sign(c.authority.signing_key())
+        .expect("signed");
+        let pid = proposal.id();
+        st.apply(1, EntryKind::Proposal, &proposal.encode())
+            .expect("admitted");
+        for (i, voter) in [2u64, 4, 5].into_iter().enumerate() {
+            let v = own_vote(
+                &st,
+                &st.unvoted(NodeId::new(voter).expect("id"))[0],
+                NodeId::new(voter).expect("id"),
+                c.nodes[(voter - 1) as usize].identity.signing_key(),
+            )
+            .expect("vote");
+            st.apply(2 + i as u64, EntryKind::Vote, &v.encode())
+                .expect("counted");
+        }
+        let (id, next, signers) = st.pending_seal().expect("passed, awaiting its seal");
+        assert_eq!(id, pid);
+        assert_eq!(
+            signers.iter().map(|n| n.get()).collect::<Vec<_>>(),
+            [2, 4, 5]
+        );
+        let msg = next.signing_bytes();
+        let good = SealEntry {
+            proposal: pid,
+            seal_digest: next.digest(),
+            signature: Sig64(frost_sign(&c, &signers, &msg)),
+        };
+
+        // Refused, each naming why, and nothing changes:
+        // another cluster's approvers (a valid signature under another key);
+        let other = ceremony(12);
+        let foreign = SealEntry {
+            signature: Sig64(frost_sign(&other, &signers, &msg)),
+            ..good.clone()
+        };
+        let e = st
+            .apply(5, EntryKind::Seal, &foreign.encode())
+            .expect_err("foreign key");
+        assert!(e.to_string().contains("signature"), "{e}");
+        // a seal over a different digest;
+        let mut wrong = next.clone();
+        wrong.policy_digest = Digest([0xee; 32]);
+        let e = st
+            .apply(
+                5,
+                EntryKind::Seal,
+                &SealEntry {
+                    seal_digest: wrong.digest(),
+                    signature: Sig64(frost_sign(&c, &signers, &wrong.signing_bytes())),
+                    ..good.clone()
+                }
+                .encode(),
+            )
+            .expect_err("other digest");
+        assert!(
+            e.to_string().contains("this validator's next seal is"),
+            "{e}"
+        );
+        // an entry for another proposal;
+        let e = st
+            .apply(
+                5,
+                EntryKind::Seal,
+                &SealEntry {
+                    proposal: ProposalId(Digest([1; 32])),
+                    ..good.clone()
+                }
+                .encode(),
+            )
+            .expect_err("other proposal");
+        assert!(e.to_string().contains("the passed amendment is"), "{e}");
+        assert_eq!(st.seal(), &seal0, "nothing swapped");
+
+        // The approvers' seal swaps the policy at exactly this index.
+        st.apply(5, EntryKind::Seal, &good.encode())
+            .expect("sealed");
+        assert_eq!(st.seal(), &next);
+        assert_eq!(st.layer().digest(), v2.digest());
+        assert_eq!(st.chain().len(), 2);
+        senatus_genesis::seal::verify_chain(&c.genesis, &st.chain()).expect("chain verifies");
+        assert!(st.is_active(2, &next.digest()));
+        assert!(!st.is_active(1, &seal0.digest()));
+        assert!(
+            st.sealed(&seal0.digest()).is_some(),
+            "v1 stays known for its batches"
+        );
+        // A second seal for it: nothing awaits one.
+        let e = st
+            .apply(6, EntryKind::Seal, &good.encode())
+            .expect_err("twice");
+        assert!(
+            e.to_string().contains("no passed amendment awaits a seal"),
+            "{e}"
+        );
+
+        // Redeclarations: once per node, of the active seal only.
+        let me = NodeId::new(3).expect("id");
+        assert!(!st.has_redeclared(me));
+        let r = Redeclaration {
+            node: me,
+            policy_version: 2,
+            seal_digest: next.digest(),
+            policy_digest: next.policy_digest,
+        };
+        let key = c.nodes[2].identity.signing_key();
+        let stale = Redeclaration {
+            policy_version: 1,
+            seal_digest: seal0.digest(),
+            policy_digest: seal0.policy_digest,
+            ..r.clone()
+        };
+        assert!(
+            st.apply(6, EntryKind::Redeclaration, &stale.sign(key))
+                .is_err()
+        );
+        st.apply(6, EntryKind::Redeclaration, &r.sign(key))
+            .expect("redeclared");
+        assert!(st.has_redeclared(me));
+        let e = st
+            .apply(7, EntryKind::Redeclaration, &r.sign(key))
+            .expect_err("twice");
+        assert!(e.to_string().contains("already redeclared"), "{e}");
+
+        // Replaying the same entries gives the same state (boot, snapshot).
+        let mut again = st.fresh().expect("fresh");
+        let entries = [
+            (1, EntryKind::Proposal, proposal.encode()),
+            (5, EntryKind::Seal, good.encode()),
+        ];
+        again
+            .apply(entries[0].0, entries[0].1, &entries[0].2)
+            .expect("proposal");
+        for (i, voter) in [2u64, 4, 5].into_iter().enumerate() {
+            let v = own_vote(
+                &again,
+                &again.unvoted(NodeId::new(voter).expect("id"))[0],
+                NodeId::new(voter).expect("id"),
+                c.nodes[(voter - 1) as usize].identity.signing_key(),
+            )
+            .expect("vote");
+            again
+                .apply(2 + i as u64, EntryKind::Vote, &v.encode())
+                .expect("vote");
+        }
+        again
+            .apply(entries[1].0, entries[1].1, &entries[1].2)
+            .expect("seal");
+        assert_eq!(again.chain(), st.chain());
+    }
 }

@@ -132,38 +132,9 @@ fn propose(
     let key = read_key(key)?;
     let rt = runtime()?;
     rt.block_on(async {
+        let (_, chain) = fetch_chain(api, genesis).await?;
+        let active = &chain.last().expect("a verified chain holds seal 0").seal;
         let mut c = client(api)?;
-        let chain = c
-            .get_seal_chain(request(pb::SealChainRequest {}))
-            .await
-            .map_err(|s| cluster_error("GetSealChain", api, &s))?
-            .into_inner();
-        let served: Genesis = serde_json::from_str(&chain.genesis_json)
-            .context("the cluster's genesis does not parse")?;
-        let genesis = match genesis {
-            Some(path) => {
-                let g = Genesis::load(path)
-                    .map_err(|e| anyhow::anyhow!("genesis {}: {e}", path.display()))?;
-                if g.digest() != served.digest() {
-                    anyhow::bail!(
-                        "{api} serves genesis {}, not {}",
-                        served.digest(),
-                        g.digest()
-                    );
-                }
-                g
-            }
-            None => served,
-        };
-        let seals = chain
-            .seals_json
-            .iter()
-            .map(|s| serde_json::from_str::<SignedSeal>(s))
-            .collect::<Result<Vec<_>, _>>()
-            .context("the cluster's seal chain does not parse")?;
-        let chain = crate::cli_gate::full_chain(&genesis, seals);
-        let active = senatus_genesis::seal::verify_chain(&genesis, &chain)
-            .map_err(|e| anyhow::anyhow!("the cluster's seal chain does not verify: {e}"))?;
         let created_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -284,4 +255,126 @@ fn view_json(p: &pb::ProposalView) -> serde_json::Value {
             "effect": v.effect,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// `senatus seal ...`
+#[derive(Debug, clap::Subcommand)]
+pub enum SealCommand {
+    /// Fetch a validator's seal chain and verify it from genesis: seal 0
+    /// against the genesis document, every later seal's Ed25519 signature
+    /// (FROST-produced) under the group key of the seal before it, its
+    /// link and its version or epoch step. Prints every seal. Exits 2 if
+    /// anything does not verify, 4 if the validator does not answer.
+    Chain {
+        /// Public API address of any validator (host:port).
+        #[arg(long)]
+        api: String,
+        /// The genesis to verify against; without it the served genesis
+        /// is used (its authority signature is still checked).
+        #[arg(long)]
+        genesis: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a seal subcommand.
+pub fn run_seal(cmd: &SealCommand) -> anyhow::Result<()> {
+    let SealCommand::Chain { api, genesis, json } = cmd;
+    let rt = runtime()?;
+    let (genesis, chain) = rt.block_on(fetch_chain(api, genesis.as_deref()))?;
+    let mut out = Vec::new();
+    for (i, s) in chain.iter().enumerate() {
+        let how = match (&s.signature, i) {
+            (None, 0) => "authenticated by the genesis signature".to_string(),
+            (Some(sig), _) => format!(
+                "signature {} verifies under the group key {} of seal {}",
+                hex::encode(sig.0),
+                chain[i - 1].seal.group_key,
+                i - 1
+            ),
+            (None, _) => unreachable!("verify_chain refuses an unsigned later seal"),
+        };
+        out.push((i, s, how));
+    }
+    if *json {
+        let v: Vec<serde_json::Value> = out
+            .iter()
+            .map(|(i, s, how)| {
+                serde_json::json!({
+                    "position": i,
+                    "digest": s.seal.digest().to_hex(),
+                    "seal": s,
+                    "verified": how,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    println!(
+        "seal chain of {} ({} seals) verified from genesis {}",
+        genesis.body.chain_id,
+        chain.len(),
+        genesis.digest()
+    );
+    for (i, s, how) in out {
+        let members: Vec<String> = s.seal.membership.iter().map(|v| v.id.to_string()).collect();
+        println!(
+            "seal {i}: version {} epoch {} digest {}\n  policy {} prev {}\n  threshold {} of [{}]; {how}",
+            s.seal.version,
+            s.seal.epoch,
+            s.seal.digest(),
+            s.seal.policy_digest,
+            s.seal.prev_seal,
+            s.seal.threshold,
+            members.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The cluster's genesis (checked against `genesis` if given) and its
+/// seal chain, verified from genesis.
+async fn fetch_chain(
+    api: &str,
+    genesis: Option<&Path>,
+) -> anyhow::Result<(Genesis, Vec<SignedSeal>)> {
+    let mut c = client(api)?;
+    let chain = c
+        .get_seal_chain(request(pb::SealChainRequest {}))
+        .await
+        .map_err(|s| cluster_error("GetSealChain", api, &s))?
+        .into_inner();
+    let served: Genesis = serde_json::from_str(&chain.genesis_json)
+        .context("the cluster's genesis does not parse")?;
+    served
+        .verify()
+        .map_err(|e| anyhow::anyhow!("the cluster's genesis does not verify: {e}"))?;
+    let genesis = match genesis {
+        Some(path) => {
+            let g = Genesis::load(path)
+                .map_err(|e| anyhow::anyhow!("genesis {}: {e}", path.display()))?;
+            if g.digest() != served.digest() {
+                anyhow::bail!(
+                    "{api} serves genesis {}, not {}",
+                    served.digest(),
+                    g.digest()
+                );
+            }
+            g
+        }
+        None => served,
+    };
+    let seals = chain
+        .seals_json
+        .iter()
+        .map(|s| serde_json::from_str::<SignedSeal>(s))
+        .collect::<Result<Vec<_>, _>>()
+        .context("the cluster's seal chain does not parse")?;
+    let chain = crate::cli_gate::full_chain(&genesis, seals);
+    senatus_genesis::seal::verify_chain(&genesis, &chain)
+        .map_err(|e| anyhow::anyhow!("the cluster's seal chain does not verify: {e}"))?;
+    Ok((genesis, chain))
 }

@@ -56,6 +56,9 @@ enum Command {
     /// Amend the sealed policy: propose a new layer, follow the votes.
     #[command(subcommand)]
     Amend(senatus_node::cli_amend::AmendCommand),
+    /// The seal chain: every seal, verified back to genesis.
+    #[command(subcommand)]
+    Seal(senatus_node::cli_amend::SealCommand),
     /// Forensic replay of one decision: rebuild it from a ledger verified
     /// from genesis (request, policy version, outcome, reasons, the token
     /// payload, Merkle root and the message the validators signed) and, given
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Decide(a) => cli_gate::decide(a),
         Command::Broker(c) => cli_gate::broker(c),
         Command::Amend(c) => senatus_node::cli_amend::run(c),
+        Command::Seal(c) => senatus_node::cli_amend::run_seal(c),
         Command::Replay(a) => senatus_node::cli_replay::run(a),
         Command::Bench(a) => run_bench(a),
     };

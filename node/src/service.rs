@@ -247,9 +247,9 @@ impl Shared {
             // A reseal committed between proposing and committing the
             // batch: nothing was decided; the caller retries and the next
             // batch is decided under the new seal.
-            CommandResponse::Rejected(r @ crate::raft_types::CommandRejection::StalePolicy { .. }) => {
-                Err(Status::aborted(format!("{r}; nothing was decided, retry")))
-            }
+            CommandResponse::Rejected(
+                r @ crate::raft_types::CommandRejection::StalePolicy { .. },
+            ) => Err(Status::aborted(format!("{r}; nothing was decided, retry"))),
             CommandResponse::Rejected(r) => Err(Status::invalid_argument(r.to_string())),
             CommandResponse::NoCommand => Err(Status::internal("write produced no ledger entry")),
         }

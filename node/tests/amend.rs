@@ -516,6 +516,21 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             )
             .expect("seal 1 verifies as plain Ed25519");
         senatus_genesis::seal::verify_chain(&genesis, &chain).expect("chain verifies from genesis");
+        // The operator's view of the same chain, verified back to genesis.
+        let out = cli(&[
+            "seal",
+            "chain",
+            "--api",
+            &api(4),
+            "--genesis",
+            s(&tmp.path().join("net/genesis.json")),
+        ])
+        .await;
+        assert!(out.status.success(), "seal chain: {}", show(&out));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("(2 seals) verified from genesis"), "{text}");
+        assert!(text.contains("seal 1: version 2 epoch 0"), "{text}");
+        assert!(text.contains("verifies under the group key"), "{text}");
 
         // After the seal every validator decides under version 2.
         let mut permits = Vec::new();
@@ -603,6 +618,176 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             (r.outcome.as_str(), r.policy_version),
             ("PERMIT", 2),
             "{r:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "three approvals", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let a = other_than(&net, &[leader]);
+        let b = other_than(&net, &[leader, a]);
+        net.kill(a).expect("kill");
+        net.kill(b).expect("kill");
+        net.wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader among three");
+
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(leader),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "three validators decide",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+        let view = settled(&net, &id, "passed", 3).await;
+        let mut approvers = view.approvers.clone();
+        approvers.sort_unstable();
+        let mut running = net.running();
+        running.sort_unstable();
+        assert_eq!(
+            approvers, running,
+            "exactly the three running validators approved"
+        );
+        let chain = chain_everywhere(&net, 2).await;
+        assert_eq!(chain[1].seal.version.0, 2);
+
+        // The two return, catch up, verify the seal and redeclare.
+        net.start(a).expect("start");
+        net.start(b).expect("start");
+        net.wait_converged(Duration::from_secs(30))
+            .await
+            .expect("converged");
+        assert_eq!(chain_everywhere(&net, 2).await, chain);
+        let deadline = Instant::now() + VOTES_WITHIN;
+        loop {
+            let mut c = net.client(leader).expect("client");
+            let entries = c
+                .get_ledger(pb::GetLedgerRequest {
+                    from: 1,
+                    to: u64::MAX,
+                    limit: 0,
+                })
+                .await
+                .expect("GetLedger")
+                .into_inner()
+                .entries;
+            let redeclared: std::collections::BTreeSet<u64> = entries
+                .iter()
+                .filter(|e| e.kind == 7)
+                .map(|e| u64::from_be_bytes(e.payload[25..33].try_into().expect("node id")))
+                .collect();
+            if redeclared.len() == 5 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redeclared so far: {redeclared:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_competing_proposals_for_one_version_exactly_one_passes() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "competing proposals", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let a = proposed(tmp.path(), "a", |_| {});
+        let b = proposed(tmp.path(), "b", |dir| {
+            let e = dir.join("entities.json");
+            let text = std::fs::read_to_string(&e).expect("entities");
+            std::fs::write(
+                &e,
+                text.replacen(
+                    "\"transfer_limit\": 100000,",
+                    "\"transfer_limit\": 90000,",
+                    1,
+                ),
+            )
+            .expect("write");
+        });
+        let authority = tmp.path().join("net/authority.key");
+        let (pa, pb_) = (s(&a).to_string(), s(&b).to_string());
+        let (api1, api3, key) = (api(1), api(3), s(&authority).to_string());
+        // Both at once, through different validators.
+        let args_a = [
+            "amend",
+            "propose",
+            "--api",
+            &api1,
+            "--policy",
+            &pa,
+            "--justification",
+            "a",
+            "--key",
+            &key,
+        ];
+        let args_b = [
+            "amend",
+            "propose",
+            "--api",
+            &api3,
+            "--policy",
+            &pb_,
+            "--justification",
+            "b",
+            "--key",
+            &key,
+        ];
+        let (oa, ob) = tokio::join!(cli(&args_a), cli(&args_b));
+        let mut ids = Vec::new();
+        for o in [&oa, &ob] {
+            if o.status.success() {
+                ids.push(proposal_id(o));
+            } else {
+                // Only if the other one already passed (the base is
+                // closed) or was already sealed (this one is stale).
+                let err = String::from_utf8_lossy(&o.stderr);
+                assert!(
+                    err.contains("already passed on this base") || err.contains("amends version 1"),
+                    "{}",
+                    show(o)
+                );
+            }
+        }
+        let chain = chain_everywhere(&net, 2).await;
+        let views = amend_status(&net, 2).await;
+        let passed: Vec<&pb::ProposalView> =
+            views.iter().filter(|p| p.status == "passed").collect();
+        assert_eq!(passed.len(), 1, "exactly one passes: {views:#?}");
+        for p in &views {
+            assert!(ids.contains(&hex::encode(&p.id)));
+            if p.status != "passed" {
+                assert_eq!(p.status, "superseded", "{p:?}");
+            }
+        }
+        assert_eq!(
+            chain[1].seal.policy_digest.0.to_vec(),
+            passed[0].layer_digest,
+            "the one sealed is the one that passed"
         );
     })
     .await;

@@ -76,6 +76,8 @@ fn every_command_explains_itself() {
         vec!["amend", "--help"],
         vec!["amend", "propose", "--help"],
         vec!["amend", "status", "--help"],
+        vec!["seal", "--help"],
+        vec!["seal", "chain", "--help"],
     ] {
         let out = senatus(&args);
         assert!(out.status.success(), "{args:?}");
