@@ -10,7 +10,7 @@
 //! produce no ledger entry; every validator refuses them identically.
 //!
 //! A passed amendment takes effect only through its Seal entry (kind 6):
-//! the leader has the first `t` approvers FROST-sign the next seal (each
+//! the leader has `t` of its approvers FROST-sign the next seal (each
 //! computes it from its own tally and signs nothing else), appends the seal,
 //! and every validator checks it against its active seal and swaps its
 //! active policy at exactly that ledger index. Each validator then records
@@ -386,12 +386,25 @@ impl AmendState {
         self.chain.len() == 1 || self.redeclared.contains_key(&node)
     }
 
-    /// The seal a passed, not yet sealed, amendment needs and who signs it.
+    /// The seal a passed, not yet sealed, amendment needs and who may sign
+    /// it: every validator that approved it, in ledger order (the first `t`
+    /// passed it; later approvals count here too, so one approver being
+    /// down does not stall the seal while `t` others approved).
     pub fn pending_seal(&self) -> Option<(ProposalId, Seal, Vec<NodeId>)> {
         let passed = self.tally.passed()?;
         let seal = passed.next_seal(self.seal()).ok()?;
-        let signers = passed.signers(self.seal()).ok()?.to_vec();
-        Some((passed.proposal().id(), seal, signers))
+        let id = passed.proposal().id();
+        let mut signers: Vec<NodeId> = passed.signers(self.seal()).ok()?.to_vec();
+        for r in self.votes.get(&id).into_iter().flatten() {
+            let v = &r.vote.vote;
+            if v.verdict == Verdict::Approve
+                && r.effect != "equivocation"
+                && !signers.contains(&v.voter)
+            {
+                signers.push(v.voter);
+            }
+        }
+        Some((id, seal, signers))
     }
 
     /// Checks and applies the command that would become ledger entry
@@ -500,7 +513,7 @@ impl AmendState {
     /// against the active seal, becomes active at `index`.
     fn apply_seal(&mut self, index: u64, payload: &[u8]) -> Result<(), AmendRejection> {
         let e = SealEntry::decode(payload).map_err(AmendRejection::Seal)?;
-        let Some((pid, seal, signers)) = self.pending_seal() else {
+        let Some((pid, seal, _signers)) = self.pending_seal() else {
             return Err(AmendRejection::Seal(format!(
                 "no passed amendment awaits a seal (entry names proposal {})",
                 e.proposal
@@ -543,7 +556,12 @@ impl AmendState {
                 self.archived.insert(*id, st.clone());
             }
         }
-        self.sealed_approvers.insert(pid, signers);
+        let first_t = self
+            .tally
+            .passed()
+            .map(|p| p.approvers().to_vec())
+            .unwrap_or_default();
+        self.sealed_approvers.insert(pid, first_t);
         tracing::info!(
             ledger_index = index,
             version = next.seal.seal.version.0,
@@ -668,6 +686,17 @@ pub fn own_vote(
     voter: NodeId,
     key: &ed25519_dalek::SigningKey,
 ) -> Result<SignedVote, String> {
+    #[cfg(feature = "fault-injection")]
+    if crate::gate::fault::active() == crate::gate::fault::Fault::VoteReject {
+        let vote = Vote {
+            proposal: p.id,
+            voter,
+            verdict: Verdict::Reject(vec!["fault-injection".into()]),
+        };
+        return vote
+            .sign(key)
+            .map_err(|e| format!("cannot sign the vote on {}: {e}", p.id));
+    }
     let review = amend::review(state.layer(), state.seal(), &p.signed.proposal);
     if let amend::Review::Reject(reasons) = &review {
         let why: Vec<String> = reasons.iter().map(ToString::to_string).collect();
@@ -724,6 +753,10 @@ pub async fn run_driver(
 }
 
 async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::SigningKey) {
+    #[cfg(feature = "fault-injection")]
+    if crate::gate::fault::active() == crate::gate::fault::Fault::VoteAbstain {
+        return;
+    }
     let pending = shared
         .sm
         .amendments()

@@ -604,7 +604,7 @@ impl Gate {
             .await
     }
 
-    /// Has the first `t` approvers of the passed amendment `proposal`
+    /// Has `t` of the approvers (`signers`) of the passed amendment `proposal`
     /// threshold-sign `message` (its next seal's signing bytes); each of
     /// them computes the seal from its own tally and signs nothing else.
     pub async fn sign_next_seal(
@@ -1156,6 +1156,11 @@ pub mod fault {
         /// `lie-outcome`: as leader, ask signers to sign PERMIT for every
         /// request, whatever the evaluation said.
         LieOutcome,
+        /// `vote-reject`: vote reject on every amendment, whatever the
+        /// review said (a validator that disagrees).
+        VoteReject,
+        /// `vote-abstain`: never vote on an amendment.
+        VoteAbstain,
     }
 
     /// The fault of this process, read once.
@@ -1165,6 +1170,8 @@ pub mod fault {
             Ok("bad-share") => Fault::BadShare,
             Ok("refuse-sign") => Fault::RefuseSign,
             Ok("lie-outcome") => Fault::LieOutcome,
+            Ok("vote-reject") => Fault::VoteReject,
+            Ok("vote-abstain") => Fault::VoteAbstain,
             _ => Fault::None,
         })
     }

@@ -792,3 +792,212 @@ async fn of_two_competing_proposals_for_one_version_exactly_one_passes() {
     })
     .await;
 }
+
+/// Restarts `ids` with `SENATUS_FAULT=fault` (test builds only).
+async fn with_fault(net: &senatus_testnet::Testnet, ids: &[u64], fault: &str) {
+    for &id in ids {
+        net.stop(id).await.expect("stop");
+        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
+        net.start(id).expect("start");
+    }
+    net.wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_approvals_and_three_rejections_leave_the_sealed_policy_standing() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "rejected amendment", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        with_fault(&net, &[1, 2, 3], "vote-reject").await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let v2 = proposed(tmp.path(), "v2", |dir| {
+            let e = dir.join("entities.json");
+            let text = std::fs::read_to_string(&e).expect("entities");
+            std::fs::write(
+                &e,
+                text.replacen(
+                    "\"transfer_limit\": 100000,",
+                    "\"transfer_limit\": 200000,",
+                    1,
+                ),
+            )
+            .expect("write");
+        });
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(4),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "three validators disagree",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+        let view = settled(&net, &id, "rejected", 5).await;
+        let approvals: Vec<u64> = view
+            .votes
+            .iter()
+            .filter(|v| v.verdict == "approve")
+            .map(|v| v.voter)
+            .collect();
+        let mut rejections: Vec<u64> = view
+            .votes
+            .iter()
+            .filter(|v| v.verdict == "reject")
+            .map(|v| v.voter)
+            .collect();
+        rejections.sort_unstable();
+        assert_eq!(approvals.len(), 2, "{view:?}");
+        assert_eq!(rejections, [1, 2, 3], "{view:?}");
+        assert!(view.approvers.is_empty());
+        // The last sealed state stands: no seal, version 1 still decides.
+        assert_eq!(seal_chain(&net, 4).await.len(), 1);
+        let r = decide(&net, 5, 150_000, "rejected-amendment").await;
+        assert_eq!(
+            (r.outcome.as_str(), r.policy_version),
+            ("SILENCE", 1),
+            "{r:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_without_t_votes_expires_at_its_deadline() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "expired amendment", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        with_fault(&net, &[1, 2, 3], "vote-abstain").await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(4),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "three validators stay silent",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+        let open = settled(&net, &id, "open", 2).await;
+        // The example constitution's deadline: 1000 ledger entries.
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let deadline = open.ledger_index + 1000;
+        write_many(&net, leader, "towards-the-deadline", 1000, 32).await;
+        let view = settled(&net, &id, "expired", 2).await;
+        assert!(
+            view.decided_at > deadline,
+            "expired only past index {deadline}: {view:?}"
+        );
+        assert_eq!(seal_chain(&net, 4).await.len(), 1, "nothing sealed");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_leader_mid_vote_loses_no_vote_and_seals_once() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "leader killed mid-vote", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let via = other_than(&net, &[leader]);
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(via),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "the leader dies during the vote",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+        // Kill the leader as soon as the proposal is on the ledger, while
+        // the votes are being cast.
+        net.kill(leader).expect("kill leader");
+        net.wait_leader(Duration::from_secs(10))
+            .await
+            .expect("new leader");
+        chain_everywhere(&net, 2).await;
+        net.start(leader).expect("restart");
+        net.wait_converged(Duration::from_secs(30))
+            .await
+            .expect("converged");
+        let chain = chain_everywhere(&net, 2).await;
+        assert_eq!(chain.len(), 2);
+
+        let mut c = net.client(via).expect("client");
+        let entries = c
+            .get_ledger(pb::GetLedgerRequest {
+                from: 1,
+                to: u64::MAX,
+                limit: 0,
+            })
+            .await
+            .expect("GetLedger")
+            .into_inner()
+            .entries;
+        assert_eq!(
+            entries.iter().filter(|e| e.kind == 6).count(),
+            1,
+            "exactly one seal"
+        );
+        assert_eq!(
+            entries.iter().filter(|e| e.kind == 4).count(),
+            1,
+            "one proposal"
+        );
+        let views: Vec<Vec<pb::ProposalView>> = {
+            let mut v = Vec::new();
+            for n in net.ids() {
+                v.push(amend_status(&net, n).await);
+            }
+            v
+        };
+        for v in &views {
+            assert_eq!(v, &views[0], "every validator reached the same outcome");
+        }
+        let p = views[0]
+            .iter()
+            .find(|p| hex::encode(&p.id) == id)
+            .expect("proposal");
+        assert_eq!(p.status, "passed");
+        let mut voters: Vec<u64> = p.votes.iter().map(|v| v.voter).collect();
+        let n = voters.len();
+        voters.sort_unstable();
+        voters.dedup();
+        assert_eq!(voters.len(), n, "no voter counted twice: {p:?}");
+        assert!(n >= 3, "{p:?}");
+        // Every vote on the ledger is in the tally: none was lost.
+        assert_eq!(entries.iter().filter(|e| e.kind == 5).count(), n);
+    })
+    .await;
+}
