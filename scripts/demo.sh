@@ -6,8 +6,11 @@
 # genesis, and a governed agent's scenario: a permitted payment whose token
 # a broker verifies offline and redeems exactly once, a tampered amount
 # refused, a blocklisted transfer denied, an uncertain agent silenced, and
-# personal data kept from an external endpoint; finally an auditor replays the
-# payment decision from the ledger. The testnet is stopped at the end
+# personal data kept from an external endpoint; an auditor replays the
+# payment decision from the ledger; then the transfer limit is amended (every
+# validator reviews and votes, three sign the seal) and the same large
+# transfer, silenced under version 1, is permitted under version 2. The
+# testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -89,6 +92,29 @@ echo "-- an export of personal data to an external endpoint: DENY"
 echo "== an auditor replays the payment decision from validator 5's ledger"
 "$SENATUS" replay "$DECISION_ID" --genesis "$DIR/genesis.json" --api "$(api_of 5)" \
     --token-file "$DIR/permit.token"
+
+echo "== the policy changes only by amendment: raise acme's transfer limit to 2,000.00"
+BIG='{"amount": 150000, "currency": "EUR", "to_account": "acct-supplier-7"}'
+echo "-- a transfer of 1,500.00 EUR under version 1: above the limit, so no permit"
+"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params "$BIG" --idempotency-key demo-big-v1
+rm -rf "$DIR/policy-v2" && cp -r "$DIR/policy" "$DIR/policy-v2"
+sed -i 's/^version = 1$/version = 2/' "$DIR/policy-v2/constitution.toml"
+sed -i '0,/"transfer_limit": 100000,/s//"transfer_limit": 200000,/' "$DIR/policy-v2/entities.json"
+"$SENATUS" amend propose --api "$(api_of 1)" --policy "$DIR/policy-v2" \
+    --key "$DIR/authority.key" --justification "acme's supplier payments grew" | tee "$DIR/proposal.out"
+PROPOSAL=$(sed -n 's/^proposal \([0-9a-f]\{64\}\) .*/\1/p' "$DIR/proposal.out")
+for _ in $(seq 1 100); do   # bounded: at most 20 s
+    "$SENATUS" seal chain --api "$(api_of 3)" --genesis "$DIR/genesis.json" | grep -q "(2 seals)" && break
+    sleep 0.2
+done
+"$SENATUS" amend status --api "$(api_of 4)" "$PROPOSAL"
+"$SENATUS" seal chain --api "$(api_of 3)" --genesis "$DIR/genesis.json"
+echo "-- the same transfer after the seal: every validator decides under version 2"
+"$SENATUS" decide --api "$(api_of 5)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params "$BIG" --idempotency-key demo-big-v2
+"$SENATUS" testnet wait --dir "$DIR"
+"$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 1)"
 
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")
