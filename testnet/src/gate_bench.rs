@@ -24,6 +24,12 @@ use crate::{Testnet, UpOptions};
 const BROKER_TOKENS: usize = 500;
 /// Passes over the collected tokens, each with a fresh broker (cold cache).
 const BROKER_PASSES: usize = 5;
+/// Amendments passed one after another for the passage latency.
+const AMENDMENTS: u64 = 20;
+/// Longest one amendment may take before the bench gives up on it.
+const AMENDMENT_TIMEOUT_MS: u64 = 10_000;
+/// How often the bench looks for the five redeclarations.
+const AMENDMENT_POLL_MS: u64 = 2;
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -114,6 +120,8 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
             .into_inner();
         tokens.push((r.token, params));
     }
+    eprintln!("bench: amendment passage ({AMENDMENTS} amendments, one at a time)");
+    let passage = amendment_passage(&net, &net_dir, &genesis).await?;
     drop(net);
     let broker = broker_rate(&genesis, &tokens)?;
 
@@ -123,7 +131,7 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
         eprintln!("bench: etcd baseline (5 members)");
         Some(bench::etcd_baseline(&args.dir.join("etcd"), 5, &args.levels, per_level, 1).await?)
     };
-    let report = render(args, &senatus, etcd.as_ref(), &broker);
+    let report = render(args, &senatus, etcd.as_ref(), &broker, &passage);
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
     }
@@ -194,6 +202,106 @@ fn broker_rate(
     })
 }
 
+/// Passes [`AMENDMENTS`] amendments one after another (each bumps the
+/// constitution's version of the previous one) and measures, for each, the
+/// time from `Propose` until the Redeclarations of all five validators are
+/// on the ledger: proposal, five independent reviews and votes, the
+/// approvers' threshold-signed seal, the swap, five redeclarations.
+async fn amendment_passage(
+    net: &Testnet,
+    net_dir: &Path,
+    genesis: &Genesis,
+) -> anyhow::Result<Vec<Duration>> {
+    let authority =
+        senatus_genesis::keys::SecretKey::read_authority(&net_dir.join("authority.key"))
+            .context("reading the testnet's authority key")?;
+    let base = senatus_genesis::PolicyLayer::load_dir(&net_dir.join("policy"))
+        .context("reading the testnet's policy layer")?;
+    let constitution = String::from_utf8(
+        base.files()
+            .get(senatus_genesis::policy::CONSTITUTION_FILE)
+            .context("constitution missing")?
+            .clone(),
+    )?;
+    let mut client = net.client(1)?;
+    let members = genesis.body.validators.len();
+    let mut seal = Seal::genesis(genesis);
+    let mut next_index = 1u64;
+    let mut out = Vec::new();
+    for k in 0..AMENDMENTS {
+        let version = seal.version.0 + 1;
+        let mut files = base.files().clone();
+        files.insert(
+            senatus_genesis::policy::CONSTITUTION_FILE.into(),
+            constitution
+                .replacen("\nversion = 1\n", &format!("\nversion = {version}\n"), 1)
+                .into_bytes(),
+        );
+        let layer = senatus_genesis::PolicyLayer::from_files(files)
+            .with_context(|| format!("amendment {k}: the layer of version {version}"))?;
+        let proposal = senatus_quorum::amend::Proposal {
+            base_version: seal.version,
+            base_seal_digest: seal.digest(),
+            layer: layer.canonical_bytes(),
+            justification: format!("bench amendment {k}"),
+            proposer: senatus_genesis::Key32(authority.public()),
+            created_at_ms: k,
+        }
+        .sign(authority.signing_key())
+        .map_err(|e| anyhow::anyhow!("signing amendment {k}: {e}"))?;
+        let started = Instant::now();
+        client
+            .propose(pb::ProposeRequest {
+                signed_proposal: proposal.encode(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("amendment {k}: {:?}: {}", s.code(), s.message()))?;
+        let mut redeclared = std::collections::BTreeSet::new();
+        while redeclared.len() < members {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_millis(AMENDMENT_TIMEOUT_MS),
+                "amendment {k} not redeclared by all {members} validators within {AMENDMENT_TIMEOUT_MS} ms ({redeclared:?})"
+            );
+            let page = client
+                .get_ledger(pb::GetLedgerRequest {
+                    from: next_index,
+                    to: u64::MAX,
+                    limit: 0,
+                })
+                .await
+                .map_err(|s| anyhow::anyhow!("ledger: {:?}: {}", s.code(), s.message()))?
+                .into_inner()
+                .entries;
+            for e in &page {
+                next_index = e.index + 1;
+                // redeclaration: tag (25 bytes), u64 node, u64 version, ...
+                if e.kind == 7
+                    && e.payload.len() >= 41
+                    && e.payload[33..41] == version.to_be_bytes()
+                {
+                    redeclared.insert(e.payload[25..33].to_vec());
+                }
+            }
+            if redeclared.len() < members {
+                tokio::time::sleep(Duration::from_millis(AMENDMENT_POLL_MS)).await;
+            }
+        }
+        out.push(started.elapsed());
+        let chain = client
+            .get_seal_chain(pb::SealChainRequest {})
+            .await
+            .map_err(|s| anyhow::anyhow!("seal chain: {:?}: {}", s.code(), s.message()))?
+            .into_inner();
+        let last = chain.seals_json.last().context("empty seal chain")?;
+        seal = serde_json::from_str::<SignedSeal>(last)?.seal;
+        anyhow::ensure!(
+            seal.version.0 == version,
+            "amendment {k} did not seal version {version}"
+        );
+    }
+    Ok(out)
+}
+
 fn level(r: &[LoadReport], c: usize) -> Option<&LoadReport> {
     r.iter().find(|x| x.concurrency == c)
 }
@@ -203,6 +311,7 @@ fn render(
     senatus: &[LoadReport],
     etcd: Option<&bench::EtcdSeries>,
     broker: &BrokerRate,
+    passage: &[Duration],
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -246,7 +355,27 @@ fn render(
          tokens, each with its own batch signature, {BROKER_PASSES} passes with a cold signature cache.\n",
         broker.per_s, broker.tokens
     );
-    let _ = writeln!(out, "### Targets (issue 4)\n");
+    let mut sorted = passage.to_vec();
+    sorted.sort_unstable();
+    let pct = |q: f64| -> f64 {
+        if sorted.is_empty() {
+            return 0.0;
+        }
+        let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+        sorted[i].as_secs_f64() * 1000.0
+    };
+    let _ = writeln!(
+        out,
+        "### Amendment passage\n\n{} amendments one after another, each from `Propose` until all \
+         five validators' redeclarations are on the ledger (five reviews and signed votes, the \
+         approvers' FROST seal, the swap, five redeclarations): p50 {:.1} ms, p90 {:.1} ms, \
+         max {:.1} ms.\n",
+        sorted.len(),
+        pct(0.5),
+        pct(0.9),
+        pct(1.0)
+    );
+    let _ = writeln!(out, "### Targets (issues 4 and 5)\n");
     let c1 = level(senatus, 1);
     let c256 = level(senatus, 256);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -285,6 +414,14 @@ fn render(
         broker.per_s,
         verdict(broker.per_s >= 15_000.0)
     );
+    if !sorted.is_empty() {
+        let _ = writeln!(
+            out,
+            "- amendment passage p50 ≤ 100 ms (issue 5): {:.1} ms — {}",
+            pct(0.5),
+            verdict(pct(0.5) <= 100.0)
+        );
+    }
     out
 }
 
