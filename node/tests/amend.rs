@@ -29,6 +29,9 @@ fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
+/// An edit of a proposed policy directory.
+type LayerEdit = Box<dyn Fn(&Path)>;
+
 /// The testnet's policy layer as version 2, with `edit` applied to its
 /// directory.
 fn proposed(tmp: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
@@ -169,6 +172,58 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
         assert_eq!(voters.len(), 5, "one vote per validator: {view:?}");
         assert!(view.approvers.is_empty());
 
+        // 1b. A weakened threshold (below the floor: with n = 5 the layer
+        //     is then invalid too), a lowered floor, and a policy that does
+        //     not validate against its schema: each rejected by all five
+        //     with its reason.
+        let cases: [(&str, LayerEdit, &str); 3] = [
+            (
+                "threshold",
+                Box::new(|dir: &Path| {
+                    let c = dir.join("constitution.toml");
+                    let t = std::fs::read_to_string(&c).expect("constitution");
+                    std::fs::write(&c, t.replacen("\nthreshold = 3\n", "\nthreshold = 2\n", 1))
+                        .expect("write");
+                }),
+                "layer-invalid",
+            ),
+            (
+                "floor",
+                Box::new(|dir: &Path| {
+                    let c = dir.join("constitution.toml");
+                    let t = std::fs::read_to_string(&c).expect("constitution");
+                    std::fs::write(
+                        &c,
+                        t.replacen("\nthreshold_floor = 3\n", "\nthreshold_floor = 2\n", 1),
+                    )
+                    .expect("write");
+                }),
+                "floor-lowered",
+            ),
+            (
+                "schema",
+                Box::new(|dir: &Path| {
+                    std::fs::write(
+                        dir.join("policies/payments.bad.cedar"),
+                        "permit (principal, action == Senatus::Action::\"payments.transfer\", resource)\nwhen { context.params.no_such_field > resource.no_such_limit };\n",
+                    )
+                    .expect("write");
+                }),
+                "layer-invalid",
+            ),
+        ];
+        for (name, edit, code) in cases {
+            let dir = proposed(tmp.path(), name, |d| edit(d));
+            // The CLI refuses a layer that does not load; a proposer that
+            // sends one anyway gets it reviewed and rejected by everyone.
+            let id = propose_raw(&net, &dir, &authority).await;
+            let view = settled(&net, &id, "rejected", 5).await;
+            for v in &view.votes {
+                assert_eq!(v.verdict, "reject", "{name}: {v:?}");
+                assert!(v.reasons.iter().any(|r| r == code), "{name}: wanted {code}: {v:?}");
+            }
+        }
+
         // 2. A proposer no genesis authorizes: refused on apply by every
         //    validator, nothing appended.
         let head_before = net
@@ -293,7 +348,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             .filter(|e| e.kind == 4)
             .count();
         assert_eq!(
-            proposals_on_ledger, 2,
+            proposals_on_ledger, 5,
             "the stale competitor appended nothing"
         );
 
@@ -379,6 +434,31 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
             amend_status(&net, leader).await,
             "the returning validator's tally, rebuilt from the snapshot"
         );
+        // It verified the seal (it serves the same chain) and redeclares.
+        let chain = chain_everywhere(&net, 2).await;
+        assert_eq!(chain[1].seal.version.0, 2);
+        let deadline = Instant::now() + VOTES_WITHIN;
+        loop {
+            let mut c = net.client(leader).expect("client");
+            let entries = c
+                .get_ledger(pb::GetLedgerRequest {
+                    from: 1,
+                    to: u64::MAX,
+                    limit: 0,
+                })
+                .await
+                .expect("GetLedger")
+                .into_inner()
+                .entries;
+            if entries
+                .iter()
+                .any(|e| e.kind == 7 && e.payload[25..33] == down.to_be_bytes())
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {down} never redeclared");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     })
     .await;
 }
@@ -1000,4 +1080,58 @@ async fn killing_the_leader_mid_vote_loses_no_vote_and_seals_once() {
         assert_eq!(entries.iter().filter(|e| e.kind == 5).count(), n);
     })
     .await;
+}
+
+/// The files of a policy directory (`policies/<id>.cedar` and the three
+/// fixed files), as the layer's canonical bytes would carry them.
+fn layer_files(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if e.file_type().expect("type").is_dir() {
+            for f in std::fs::read_dir(e.path()).expect("read_dir") {
+                let f = f.expect("entry");
+                files.insert(
+                    format!("{name}/{}", f.file_name().to_string_lossy()),
+                    std::fs::read(f.path()).expect("read"),
+                );
+            }
+        } else {
+            files.insert(name, std::fs::read(e.path()).expect("read"));
+        }
+    }
+    files
+}
+
+/// Proposes the directory's files as they are, valid or not (PROTOCOL 2
+/// canonical layer bytes), on the active seal, signed by the authority.
+async fn propose_raw(net: &senatus_testnet::Testnet, dir: &Path, authority: &Path) -> String {
+    let files = layer_files(dir);
+    let mut e = senatus_genesis::codec::Encoder::new("policy-layer", 1);
+    e.count(files.len());
+    for (path, content) in &files {
+        e.str(path).bytes(content);
+    }
+    let chain = seal_chain(net, 1).await;
+    let active = &chain.last().expect("seal 0").seal;
+    let key = senatus_genesis::keys::SecretKey::read_authority(authority).expect("authority key");
+    let signed = senatus_quorum::amend::Proposal {
+        base_version: active.version,
+        base_seal_digest: active.digest(),
+        layer: e.finish(),
+        justification: "sent as is".into(),
+        proposer: senatus_genesis::Key32(key.public()),
+        created_at_ms: 7,
+    }
+    .sign(key.signing_key())
+    .expect("sign");
+    let id = hex::encode(signed.id().0.0);
+    let mut c = net.client(1).expect("client");
+    c.propose(pb::ProposeRequest {
+        signed_proposal: signed.encode(),
+    })
+    .await
+    .unwrap_or_else(|s| panic!("propose: {:?}: {}", s.code(), s.message()));
+    id
 }
