@@ -270,6 +270,18 @@ fn encode_reply<T: serde::Serialize>(v: &T) -> Result<Response<pb::RaftMessage>,
 }
 
 impl PeerService {
+    /// A signing request must come from a member that is the leader this
+    /// validator follows.
+    fn check_signing_caller(&self, from: u64) -> Result<(), Status> {
+        self.check_member(from)?;
+        if !crate::gate::Gate::is_leader(&self.0, from) {
+            return Err(Status::failed_precondition(format!(
+                "node {from} is not the leader this validator follows; not signing"
+            )));
+        }
+        Ok(())
+    }
+
     fn check_sender(&self, m: &pb::RaftMessage) -> Result<(), Status> {
         self.check_member(m.from)
     }
@@ -349,13 +361,7 @@ impl pb::peer_server::Peer for PeerService {
         req: Request<pb::SignBatchRequest>,
     ) -> Result<Response<pb::SignBatchReply>, Status> {
         let r = req.into_inner();
-        self.check_member(r.from)?;
-        if !crate::gate::Gate::is_leader(&self.0, r.from) {
-            return Err(Status::failed_precondition(format!(
-                "node {} is not the leader this validator follows; not signing",
-                r.from
-            )));
-        }
+        self.check_signing_caller(r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
         let gate = self.0.gate()?;
@@ -370,13 +376,7 @@ impl pb::peer_server::Peer for PeerService {
         req: Request<pb::SignSealRequest>,
     ) -> Result<Response<pb::SignBatchReply>, Status> {
         let r = req.into_inner();
-        self.check_member(r.from)?;
-        if !crate::gate::Gate::is_leader(&self.0, r.from) {
-            return Err(Status::failed_precondition(format!(
-                "node {} is not the leader this validator follows; not signing",
-                r.from
-            )));
-        }
+        self.check_signing_caller(r.from)?;
         let id: [u8; 32] = r.proposal_id.as_slice().try_into().map_err(|_| {
             Status::invalid_argument(format!(
                 "proposal_id is {} bytes, not 32",

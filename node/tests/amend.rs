@@ -334,16 +334,8 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             "{}",
             err.message()
         );
-        let proposals_on_ledger = c
-            .get_ledger(pb::GetLedgerRequest {
-                from: 1,
-                to: u64::MAX,
-                limit: 0,
-            })
+        let proposals_on_ledger = ledger(&net, 1)
             .await
-            .expect("GetLedger")
-            .into_inner()
-            .entries
             .iter()
             .filter(|e| e.kind == 4)
             .count();
@@ -437,28 +429,7 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
         // It verified the seal (it serves the same chain) and redeclares.
         let chain = chain_everywhere(&net, 2).await;
         assert_eq!(chain[1].seal.version.0, 2);
-        let deadline = Instant::now() + VOTES_WITHIN;
-        loop {
-            let mut c = net.client(leader).expect("client");
-            let entries = c
-                .get_ledger(pb::GetLedgerRequest {
-                    from: 1,
-                    to: u64::MAX,
-                    limit: 0,
-                })
-                .await
-                .expect("GetLedger")
-                .into_inner()
-                .entries;
-            if entries
-                .iter()
-                .any(|e| e.kind == 7 && e.payload[25..33] == down.to_be_bytes())
-            {
-                break;
-            }
-            assert!(Instant::now() < deadline, "node {down} never redeclared");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_redeclared(&net, leader, |r| r.contains(&down)).await;
     })
     .await;
 }
@@ -637,38 +608,12 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
         assert_eq!(v.token.payload.policy_version.0, 1);
 
         // Every validator redeclares, and keeps a copy of what it enforces.
-        let deadline = Instant::now() + VOTES_WITHIN;
-        loop {
-            let mut c = net.client(1).expect("client");
-            let entries = c
-                .get_ledger(pb::GetLedgerRequest {
-                    from: 1,
-                    to: u64::MAX,
-                    limit: 0,
-                })
-                .await
-                .expect("GetLedger")
-                .into_inner()
-                .entries;
-            let redeclared: std::collections::BTreeSet<u64> = entries
-                .iter()
-                .filter(|e| e.kind == 7)
-                .map(|e| u64::from_be_bytes(e.payload[25..33].try_into().expect("node id")))
-                .collect();
-            if redeclared.len() == 5 {
-                assert_eq!(
-                    entries.iter().filter(|e| e.kind == 6).count(),
-                    1,
-                    "one seal entry"
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redeclared so far: {redeclared:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let entries = wait_redeclared(&net, 1, |r| r.len() == 5).await;
+        assert_eq!(
+            entries.iter().filter(|e| e.kind == 6).count(),
+            1,
+            "one seal entry"
+        );
         for n in 1..=5 {
             let copy = tmp.path().join(format!("net/node-{n}/data/sealed/v2"));
             let layer = senatus_genesis::PolicyLayer::load_dir(&copy).expect("sealed copy loads");
@@ -757,33 +702,7 @@ async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
             .await
             .expect("converged");
         assert_eq!(chain_everywhere(&net, 2).await, chain);
-        let deadline = Instant::now() + VOTES_WITHIN;
-        loop {
-            let mut c = net.client(leader).expect("client");
-            let entries = c
-                .get_ledger(pb::GetLedgerRequest {
-                    from: 1,
-                    to: u64::MAX,
-                    limit: 0,
-                })
-                .await
-                .expect("GetLedger")
-                .into_inner()
-                .entries;
-            let redeclared: std::collections::BTreeSet<u64> = entries
-                .iter()
-                .filter(|e| e.kind == 7)
-                .map(|e| u64::from_be_bytes(e.payload[25..33].try_into().expect("node id")))
-                .collect();
-            if redeclared.len() == 5 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redeclared so far: {redeclared:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_redeclared(&net, leader, |r| r.len() == 5).await;
     })
     .await;
 }
@@ -1034,17 +953,7 @@ async fn killing_the_leader_mid_vote_loses_no_vote_and_seals_once() {
         let chain = chain_everywhere(&net, 2).await;
         assert_eq!(chain.len(), 2);
 
-        let mut c = net.client(via).expect("client");
-        let entries = c
-            .get_ledger(pb::GetLedgerRequest {
-                from: 1,
-                to: u64::MAX,
-                limit: 0,
-            })
-            .await
-            .expect("GetLedger")
-            .into_inner()
-            .entries;
+        let entries = ledger(&net, via).await;
         assert_eq!(
             entries.iter().filter(|e| e.kind == 6).count(),
             1,
@@ -1134,4 +1043,45 @@ async fn propose_raw(net: &senatus_testnet::Testnet, dir: &Path, authority: &Pat
     .await
     .unwrap_or_else(|s| panic!("propose: {:?}: {}", s.code(), s.message()));
     id
+}
+
+/// Node `via`'s whole ledger.
+async fn ledger(net: &senatus_testnet::Testnet, via: u64) -> Vec<pb::LedgerEntry> {
+    let mut c = net.client(via).expect("client");
+    c.get_ledger(pb::GetLedgerRequest {
+        from: 1,
+        to: u64::MAX,
+        limit: 0,
+    })
+    .await
+    .expect("GetLedger")
+    .into_inner()
+    .entries
+}
+
+/// Waits (bounded) until the validators whose Redeclaration entries are on
+/// `via`'s ledger satisfy `done`; returns that ledger.
+async fn wait_redeclared(
+    net: &senatus_testnet::Testnet,
+    via: u64,
+    done: impl Fn(&std::collections::BTreeSet<u64>) -> bool,
+) -> Vec<pb::LedgerEntry> {
+    let deadline = Instant::now() + VOTES_WITHIN;
+    loop {
+        let entries = ledger(net, via).await;
+        // redeclaration: tag (25 bytes), then u64 node (PROTOCOL 16.9).
+        let redeclared: std::collections::BTreeSet<u64> = entries
+            .iter()
+            .filter(|e| e.kind == 7)
+            .map(|e| u64::from_be_bytes(e.payload[25..33].try_into().expect("node id")))
+            .collect();
+        if done(&redeclared) {
+            return entries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redeclared so far: {redeclared:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
