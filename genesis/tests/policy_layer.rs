@@ -104,7 +104,12 @@ fn example_files() -> Files {
 }
 
 fn example_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("example-policy")
+    Path::new(
+        // At run time: cargo sets it to this checkout, while a binary reused
+        // from a shared target dir may have another checkout compiled in.
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("example-policy")
 }
 
 fn text(files: &Files, path: &str) -> String {

@@ -16,7 +16,12 @@ use senatus_genesis::{Genesis, PolicyLayer, Seal};
 use serde_json::{Value, json};
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors")
+    PathBuf::from(
+        // At run time: cargo sets it to this checkout, while a binary reused
+        // from a shared target dir may have another checkout compiled in.
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../docs/vectors")
 }
 
 fn check_or_write(name: &str, value: &Value) {

@@ -10,7 +10,12 @@ use senatus_node::ledger::{EntryKind, LedgerEntry, LedgerHead, verify_chain};
 use serde_json::{Value, json};
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors")
+    PathBuf::from(
+        // At run time: cargo sets it to this checkout, while a binary reused
+        // from a shared target dir may have another checkout compiled in.
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../docs/vectors")
 }
 
 #[test]

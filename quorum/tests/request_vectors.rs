@@ -23,7 +23,12 @@ const NOW_MS: u64 = 1_767_225_600_000;
 const TTL_MS: u64 = 60_000;
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/vectors")
+    PathBuf::from(
+        // At run time: cargo sets it to this checkout, while a binary reused
+        // from a shared target dir may have another checkout compiled in.
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../docs/vectors")
 }
 
 /// Params are ASCII strings and integers only, so that Python's
