@@ -407,6 +407,188 @@ def amendment(vec, gvec):
     print("ok  seal 1 signature (Ed25519, FROST group key of seal 0)")
 
 
+class Dec:
+    """Reads PROTOCOL.md section 1 fields back, refusing truncation."""
+
+    def __init__(self, data: bytes, obj=None):
+        self.b, self.p = data, 0
+        if obj is not None:
+            tag = f"senatus/{obj}/v1".encode() + b"\x00"
+            if not data.startswith(tag):
+                print(f"MISMATCH expected tag {tag!r}")
+                sys.exit(1)
+            self.p = len(tag)
+
+    def take(self, n):
+        if self.p + n > len(self.b):
+            print(f"MISMATCH truncated: need {n} bytes at {self.p} of {len(self.b)}")
+            sys.exit(1)
+        out = self.b[self.p:self.p + n]
+        self.p += n
+        return out
+
+    def u8(self):
+        return self.take(1)[0]
+
+    def u32(self):
+        return struct.unpack(">I", self.take(4))[0]
+
+    def u64(self):
+        return struct.unpack(">Q", self.take(8))[0]
+
+    def raw32(self):
+        return self.take(32).hex()
+
+    def bytes_(self):
+        return self.take(self.u32())
+
+    def str_(self):
+        return self.bytes_().decode("utf-8")
+
+    def done(self, label):
+        check(f"{label}: no trailing bytes", len(self.b) - self.p, 0)
+
+
+def raw() -> Enc:
+    """Section 17.3: evidence fields carry no tag."""
+    e = Enc("x")
+    e.b = bytearray()
+    return e
+
+
+def certificates(vec, gvec, avec):
+    """PROTOCOL.md section 17: shutdown certificates and share attestations."""
+    g = gvec["genesis"]
+    check("certificate vector chains from the genesis vector", vec["genesis_digest"], gvec["genesis_digest"])
+    keys = {v["id"]: v["identity_key"] for v in g["validators"]}
+    names = {1: "policy-drift", 2: "ledger-break", 3: "invalid-share", 4: "vote-equivocation",
+             5: "token-modified", 6: "token-forged", 7: "token-replayed"}
+    seen = []
+    for c in vec["certificates"]:
+        kind, name, f, subj = c["breach_kind"], c["name"], c["evidence_fields"], c["subject"]
+        seen.append(kind)
+        check(f"{name}: breach kind name", names[kind], c["breach"])
+        issuer = c["issuer"]
+        check(f"{name}: issuer identity key is genesis'", c["issuer_identity_key"], keys[issuer])
+        if subj["kind"] == 1:
+            check(f"{name}: validator subject has no agent fields", (subj["tenant"], subj["actor"]), ("", ""))
+            assert 1 <= subj["node"] <= 65535 and subj["node"] in keys, subj
+        else:
+            check(f"{name}: agent subject kind", subj["kind"], 2)
+            check(f"{name}: agent subject has node 0", subj["node"], 0)
+            for v in (subj["tenant"], subj["actor"]):
+                assert 1 <= len(v.encode("utf-8")) <= 256, subj
+
+        ev = raw()
+        if kind == 1:
+            check(f"{name}: subject is the issuer", subj["node"], issuer)
+            assert f["location"] in (1, 2), f
+            ev.b += bytes([f["location"]])
+            ev.u64(f["policy_version"]).raw32(f["sealed_digest"]).raw32(f["observed_digest"])
+            check(f"{name}: sealed and observed digests differ", f["sealed_digest"] != f["observed_digest"], True)
+            # A node-local fact (17.5), checkable here: genesis seals this version and digest.
+            check(f"{name}: sealed digest is the genesis policy digest",
+                  (f["policy_version"], f["sealed_digest"]), (g["policy_version"], g["policy_digest"]))
+        elif kind == 3:
+            request, share = bytes.fromhex(f["request"]), bytes.fromhex(f["share"])
+            check(f"{name}: request digest", sha3(request), f["request_digest"])
+            att = Enc("share-attestation").raw32(f["request_digest"]).bytes_(share)
+            att = bytes(att.b)
+            check(f"{name}: attestation signing bytes", att.hex(), f["attestation_signing_bytes"])
+            check(f"{name}: attestation signing bytes are 144 bytes", len(att), 144)
+            sd = Dec(share, "frost-share")
+            signer, generation, seq = sd.u64(), sd.u64(), sd.u64()
+            sd.raw32()
+            sd.done(f"{name}: share")
+            check(f"{name}: share signer", signer, f["signer"])
+            check(f"{name}: subject is the share's signer", subj["node"], signer)
+            rd = Dec(request, "frost-sign-request")
+            message = rd.bytes_()
+            entries = [(rd.u64(), rd.u64(), rd.u64(), rd.raw32(), rd.raw32()) for _ in range(rd.u32())]
+            rd.done(f"{name}: sign request")
+            signers = [e[0] for e in entries]
+            check(f"{name}: request signers strictly ascending", signers, sorted(set(signers)))
+            check(f"{name}: request has at least the threshold of signers", len(entries) >= g["threshold"], True)
+            check(f"{name}: the share used the commitment the request gives its signer",
+                  [(e[1], e[2]) for e in entries if e[0] == signer], [(generation, seq)])
+            check(f"{name}: request message is a token batch message of this genesis",
+                  message[:55], b"senatus/token-batch/v1\x00" + bytes.fromhex(gvec["genesis_digest"]))
+            if not ed25519_ok(keys[signer], f["attestation_signature"], att):
+                print(f"MISMATCH {name}: attestation does not verify under the signer's identity key")
+                sys.exit(1)
+            print(f"ok  {name}: attestation signature (Ed25519, signer's identity key)")
+            if ed25519_ok(keys[issuer], f["attestation_signature"], att) and issuer != signer:
+                print(f"MISMATCH {name}: attestation verifies under the issuer's key")
+                sys.exit(1)
+            ev.bytes_(request).bytes_(share)
+            ev.b += bytes.fromhex(f["attestation_signature"])
+            check(f"{name}: attested share", bytes(ev.b).hex(), f["attested_share"])
+        elif kind == 4:
+            first, second = bytes.fromhex(f["first_signed_vote"]), bytes.fromhex(f["second_signed_vote"])
+            check(f"{name}: votes are on the proposal of the amendment vector",
+                  f["proposal_id"], avec["proposal"]["proposal_id"])
+            for label, sv in (("first", first), ("second", second)):
+                d = Dec(sv, "amendment-vote")
+                check(f"{name}: {label} vote proposal", d.raw32(), f["proposal_id"])
+                check(f"{name}: {label} vote voter", d.u64(), f["voter"])
+                if not ed25519_ok(keys[f["voter"]], sv[-64:].hex(), sv[:-64]):
+                    print(f"MISMATCH {name}: {label} vote does not verify under the voter's identity key")
+                    sys.exit(1)
+                print(f"ok  {name}: {label} vote signature (Ed25519, voter's identity key)")
+            check(f"{name}: the two votes sign different bytes", first[:-64] != second[:-64], True)
+            check(f"{name}: subject is the voter", subj["node"], f["voter"])
+            ev.bytes_(first).bytes_(second)
+        elif kind == 6:
+            tok = bytes.fromhex(f["token"])
+            w = Dec(tok, "token-wire")
+            payload = w.bytes_()
+            leaf_index, leaf_count, root = w.u32(), w.u32(), w.raw32()
+            proof = [bytes.fromhex(w.raw32()) for _ in range(w.u32())]
+            sig = w.take(64)
+            w.done(f"{name}: token")
+            p = Dec(payload, "token")
+            genesis_digest, _decision, _index, _entry, _pos, _outcome = (
+                p.raw32(), p.raw32(), p.u64(), p.raw32(), p.u32(), p.u8())
+            _surface, _action, tenant, actor = p.str_(), p.str_(), p.str_(), p.str_()
+            _params, _version, _seal, epoch = p.raw32(), p.u64(), p.raw32(), p.u64()
+            p.u64(), p.u64(), p.take(16)
+            p.done(f"{name}: token payload")
+            check(f"{name}: token agent", (tenant, actor), (f["tenant"], f["actor"]))
+            check(f"{name}: subject is the token's agent", (subj["tenant"], subj["actor"]), (tenant, actor))
+            check(f"{name}: token names this genesis", genesis_digest, gvec["genesis_digest"])
+            check(f"{name}: token epoch", epoch, 0)
+            check(f"{name}: token inclusion proof holds",
+                  merkle_verify(merkle_leaf(payload), leaf_index, leaf_count, proof, bytes.fromhex(root)), True)
+            m = Enc("token-batch").raw32(genesis_digest).u64(epoch).raw32(g["group_key"]).raw32(root).u32(leaf_count)
+            check(f"{name}: token signature does not verify under the group key (forged)",
+                  ed25519_ok(g["group_key"], sig.hex(), bytes(m.b)), False)
+            ev.bytes_(tok)
+        else:
+            print(f"MISMATCH {name}: no rebuild rule for breach kind {kind} in this script")
+            sys.exit(1)
+        evidence = bytes(ev.b)
+        check(f"{name}: evidence", evidence.hex(), c["evidence"])
+        assert len(evidence) <= 65536
+
+        e = Enc("shutdown-certificate")
+        e.b += bytes([subj["kind"]])
+        e.u64(subj["node"]).str_(subj["tenant"]).str_(subj["actor"])
+        e.b += bytes([kind])
+        e.bytes_(evidence).u64(c["head_index"]).raw32(c["head_hash"]).u64(issuer).u64(c["issued_at_ms"])
+        sb = bytes(e.b)
+        check(f"{name}: certificate signing bytes", sb.hex(), c["signing_bytes"])
+        check(f"{name}: certificate id", sha3(sb), c["certificate_id"])
+        check(f"{name}: certificate", (sb + bytes.fromhex(c["signature"])).hex(), c["certificate"])
+        if not ed25519_ok(keys[issuer], c["signature"], sb):
+            print(f"MISMATCH {name}: certificate does not verify under the issuer's identity key")
+            sys.exit(1)
+        print(f"ok  {name}: certificate signature (Ed25519, issuer's identity key)")
+        if ed25519_ok(keys[issuer], c["signature"], sb + b"\x00"):
+            print(f"MISMATCH {name}: certificate signature verifies over other bytes")
+            sys.exit(1)
+    check("certificate vector kinds", seen, [1, 4, 3, 6])
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
 
@@ -425,7 +607,9 @@ def main():
     ledger(load("ledger-v1.json"), gvec["genesis_digest"])
     token(load("token-v1.json"), gvec)
     requests(load("request-v1.json"), gvec, policy_digest)
-    amendment(load("amendment-v1.json"), gvec)
+    avec = load("amendment-v1.json")
+    amendment(avec, gvec)
+    certificates(load("certificate-v1.json"), gvec, avec)
     print("all vectors verified independently")
 
 

@@ -10,6 +10,7 @@
 pub mod amend;
 pub mod batch;
 pub mod broker;
+pub mod certificate;
 pub mod detect;
 pub mod evaluate;
 pub mod merkle;

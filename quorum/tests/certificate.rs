@@ -1,0 +1,990 @@
+//! Shutdown certificates (PROTOCOL.md section 17) on real material: a seeded
+//! 3-of-5 ceremony, FROST shares from the `signing` module, tokens signed
+//! by the group and verified by a broker. Every kind round-trips and checks;
+//! every rejection path produces its own error.
+
+use std::collections::BTreeMap;
+
+use frost_ed25519::keys::PublicKeyPackage;
+use frost_ed25519::round2::SignatureShare;
+use rand::SeedableRng as _;
+use rand_chacha::ChaCha20Rng;
+use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
+use senatus_genesis::codec::DecodeError;
+use senatus_genesis::seal::{Seal, SignedSeal};
+use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, PolicyLayer, Sig64, Validator, sha3};
+use senatus_quorum::Outcome;
+use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
+use senatus_quorum::broker::Broker;
+use senatus_quorum::certificate::{
+    AttestedShare, BreachKind, CERTIFICATE_BYTES_MAX, CERTIFICATE_OBJECT, Certificate,
+    CertificateError, CheckContext, DriftLocation, EVIDENCE_BYTES_MAX, Evidence, SignedCertificate,
+    Subject,
+};
+use senatus_quorum::params::params_digest;
+use senatus_quorum::signing::{
+    CommitmentBook, NoncePool, SignRequest, SignedShare, Signer, aggregate, public_key_package,
+};
+use senatus_quorum::token::{Token, TokenBatch, TokenPayload, decision_id, derive_nonce};
+use serde_json::{Value, json};
+
+const NOW_MS: u64 = 1_767_225_600_000;
+const HEAD_INDEX: u64 = 40;
+
+fn node(n: u64) -> NodeId {
+    NodeId::new(n).expect("node id")
+}
+
+fn ceremony(seed: u64) -> Ceremony {
+    let params = CeremonyParams {
+        chain_id: "senatus-certificate-test".into(),
+        threshold: 3,
+        nodes: (1..=5)
+            .map(|i| NodeAddrs {
+                peer: format!("127.0.0.{i}:7000"),
+                api: format!("127.0.0.{i}:7001"),
+                metrics: format!("127.0.0.{i}:7002"),
+            })
+            .collect(),
+        policy: PolicyLayer::example(),
+        created_at_ms: 1_700_000_000_000,
+    };
+    Ceremony::run(params, &mut ChaCha20Rng::seed_from_u64(seed)).expect("ceremony")
+}
+
+struct Fixture {
+    c: Ceremony,
+    membership: Vec<Validator>,
+    pubkeys: PublicKeyPackage,
+    broker: Broker,
+}
+
+fn fixture() -> Fixture {
+    let c = ceremony(61);
+    let seal0 = Seal::genesis(&c.genesis);
+    let pubkeys = public_key_package(&seal0).expect("key package");
+    let broker = Broker::new(
+        &c.genesis,
+        &[SignedSeal {
+            seal: seal0,
+            signature: None,
+        }],
+    )
+    .expect("broker");
+    Fixture {
+        membership: c.genesis.body.validators.clone(),
+        c,
+        pubkeys,
+        broker,
+    }
+}
+
+impl Fixture {
+    fn ctx(&self) -> CheckContext<'_> {
+        CheckContext {
+            membership: &self.membership,
+            pubkeys: &self.pubkeys,
+            broker: &self.broker,
+        }
+    }
+
+    fn key(&self, n: u64) -> &ed25519_dalek::SigningKey {
+        self.c.nodes[n as usize - 1].identity.signing_key()
+    }
+
+    /// Signers `ids` answer one request for `msg` through the `signing`
+    /// module (preprocessed nonces, the coordinator's book and plan).
+    fn frost_round(
+        &self,
+        ids: &[u64],
+        msg: &[u8],
+        seed: u64,
+    ) -> (SignRequest, BTreeMap<NodeId, SignedShare>) {
+        let mut rng = ChaCha20Rng::seed_from_u64(seed);
+        let mut book = CommitmentBook::default();
+        let mut signers = BTreeMap::new();
+        for &i in ids {
+            let kp = self.c.nodes[i as usize - 1].frost.key_package.clone();
+            let mut s = Signer::new(kp, NoncePool::new(node(i), 7)).expect("signer");
+            for cm in s.replenish(1, &mut rng) {
+                book.insert(cm).expect("filed");
+            }
+            signers.insert(node(i), s);
+        }
+        let set: Vec<NodeId> = ids.iter().map(|&i| node(i)).collect();
+        let plan = book.take_for(&set).expect("plan");
+        let req = plan.request(msg);
+        let shares = signers
+            .iter_mut()
+            .map(|(n, s)| (*n, s.sign(&req, msg).expect("share")))
+            .collect();
+        (req, shares)
+    }
+
+    fn payload(&self, actor: &str, params: &Value) -> TokenPayload {
+        let g = &self.c.genesis;
+        let entry_hash = sha3(b"ledger entry 9");
+        TokenPayload {
+            genesis_digest: g.digest(),
+            decision_id: decision_id(LedgerIndex(9), &entry_hash, 0),
+            ledger_index: LedgerIndex(9),
+            entry_hash,
+            position: 0,
+            outcome: Outcome::Permit,
+            surface: "payments".into(),
+            action: "transfer".into(),
+            tenant: "acme".into(),
+            actor: actor.into(),
+            params_digest: params_digest(params).expect("params"),
+            policy_version: g.body.policy_version,
+            seal_digest: Seal::genesis(g).digest(),
+            epoch: Epoch(0),
+            nonce: derive_nonce(&entry_hash, 0),
+            issued_at_ms: NOW_MS,
+            expires_at_ms: NOW_MS + 60_000,
+        }
+    }
+
+    /// A token the group really signed (validators 1, 2, 3).
+    fn genuine_token(&self, payload: TokenPayload) -> Token {
+        let batch = TokenBatch::new(vec![payload]).expect("batch");
+        let msg = batch.message(&self.c.genesis.body.group_key);
+        let (req, shares) = self.frost_round(&[1, 2, 3], &msg, 5);
+        let shares = shares.into_iter().map(|(n, s)| (n, s.share)).collect();
+        let sig = aggregate(&req.package(), &shares, &self.pubkeys).expect("aggregate");
+        batch.tokens(sig).remove(0)
+    }
+
+    /// The same payload "signed" by a key outside the cluster.
+    fn forged_token(&self, payload: TokenPayload) -> Token {
+        use ed25519_dalek::Signer as _;
+        let batch = TokenBatch::new(vec![payload]).expect("batch");
+        let msg = batch.message(&self.c.genesis.body.group_key);
+        let outsider = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+        batch.tokens(outsider.sign(&msg).to_bytes()).remove(0)
+    }
+
+    /// Validator 3's share for a request of validators 1, 2, 3, with its
+    /// scalar changed (when `tamper`), attested with validator 3's key.
+    fn attested_share(&self, tamper: bool) -> AttestedShare {
+        let (req, shares) = self.frost_round(&[1, 2, 3], b"a token batch message", 9);
+        let mut share = shares[&node(3)];
+        if tamper {
+            let mut raw: [u8; 32] = share.share.serialize().try_into().expect("32 bytes");
+            raw[0] ^= 1;
+            share.share = SignatureShare::deserialize(&raw).expect("still a scalar");
+        }
+        AttestedShare::sign(req, share, self.key(3))
+    }
+
+    fn vote(&self, voter: u64, verdict: Verdict) -> SignedVote {
+        Vote {
+            proposal: ProposalId(sha3(b"a proposal")),
+            voter: node(voter),
+            verdict,
+        }
+        .sign(self.key(voter))
+        .expect("vote")
+    }
+
+    fn cert(&self, subject: Subject, evidence: Evidence, issuer: u64) -> SignedCertificate {
+        Certificate {
+            subject,
+            evidence,
+            head_index: HEAD_INDEX,
+            head_hash: sha3(b"ledger entry 40"),
+            issuer: node(issuer),
+            issued_at_ms: NOW_MS,
+        }
+        .sign(self.key(issuer))
+    }
+
+    fn check(&self, c: &SignedCertificate) -> Result<(), CertificateError> {
+        c.check(&self.ctx())
+    }
+}
+
+fn acme(actor: &str) -> Subject {
+    Subject::Agent {
+        tenant: "acme".into(),
+        actor: actor.into(),
+    }
+}
+
+fn transfer() -> Value {
+    json!({"amount": 1200, "currency": "EUR", "to_account": "acct-42"})
+}
+
+fn drift(sealed: Digest, observed: Digest) -> Evidence {
+    Evidence::PolicyDrift {
+        location: DriftLocation::Disk,
+        policy_version: 1,
+        sealed_digest: sealed,
+        observed_digest: observed,
+    }
+}
+
+/// One valid certificate of every kind, each with its issuer.
+fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
+    let genuine = f
+        .genuine_token(f.payload("agent-7", &transfer()))
+        .to_bytes();
+    let forged = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
+    vec![
+        f.cert(
+            Subject::Validator(node(2)),
+            drift(sha3(b"sealed"), sha3(b"observed")),
+            2,
+        ),
+        f.cert(
+            Subject::Validator(node(4)),
+            Evidence::LedgerBreak {
+                index: 12,
+                expected: sha3(b"expected"),
+                found: sha3(b"found"),
+            },
+            4,
+        ),
+        f.cert(
+            Subject::Validator(node(3)),
+            Evidence::InvalidShare(f.attested_share(true)),
+            1,
+        ),
+        f.cert(
+            Subject::Validator(node(2)),
+            Evidence::VoteEquivocation(Equivocation {
+                first: f.vote(2, Verdict::Approve),
+                second: f.vote(2, Verdict::Reject(vec!["floor-lowered".into()])),
+            }),
+            1,
+        ),
+        f.cert(
+            acme("agent-7"),
+            Evidence::TokenModified {
+                token: genuine.clone(),
+                params_json: r#"{"amount": 999999, "currency": "EUR", "to_account": "acct-42"}"#
+                    .into(),
+            },
+            5,
+        ),
+        f.cert(acme("agent-8"), Evidence::TokenForged { token: forged }, 4),
+        f.cert(
+            acme("agent-7"),
+            Evidence::TokenReplayed {
+                token: genuine,
+                first_index: 31,
+            },
+            3,
+        ),
+    ]
+}
+
+// ---- what must pass ----
+
+#[test]
+fn every_kind_round_trips_and_checks() {
+    let f = fixture();
+    let certs = one_of_each(&f);
+    let kinds: Vec<BreachKind> = certs.iter().map(|c| c.certificate.kind()).collect();
+    assert_eq!(kinds, BreachKind::ALL.to_vec());
+    for c in &certs {
+        let wire = c.encode();
+        assert!(wire.len() <= CERTIFICATE_BYTES_MAX);
+        let back = SignedCertificate::decode(&wire).expect("decodes");
+        assert_eq!(&back, c, "{}", c.certificate.kind());
+        assert_eq!(back.id(), c.id());
+        assert_eq!(c.id().0, sha3(&c.certificate.signing_bytes()));
+        assert_eq!(&wire[..wire.len() - 64], c.certificate.signing_bytes());
+        let kind = c.certificate.kind();
+        assert_eq!(
+            Evidence::decode(kind, &c.certificate.evidence.encode()).as_ref(),
+            Ok(&c.certificate.evidence)
+        );
+        f.check(&back)
+            .unwrap_or_else(|e| panic!("{kind} certificate must check: {e}"));
+    }
+}
+
+#[test]
+fn an_attested_share_round_trips_verifies_and_names_its_signer() {
+    let f = fixture();
+    let honest = f.attested_share(false);
+    assert_eq!(AttestedShare::decode(&honest.encode()), Ok(honest.clone()));
+    assert_eq!(honest.verify(&f.membership), Ok(node(3)));
+    assert!(honest.share_is_valid(&f.pubkeys));
+    let bad = f.attested_share(true);
+    assert_eq!(bad.verify(&f.membership), Ok(node(3)));
+    assert!(!bad.share_is_valid(&f.pubkeys));
+    assert_eq!(bad.share_verdict(&f.pubkeys), Ok(false));
+}
+
+#[test]
+fn a_replayed_token_exposes_its_nonce_and_first_index() {
+    let f = fixture();
+    let t = f.genuine_token(f.payload("agent-7", &transfer()));
+    let e = Evidence::TokenReplayed {
+        token: t.to_bytes(),
+        first_index: 31,
+    };
+    assert_eq!(e.replayed_nonce(), Some((t.payload.nonce, 31)));
+    assert_eq!(e.token_bytes(), Some(&t.to_bytes()[..]));
+    assert_eq!(drift(Digest::ZERO, Digest::ZERO).replayed_nonce(), None);
+}
+
+// ---- signature and membership ----
+
+#[test]
+fn a_bad_certificate_signature_is_refused() {
+    let f = fixture();
+    let mut c = f.cert(
+        Subject::Validator(node(2)),
+        drift(sha3(b"s"), sha3(b"o")),
+        2,
+    );
+    c.signature.0[5] ^= 0x40;
+    let want = CertificateError::BadSignature {
+        issuer: node(2),
+        identity_key: f.membership[1].identity_key,
+        id: c.id(),
+    };
+    assert_eq!(f.check(&c), Err(want.clone()));
+    assert_eq!(c.verify_signature(&f.membership), Err(want));
+    // Signed by another member's key: just as bad.
+    let mut other = c.clone();
+    other.signature = c.certificate.clone().sign(f.key(3)).signature;
+    assert!(matches!(
+        f.check(&other),
+        Err(CertificateError::BadSignature { issuer, .. }) if issuer == node(2)
+    ));
+}
+
+#[test]
+fn an_issuer_outside_the_membership_is_refused() {
+    let f = fixture();
+    let c = f.cert(
+        Subject::Validator(node(2)),
+        drift(sha3(b"s"), sha3(b"o")),
+        2,
+    );
+    let without: Vec<Validator> = f
+        .membership
+        .iter()
+        .filter(|v| v.id != node(2))
+        .cloned()
+        .collect();
+    assert_eq!(
+        c.verify_signature(&without),
+        Err(CertificateError::UnknownIssuer(node(2)))
+    );
+    let ctx = CheckContext {
+        membership: &without,
+        ..f.ctx()
+    };
+    assert_eq!(c.check(&ctx), Err(CertificateError::UnknownIssuer(node(2))));
+}
+
+// ---- decoding ----
+
+#[test]
+fn decoding_refuses_trailing_bytes_unknown_codes_and_size() {
+    let f = fixture();
+    let c = f.cert(
+        Subject::Validator(node(2)),
+        drift(sha3(b"s"), sha3(b"o")),
+        2,
+    );
+    let wire = c.encode();
+
+    let mut long = wire.clone();
+    long.push(0);
+    assert_eq!(
+        SignedCertificate::decode(&long),
+        Err(CertificateError::Decode {
+            object: CERTIFICATE_OBJECT,
+            error: DecodeError::Trailing { count: 1 },
+        })
+    );
+    assert!(matches!(
+        SignedCertificate::decode(&wire[..wire.len() - 1]),
+        Err(CertificateError::Decode {
+            error: DecodeError::Truncated {
+                field: "signature",
+                ..
+            },
+            ..
+        })
+    ));
+
+    // Tag (32) + subject kind (1) + node (8) + two empty strings (8).
+    let at = 32 + 1 + 8 + 4 + 4;
+    assert_eq!(wire[at], BreachKind::PolicyDrift.code());
+    for bad in [0u8, 8, 255] {
+        let mut w = wire.clone();
+        w[at] = bad;
+        assert_eq!(
+            SignedCertificate::decode(&w),
+            Err(CertificateError::UnknownBreachKind(bad))
+        );
+    }
+    let mut w = wire.clone();
+    w[32] = 3;
+    assert_eq!(
+        SignedCertificate::decode(&w),
+        Err(CertificateError::UnknownSubjectKind(3))
+    );
+    // The drift location is the first evidence byte.
+    let mut w = wire.clone();
+    w[at + 1 + 4] = 9;
+    assert_eq!(
+        SignedCertificate::decode(&w),
+        Err(CertificateError::UnknownDriftLocation(9))
+    );
+
+    let mut w = wire.clone();
+    w[..8].copy_from_slice(b"SENATUS/");
+    assert!(matches!(
+        SignedCertificate::decode(&w),
+        Err(CertificateError::Decode {
+            error: DecodeError::Tag { .. },
+            ..
+        })
+    ));
+    let huge = vec![0u8; CERTIFICATE_BYTES_MAX + 1];
+    assert_eq!(
+        SignedCertificate::decode(&huge),
+        Err(CertificateError::TooLarge {
+            object: CERTIFICATE_OBJECT,
+            bytes: CERTIFICATE_BYTES_MAX + 1,
+            max: CERTIFICATE_BYTES_MAX,
+        })
+    );
+}
+
+#[test]
+fn subjects_must_fit_their_kind() {
+    let f = fixture();
+    let v = f.cert(
+        Subject::Validator(node(2)),
+        drift(sha3(b"s"), sha3(b"o")),
+        2,
+    );
+    // A validator subject with node id 0.
+    let mut w = v.encode();
+    w[33..41].copy_from_slice(&0u64.to_be_bytes());
+    assert_eq!(
+        SignedCertificate::decode(&w),
+        Err(CertificateError::BadNodeId {
+            field: "subject_node",
+            value: 0,
+        })
+    );
+    // An agent subject that also names a node.
+    let t = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
+    let a = f.cert(
+        acme("agent-8"),
+        Evidence::TokenForged { token: t.clone() },
+        4,
+    );
+    let mut w = a.encode();
+    w[33..41].copy_from_slice(&2u64.to_be_bytes());
+    assert!(matches!(
+        SignedCertificate::decode(&w),
+        Err(CertificateError::BadSubject { why }) if why.contains("subject_node 2")
+    ));
+    // An agent subject with an empty actor does not check.
+    let empty = f.cert(acme(""), Evidence::TokenForged { token: t }, 4);
+    assert!(matches!(
+        f.check(&empty),
+        Err(CertificateError::BadSubject { why }) if why.contains("actor is 0 bytes")
+    ));
+    assert!(matches!(
+        SignedCertificate::decode(&empty.encode()),
+        Err(CertificateError::BadSubject { .. })
+    ));
+}
+
+#[test]
+fn oversized_evidence_is_refused_in_decode_and_check() {
+    let f = fixture();
+    let c = f.cert(
+        acme("agent-8"),
+        Evidence::TokenForged {
+            token: vec![0u8; EVIDENCE_BYTES_MAX],
+        },
+        4,
+    );
+    let want = CertificateError::EvidenceTooLarge {
+        kind: BreachKind::TokenForged,
+        bytes: EVIDENCE_BYTES_MAX + 4,
+    };
+    assert_eq!(SignedCertificate::decode(&c.encode()), Err(want.clone()));
+    assert_eq!(f.check(&c), Err(want.clone()));
+    assert_eq!(
+        Evidence::decode(BreachKind::TokenForged, &c.certificate.evidence.encode()),
+        Err(want)
+    );
+}
+
+#[test]
+fn evidence_must_decode_for_its_kind() {
+    let f = fixture();
+    // Token bytes that are not a token.
+    let c = f.cert(
+        acme("agent-8"),
+        Evidence::TokenForged {
+            token: b"not a token".to_vec(),
+        },
+        4,
+    );
+    assert!(matches!(
+        SignedCertificate::decode(&c.encode()),
+        Err(CertificateError::Evidence { kind: BreachKind::TokenForged, why }) if why.starts_with("token:")
+    ));
+    // Drift evidence with a byte missing.
+    let e = drift(sha3(b"s"), sha3(b"o")).encode();
+    assert!(matches!(
+        Evidence::decode(BreachKind::PolicyDrift, &e[..e.len() - 1]),
+        Err(CertificateError::EvidenceDecode {
+            kind: BreachKind::PolicyDrift,
+            error: DecodeError::Truncated {
+                field: "observed_digest",
+                ..
+            },
+        })
+    ));
+    // Ledger-break bytes read as drift: their first byte (0, the top of
+    // the index) is no drift location.
+    let lb = Evidence::LedgerBreak {
+        index: 1,
+        expected: sha3(b"e"),
+        found: sha3(b"f"),
+    }
+    .encode();
+    assert_eq!(
+        Evidence::decode(BreachKind::PolicyDrift, &lb),
+        Err(CertificateError::UnknownDriftLocation(0))
+    );
+}
+
+// ---- kind by kind ----
+
+#[test]
+fn drift_must_be_about_the_issuer_and_show_a_difference() {
+    let f = fixture();
+    let c = f.cert(
+        Subject::Validator(node(3)),
+        drift(sha3(b"s"), sha3(b"o")),
+        2,
+    );
+    assert_eq!(
+        f.check(&c),
+        Err(CertificateError::SubjectMismatch {
+            kind: BreachKind::PolicyDrift,
+            subject: Subject::Validator(node(3)),
+            expected: Subject::Validator(node(2)),
+        })
+    );
+    let same = f.cert(
+        Subject::Validator(node(2)),
+        drift(sha3(b"s"), sha3(b"s")),
+        2,
+    );
+    assert!(matches!(
+        f.check(&same),
+        Err(CertificateError::NoBreach { kind: BreachKind::PolicyDrift, why })
+            if why.contains(&sha3(b"s").to_hex())
+    ));
+}
+
+#[test]
+fn a_ledger_break_needs_an_index_in_the_ledger_and_different_hashes() {
+    let f = fixture();
+    let lb = |index, expected, found| {
+        f.cert(
+            Subject::Validator(node(4)),
+            Evidence::LedgerBreak {
+                index,
+                expected,
+                found,
+            },
+            4,
+        )
+    };
+    assert!(matches!(
+        f.check(&lb(12, sha3(b"h"), sha3(b"h"))),
+        Err(CertificateError::NoBreach {
+            kind: BreachKind::LedgerBreak,
+            ..
+        })
+    ));
+    for index in [0, HEAD_INDEX + 1] {
+        assert!(matches!(
+            f.check(&lb(index, sha3(b"e"), sha3(b"f"))),
+            Err(CertificateError::Evidence { kind: BreachKind::LedgerBreak, why })
+                if why.contains(&format!("index {index} "))
+        ));
+    }
+    f.check(&lb(HEAD_INDEX, sha3(b"e"), sha3(b"f")))
+        .expect("the head itself may be broken");
+    assert!(matches!(
+        f.check(&f.cert(
+            Subject::Validator(node(1)),
+            Evidence::LedgerBreak {
+                index: 3,
+                expected: sha3(b"e"),
+                found: sha3(b"f")
+            },
+            4,
+        )),
+        Err(CertificateError::SubjectMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_share_that_verifies_is_no_breach() {
+    let f = fixture();
+    let c = f.cert(
+        Subject::Validator(node(3)),
+        Evidence::InvalidShare(f.attested_share(false)),
+        1,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::NoBreach { kind: BreachKind::InvalidShare, why })
+            if why.contains("signer 3 verifies")
+    ));
+}
+
+#[test]
+fn an_invalid_share_needs_the_signers_own_attestation() {
+    let f = fixture();
+    let honest = f.attested_share(true);
+    // The coordinator (1) signs the attestation itself: forged.
+    let forged = AttestedShare::sign(honest.request.clone(), honest.share, f.key(1));
+    let c = f.cert(
+        Subject::Validator(node(3)),
+        Evidence::InvalidShare(forged.clone()),
+        1,
+    );
+    let want = CertificateError::BadAttestation {
+        signer: node(3),
+        identity_key: f.membership[2].identity_key,
+    };
+    assert_eq!(f.check(&c), Err(want.clone()));
+    assert_eq!(forged.verify(&f.membership), Err(want));
+    // A genuine attestation with a changed request no longer verifies.
+    let mut moved = honest.clone();
+    moved.request.message.push(b'!');
+    assert!(matches!(
+        moved.verify(&f.membership),
+        Err(CertificateError::BadAttestation { .. })
+    ));
+    // The subject must be the share's signer.
+    let c = f.cert(
+        Subject::Validator(node(2)),
+        Evidence::InvalidShare(honest.clone()),
+        1,
+    );
+    assert_eq!(
+        f.check(&c),
+        Err(CertificateError::SubjectMismatch {
+            kind: BreachKind::InvalidShare,
+            subject: Subject::Validator(node(2)),
+            expected: Subject::Validator(node(3)),
+        })
+    );
+    // A signer outside the membership.
+    let without: Vec<Validator> = f
+        .membership
+        .iter()
+        .filter(|v| v.id != node(3))
+        .cloned()
+        .collect();
+    assert_eq!(
+        honest.verify(&without),
+        Err(CertificateError::UnknownSigner(node(3)))
+    );
+}
+
+#[test]
+fn an_invalid_share_must_be_judgeable_against_its_request() {
+    let f = fixture();
+    let honest = f.attested_share(true);
+    // The share claims another commitment than the request gives signer 3.
+    let mut share = honest.share;
+    share.id.seq += 1;
+    let relabelled = AttestedShare::sign(honest.request.clone(), share, f.key(3));
+    let c = f.cert(
+        Subject::Validator(node(3)),
+        Evidence::InvalidShare(relabelled),
+        1,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::Evidence { kind: BreachKind::InvalidShare, why })
+            if why.contains("labelled with commitment")
+    ));
+    // A request below the threshold: an honest signer never answers it.
+    let mut short = honest.request.clone();
+    short.commitments.retain(|c| c.signer != node(1));
+    let short = AttestedShare::sign(short, honest.share, f.key(3));
+    assert!(matches!(
+        short.share_verdict(&f.pubkeys),
+        Err(why) if why.contains("fewer than the threshold 3")
+    ));
+    assert!(!short.share_is_valid(&f.pubkeys));
+    // Malformed attested-share bytes.
+    let mut bytes = honest.encode();
+    bytes.push(0);
+    assert!(matches!(
+        AttestedShare::decode(&bytes),
+        Err(CertificateError::EvidenceDecode {
+            kind: BreachKind::InvalidShare,
+            error: DecodeError::Trailing { count: 1 },
+        })
+    ));
+    let mut bytes = honest.encode();
+    bytes[4] ^= 0xff;
+    assert!(matches!(
+        AttestedShare::decode(&bytes),
+        Err(CertificateError::Wire(_))
+    ));
+}
+
+#[test]
+fn vote_equivocation_needs_two_different_votes_of_one_voter() {
+    let f = fixture();
+    let approve = f.vote(2, Verdict::Approve);
+    let same = f.cert(
+        Subject::Validator(node(2)),
+        Evidence::VoteEquivocation(Equivocation {
+            first: approve.clone(),
+            second: approve.clone(),
+        }),
+        1,
+    );
+    assert!(matches!(
+        f.check(&same),
+        Err(CertificateError::NoBreach { kind: BreachKind::VoteEquivocation, why })
+            if why.contains("identical")
+    ));
+    let two_voters = f.cert(
+        Subject::Validator(node(2)),
+        Evidence::VoteEquivocation(Equivocation {
+            first: approve.clone(),
+            second: f.vote(4, Verdict::Recuse),
+        }),
+        1,
+    );
+    assert!(matches!(
+        f.check(&two_voters),
+        Err(CertificateError::NoBreach { kind: BreachKind::VoteEquivocation, why })
+            if why.contains("two voters, 2 and 4")
+    ));
+    // A vote whose signature is not the voter's.
+    let mut forged = f.vote(2, Verdict::Recuse);
+    forged.signature = Sig64([1u8; 64]);
+    let c = f.cert(
+        Subject::Validator(node(2)),
+        Evidence::VoteEquivocation(Equivocation {
+            first: approve.clone(),
+            second: forged,
+        }),
+        1,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::Evidence { kind: BreachKind::VoteEquivocation, why })
+            if why.starts_with("second vote")
+    ));
+    // The subject must be the voter.
+    let c = f.cert(
+        Subject::Validator(node(1)),
+        Evidence::VoteEquivocation(Equivocation {
+            first: approve,
+            second: f.vote(2, Verdict::Recuse),
+        }),
+        1,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::SubjectMismatch { expected: Subject::Validator(n), .. }) if n == node(2)
+    ));
+}
+
+#[test]
+fn a_token_that_verifies_is_not_forged() {
+    let f = fixture();
+    let t = f
+        .genuine_token(f.payload("agent-7", &transfer()))
+        .to_bytes();
+    let c = f.cert(acme("agent-7"), Evidence::TokenForged { token: t }, 4);
+    assert_eq!(
+        f.check(&c),
+        Err(CertificateError::NoBreach {
+            kind: BreachKind::TokenForged,
+            why: "the token verifies".into(),
+        })
+    );
+}
+
+#[test]
+fn a_token_of_an_unknown_epoch_is_not_proof_of_forgery() {
+    let f = fixture();
+    let mut p = f.payload("agent-7", &transfer());
+    p.epoch = Epoch(9);
+    let c = f.cert(
+        acme("agent-7"),
+        Evidence::TokenForged {
+            token: f.forged_token(p).to_bytes(),
+        },
+        4,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::Evidence { kind: BreachKind::TokenForged, why })
+            if why.contains("epoch 9")
+    ));
+}
+
+#[test]
+fn token_modified_needs_params_that_differ() {
+    let f = fixture();
+    let t = f
+        .genuine_token(f.payload("agent-7", &transfer()))
+        .to_bytes();
+    let modified = |params_json: &str| {
+        f.cert(
+            acme("agent-7"),
+            Evidence::TokenModified {
+                token: t.clone(),
+                params_json: params_json.into(),
+            },
+            5,
+        )
+    };
+    // The same params, in another key order and spacing: canonical JSON
+    // gives the same digest.
+    for same in [
+        r#"{"amount":1200,"currency":"EUR","to_account":"acct-42"}"#,
+        r#"{ "to_account": "acct-42", "currency": "EUR", "amount": 1200 }"#,
+    ] {
+        assert!(matches!(
+            f.check(&modified(same)),
+            Err(CertificateError::NoBreach {
+                kind: BreachKind::TokenModified,
+                ..
+            })
+        ));
+    }
+    // Not JSON, or not an object: cannot be what was decided.
+    f.check(&modified("{\"amount\": 1200,"))
+        .expect("unparseable is modified");
+    f.check(&modified("[1200]"))
+        .expect("not an object is modified");
+    // A forged token is not a modified one.
+    let forged = f.forged_token(f.payload("agent-7", &transfer())).to_bytes();
+    let c = f.cert(
+        acme("agent-7"),
+        Evidence::TokenModified {
+            token: forged,
+            params_json: "{}".into(),
+        },
+        5,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::Evidence { kind: BreachKind::TokenModified, why })
+            if why.contains("does not verify")
+    ));
+}
+
+#[test]
+fn a_token_certificate_must_name_the_tokens_agent() {
+    let f = fixture();
+    let t = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
+    for (subject, evidence) in [
+        (acme("agent-7"), Evidence::TokenForged { token: t.clone() }),
+        (
+            Subject::Agent {
+                tenant: "globex".into(),
+                actor: "agent-8".into(),
+            },
+            Evidence::TokenForged { token: t.clone() },
+        ),
+        (
+            Subject::Validator(node(4)),
+            Evidence::TokenForged { token: t.clone() },
+        ),
+    ] {
+        let c = f.cert(subject.clone(), evidence, 4);
+        assert_eq!(
+            f.check(&c),
+            Err(CertificateError::SubjectMismatch {
+                kind: BreachKind::TokenForged,
+                subject,
+                expected: acme("agent-8"),
+            })
+        );
+    }
+}
+
+#[test]
+fn a_replay_needs_a_genuine_token_and_a_first_index_in_the_ledger() {
+    let f = fixture();
+    let genuine = f
+        .genuine_token(f.payload("agent-7", &transfer()))
+        .to_bytes();
+    for first_index in [0, HEAD_INDEX + 1] {
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenReplayed {
+                token: genuine.clone(),
+                first_index,
+            },
+            3,
+        );
+        assert!(matches!(
+            f.check(&c),
+            Err(CertificateError::Evidence { kind: BreachKind::TokenReplayed, why })
+                if why.contains(&format!("first_index {first_index} "))
+        ));
+    }
+    let forged = f.forged_token(f.payload("agent-7", &transfer())).to_bytes();
+    let c = f.cert(
+        acme("agent-7"),
+        Evidence::TokenReplayed {
+            token: forged,
+            first_index: 3,
+        },
+        3,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::Evidence { kind: BreachKind::TokenReplayed, why })
+            if why.contains("does not verify")
+    ));
+}
+
+#[test]
+fn errors_print_the_bad_values() {
+    let e = CertificateError::SubjectMismatch {
+        kind: BreachKind::PolicyDrift,
+        subject: Subject::Validator(node(3)),
+        expected: Subject::Validator(node(2)),
+    };
+    assert_eq!(
+        e.to_string(),
+        "policy-drift certificate names validator 3, but its evidence names validator 2"
+    );
+    let e = CertificateError::UnknownBreachKind(9);
+    assert!(e.to_string().contains('9'), "{e}");
+    let e = CertificateError::EvidenceTooLarge {
+        kind: BreachKind::TokenForged,
+        bytes: 70_000,
+    };
+    assert!(
+        e.to_string().contains("70000") && e.to_string().contains("65536"),
+        "{e}"
+    );
+}

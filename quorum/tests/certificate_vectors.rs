@@ -1,0 +1,445 @@
+//! Pins `docs/vectors/certificate-v1.json` (PROTOCOL.md section 17): four
+//! shutdown certificates on the cluster of `genesis-v1.json` — a
+//! policy-drift, a vote-equivocation, an invalid-share (with its attested
+//! share, from a real FROST round of the `signing` module) and a
+//! token-forged certificate — each with its fields, evidence bytes, signing
+//! bytes, id, issuer signature, wire bytes and the issuer's identity key.
+//! `scripts/verify-vectors.py` rebuilds every byte string from the JSON
+//! fields alone and verifies every Ed25519 signature (FROST share validity
+//! is checked here, not there). Regenerate deliberately with
+//! `SENATUS_WRITE_VECTORS=1 cargo test -p senatus-quorum --test certificate_vectors`,
+//! then update docs/PROTOCOL.md and review the diff.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use frost_ed25519::round2::SignatureShare;
+use rand::SeedableRng as _;
+use rand_chacha::ChaCha20Rng;
+use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
+use senatus_genesis::seal::{Seal, SignedSeal};
+use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, PolicyLayer, sha3};
+use senatus_quorum::Outcome;
+use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
+use senatus_quorum::broker::Broker;
+use senatus_quorum::certificate::{
+    AttestedShare, Certificate, CheckContext, DriftLocation, Evidence, SignedCertificate, Subject,
+};
+use senatus_quorum::params::params_digest;
+use senatus_quorum::signing::{
+    CommitmentBook, NoncePool, SignRequest, SignedShare, Signer, public_key_package,
+};
+use senatus_quorum::token::{Token, TokenBatch, TokenPayload, decision_id, derive_nonce};
+use serde_json::{Value, json};
+
+/// Issue times of the four certificates (fixed, so the vector is stable).
+const ISSUED_AT_MS: u64 = 1_767_398_400_000;
+const HEAD_INDEX: u64 = 57;
+
+fn vectors_dir() -> PathBuf {
+    PathBuf::from(
+        // At run time: cargo sets it to this checkout, while a binary reused
+        // from a shared target dir may have another checkout compiled in.
+        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../docs/vectors")
+}
+
+fn read_vector(name: &str) -> Value {
+    let path = vectors_dir().join(name);
+    serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display())),
+    )
+    .expect("json")
+}
+
+/// The ceremony of `genesis-v1.json` (same parameters and seed as
+/// `genesis/tests/vectors.rs`), so these vectors chain to that genesis.
+fn seeded_ceremony() -> Ceremony {
+    let params = CeremonyParams {
+        chain_id: "senatus-vectors".into(),
+        threshold: 3,
+        nodes: (1..=5)
+            .map(|i| NodeAddrs {
+                peer: format!("10.0.0.{i}:7000"),
+                api: format!("10.0.0.{i}:7001"),
+                metrics: format!("10.0.0.{i}:7002"),
+            })
+            .collect(),
+        policy: PolicyLayer::example(),
+        created_at_ms: 1_767_225_600_000,
+    };
+    Ceremony::run(params, &mut ChaCha20Rng::seed_from_u64(2026)).expect("ceremony")
+}
+
+fn node(n: u64) -> NodeId {
+    NodeId::new(n).expect("node id")
+}
+
+fn key(c: &Ceremony, n: u64) -> &ed25519_dalek::SigningKey {
+    c.nodes[n as usize - 1].identity.signing_key()
+}
+
+/// The head every issuer reports: made-up but fixed (the vector is about
+/// the certificate bytes, not about a particular ledger).
+fn head_hash() -> Digest {
+    sha3(b"senatus certificate vector: ledger entry 57")
+}
+
+fn certificate(
+    c: &Ceremony,
+    subject: Subject,
+    evidence: Evidence,
+    issuer: u64,
+) -> SignedCertificate {
+    Certificate {
+        subject,
+        evidence,
+        head_index: HEAD_INDEX,
+        head_hash: head_hash(),
+        issuer: node(issuer),
+        issued_at_ms: ISSUED_AT_MS,
+    }
+    .sign(key(c, issuer))
+}
+
+fn subject_json(s: &Subject) -> Value {
+    match s {
+        Subject::Validator(n) => json!({"kind": 1, "node": n.get(), "tenant": "", "actor": ""}),
+        Subject::Agent { tenant, actor } => {
+            json!({"kind": 2, "node": 0, "tenant": tenant, "actor": actor})
+        }
+    }
+}
+
+fn entry(c: &Ceremony, name: &str, signed: &SignedCertificate, evidence_fields: Value) -> Value {
+    let cert = &signed.certificate;
+    let issuer_key = c.genesis.body.validators[cert.issuer.get() as usize - 1].identity_key;
+    json!({
+        "name": name,
+        "subject": subject_json(&cert.subject),
+        "breach_kind": cert.kind().code(),
+        "breach": cert.kind().name(),
+        "evidence_fields": evidence_fields,
+        "evidence": hex::encode(cert.evidence.encode()),
+        "head_index": cert.head_index,
+        "head_hash": cert.head_hash.to_hex(),
+        "issuer": cert.issuer.get(),
+        "issuer_identity_key": issuer_key.to_string(),
+        "issued_at_ms": cert.issued_at_ms,
+        "signing_bytes": hex::encode(cert.signing_bytes()),
+        "certificate_id": signed.id().to_string(),
+        "signature": hex::encode(signed.signature.0),
+        "certificate": hex::encode(signed.encode()),
+    })
+}
+
+/// Validators 1, 2, 3 answer one request for `msg` with the `signing`
+/// module, seeded.
+fn frost_round(
+    c: &Ceremony,
+    msg: &[u8],
+    seed: u64,
+) -> (SignRequest, BTreeMap<NodeId, SignedShare>) {
+    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+    let mut book = CommitmentBook::default();
+    let mut signers = BTreeMap::new();
+    for i in [1u64, 2, 3] {
+        let kp = c.nodes[i as usize - 1].frost.key_package.clone();
+        let mut s = Signer::new(kp, NoncePool::new(node(i), 0x5e4a_7005)).expect("signer");
+        for cm in s.replenish(1, &mut rng) {
+            book.insert(cm).expect("filed");
+        }
+        signers.insert(node(i), s);
+    }
+    let plan = book.take_for(&[node(1), node(2), node(3)]).expect("plan");
+    let req = plan.request(msg);
+    let shares = signers
+        .iter_mut()
+        .map(|(n, s)| (*n, s.sign(&req, msg).expect("share")))
+        .collect();
+    (req, shares)
+}
+
+fn payload(c: &Ceremony, actor: &str) -> TokenPayload {
+    let g = &c.genesis;
+    let entry_hash = sha3(b"senatus certificate vector: ledger entry 41");
+    TokenPayload {
+        genesis_digest: g.digest(),
+        decision_id: decision_id(LedgerIndex(41), &entry_hash, 0),
+        ledger_index: LedgerIndex(41),
+        entry_hash,
+        position: 0,
+        outcome: Outcome::Permit,
+        surface: "payments".into(),
+        action: "transfer".into(),
+        tenant: "acme".into(),
+        actor: actor.into(),
+        params_digest: params_digest(
+            &json!({"amount": 1200, "currency": "EUR", "to_account": "acct-42"}),
+        )
+        .expect("params"),
+        policy_version: g.body.policy_version,
+        seal_digest: Seal::genesis(g).digest(),
+        epoch: Epoch(0),
+        nonce: derive_nonce(&entry_hash, 0),
+        issued_at_ms: 1_767_398_340_000,
+        expires_at_ms: 1_767_398_400_000,
+    }
+}
+
+#[test]
+fn certificate_vector() {
+    let c = seeded_ceremony();
+    let gv = read_vector("genesis-v1.json");
+    assert_eq!(
+        c.genesis.digest().to_hex(),
+        gv["genesis_digest"].as_str().expect("genesis_digest"),
+        "the ceremony must be the one of genesis-v1.json"
+    );
+    let seal0 = Seal::genesis(&c.genesis);
+    let pubkeys = public_key_package(&seal0).expect("key package");
+    let broker = Broker::new(
+        &c.genesis,
+        &[SignedSeal {
+            seal: seal0.clone(),
+            signature: None,
+        }],
+    )
+    .expect("broker");
+    let membership = c.genesis.body.validators.clone();
+    let ctx = CheckContext {
+        membership: &membership,
+        pubkeys: &pubkeys,
+        broker: &broker,
+    };
+    let mut entries = Vec::new();
+
+    // 1. Validator 2 finds its sealed layer on disk changed.
+    let sealed = c.genesis.body.policy_digest;
+    let observed = sha3(b"senatus certificate vector: a tampered policy layer");
+    let drift = certificate(
+        &c,
+        Subject::Validator(node(2)),
+        Evidence::PolicyDrift {
+            location: DriftLocation::Disk,
+            policy_version: c.genesis.body.policy_version.0,
+            sealed_digest: sealed,
+            observed_digest: observed,
+        },
+        2,
+    );
+    entries.push(entry(
+        &c,
+        "policy-drift",
+        &drift,
+        json!({
+            "location": DriftLocation::Disk.code(),
+            "policy_version": c.genesis.body.policy_version.0,
+            "sealed_digest": sealed.to_hex(),
+            "observed_digest": observed.to_hex(),
+        }),
+    ));
+
+    // 2. Validator 2 approves and rejects the proposal of amendment-v1.json;
+    //    validator 1 certifies it.
+    let av = read_vector("amendment-v1.json");
+    let proposal = ProposalId(
+        Digest::from_hex(av["proposal"]["proposal_id"].as_str().expect("proposal id"))
+            .expect("hex"),
+    );
+    let vote = |verdict| -> SignedVote {
+        Vote {
+            proposal,
+            voter: node(2),
+            verdict,
+        }
+        .sign(key(&c, 2))
+        .expect("vote")
+    };
+    let first = vote(Verdict::Approve);
+    let second = vote(Verdict::Reject(vec!["floor-lowered".into()]));
+    let equivocation = certificate(
+        &c,
+        Subject::Validator(node(2)),
+        Evidence::VoteEquivocation(Equivocation {
+            first: first.clone(),
+            second: second.clone(),
+        }),
+        1,
+    );
+    entries.push(entry(
+        &c,
+        "vote-equivocation",
+        &equivocation,
+        json!({
+            "proposal_id": proposal.to_string(),
+            "voter": 2,
+            "first_signed_vote": hex::encode(first.encode()),
+            "second_signed_vote": hex::encode(second.encode()),
+        }),
+    ));
+
+    // 3. Validator 3 answers coordinator 1 with a share it altered, and
+    //    attests it with its identity key.
+    let batch = TokenBatch::new(vec![payload(&c, "agent-7")]).expect("batch");
+    let msg = batch.message(&c.genesis.body.group_key);
+    let (request, shares) = frost_round(&c, &msg, 2028);
+    let mut share = shares[&node(3)];
+    let mut raw: [u8; 32] = share.share.serialize().try_into().expect("32 bytes");
+    raw[0] ^= 1;
+    share.share = SignatureShare::deserialize(&raw).expect("still a scalar");
+    let attested = AttestedShare::sign(request.clone(), share, key(&c, 3));
+    assert!(shares[&node(3)] != share);
+    let invalid = certificate(
+        &c,
+        Subject::Validator(node(3)),
+        Evidence::InvalidShare(attested.clone()),
+        1,
+    );
+    entries.push(entry(
+        &c,
+        "invalid-share",
+        &invalid,
+        json!({
+            "signer": 3,
+            "request": hex::encode(request.to_bytes()),
+            "request_digest": sha3(&request.to_bytes()).to_hex(),
+            "share": hex::encode(share.to_bytes()),
+            "attestation_signing_bytes": hex::encode(AttestedShare::signing_bytes(&request, &share)),
+            "attestation_signature": hex::encode(attested.signature.0),
+            "attested_share": hex::encode(attested.encode()),
+        }),
+    ));
+
+    // 4. Agent acme/agent-9 presents a token signed by a key of its own.
+    let forged: Token = {
+        use ed25519_dalek::Signer as _;
+        let batch = TokenBatch::new(vec![payload(&c, "agent-9")]).expect("batch");
+        let msg = batch.message(&c.genesis.body.group_key);
+        let outsider = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
+        batch.tokens(outsider.sign(&msg).to_bytes()).remove(0)
+    };
+    let forgery = certificate(
+        &c,
+        Subject::Agent {
+            tenant: "acme".into(),
+            actor: "agent-9".into(),
+        },
+        Evidence::TokenForged {
+            token: forged.to_bytes(),
+        },
+        4,
+    );
+    entries.push(entry(
+        &c,
+        "token-forged",
+        &forgery,
+        json!({
+            "tenant": "acme",
+            "actor": "agent-9",
+            "token": hex::encode(forged.to_bytes()),
+        }),
+    ));
+
+    for cert in [&drift, &equivocation, &invalid, &forgery] {
+        let back = SignedCertificate::decode(&cert.encode()).expect("decodes");
+        assert_eq!(&back, cert);
+        back.check(&ctx)
+            .unwrap_or_else(|e| panic!("{} vector must check: {e}", cert.certificate.kind()));
+    }
+
+    let value = json!({
+        "description": "Shutdown certificates on the genesis-v1 cluster (PROTOCOL.md section 17): policy drift reported by validator 2 about itself; vote equivocation by validator 2 on the proposal of amendment-v1.json, certified by validator 1; an invalid FROST share of validator 3 (a real round of validators 1, 2, 3 over a token batch message, with validator 3's share scalar altered), attested with validator 3's identity key and certified by coordinator 1; a token forged by agent acme/agent-9, certified by validator 4. Rebuild each evidence and certificate_signing_bytes from the fields, hash for the id, and verify the signature under the issuer's identity key from genesis-v1.json; for the invalid share also rebuild attestation_signing_bytes and verify the attestation under the signer's identity key. Share invalidity and token forgery are checked by cargo test (quorum/tests/certificate_vectors.rs).",
+        "genesis_digest": c.genesis.digest().to_hex(),
+        "certificates": entries,
+    });
+    let path = vectors_dir().join("certificate-v1.json");
+    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
+    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, &text).expect("write vector");
+        return;
+    }
+    let pinned = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
+    assert_eq!(
+        pinned, text,
+        "docs/vectors/certificate-v1.json no longer matches the code; if the protocol changed on \
+         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
+    );
+}
+
+/// The byte layouts written out by hand (not with `Encoder`), so a change on
+/// either side shows up here even before the JSON vector is consulted.
+#[test]
+fn certificate_layouts_are_pinned() {
+    assert_eq!(senatus_quorum::certificate::CERTIFICATE_BYTES_MAX, 66_222);
+    let cert = Certificate {
+        subject: Subject::Agent {
+            tenant: "t".into(),
+            actor: "ab".into(),
+        },
+        evidence: Evidence::LedgerBreak {
+            index: 5,
+            expected: Digest([0xaa; 32]),
+            found: Digest([0xbb; 32]),
+        },
+        head_index: 0x0102,
+        head_hash: Digest([0xcc; 32]),
+        issuer: node(3),
+        issued_at_ms: 0x0a0b,
+    };
+    let mut evidence = 5u64.to_be_bytes().to_vec();
+    evidence.extend_from_slice(&[0xaa; 32]);
+    evidence.extend_from_slice(&[0xbb; 32]);
+    assert_eq!(cert.evidence.encode(), evidence);
+    let mut want = b"senatus/shutdown-certificate/v1\0".to_vec();
+    want.push(2);
+    want.extend_from_slice(&0u64.to_be_bytes());
+    want.extend_from_slice(&[0, 0, 0, 1, b't', 0, 0, 0, 2, b'a', b'b']);
+    want.push(2);
+    want.extend_from_slice(&(evidence.len() as u32).to_be_bytes());
+    want.extend_from_slice(&evidence);
+    want.extend_from_slice(&0x0102u64.to_be_bytes());
+    want.extend_from_slice(&[0xcc; 32]);
+    want.extend_from_slice(&3u64.to_be_bytes());
+    want.extend_from_slice(&0x0a0bu64.to_be_bytes());
+    assert_eq!(cert.signing_bytes(), want);
+    assert_eq!(cert.id().0, sha3(&want));
+
+    let drift = Evidence::PolicyDrift {
+        location: DriftLocation::Memory,
+        policy_version: 7,
+        sealed_digest: Digest([1; 32]),
+        observed_digest: Digest([2; 32]),
+    };
+    let mut want = vec![1u8];
+    want.extend_from_slice(&7u64.to_be_bytes());
+    want.extend_from_slice(&[1; 32]);
+    want.extend_from_slice(&[2; 32]);
+    assert_eq!(drift.encode(), want);
+
+    let replay = Evidence::TokenReplayed {
+        token: b"tok".to_vec(),
+        first_index: 9,
+    };
+    let mut want = vec![0, 0, 0, 3, b't', b'o', b'k'];
+    want.extend_from_slice(&9u64.to_be_bytes());
+    assert_eq!(replay.encode(), want);
+    let modified = Evidence::TokenModified {
+        token: b"tok".to_vec(),
+        params_json: "{}".into(),
+    };
+    assert_eq!(
+        modified.encode(),
+        vec![0, 0, 0, 3, b't', b'o', b'k', 0, 0, 0, 2, b'{', b'}']
+    );
+    assert_eq!(
+        Evidence::TokenForged {
+            token: b"tok".to_vec()
+        }
+        .encode(),
+        vec![0, 0, 0, 3, b't', b'o', b'k']
+    );
+}
