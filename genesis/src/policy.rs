@@ -389,6 +389,29 @@ pub struct Constitution {
     pub detectors: DetectorSettings,
     /// Size limits.
     pub limits: Limits,
+    /// Breach handling: which shutdown certificates a sealed amendment
+    /// lifts. Optional: an absent table leaves the layer's bytes (so its
+    /// digest) exactly as they were.
+    #[serde(default, skip_serializing_if = "BreachRules::is_empty")]
+    pub breach: BreachRules,
+}
+
+/// What a sealed amendment says about shutdown certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreachRules {
+    /// Ids (SHA3-256, 64 hex characters) of shutdown certificates whose
+    /// subject this layer reinstates once it is sealed: the only way a
+    /// certified validator or agent is reinstated (DESIGN.md, flow 5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reinstate: Vec<Digest>,
+}
+
+impl BreachRules {
+    /// True when the table lists nothing.
+    pub fn is_empty(&self) -> bool {
+        self.reinstate.is_empty()
+    }
 }
 
 fn rule(rule: &'static str, value: String) -> PolicyError {
@@ -878,6 +901,24 @@ impl PolicyLayer {
         let mut total: u64 = 0;
         read_level(dir, None, &mut files, &mut total)?;
         Self::from_files(files)
+    }
+
+    /// The policy digest of a layer directory's bytes exactly as they are on
+    /// disk, without parsing or validating them: what drift detection
+    /// compares with the sealed digest, cheaply and on a timer. Reads the
+    /// same files, under the same bounds, as [`PolicyLayer::load_dir`].
+    pub fn dir_digest(dir: &Path) -> Result<Digest, PolicyError> {
+        let mut files = BTreeMap::new();
+        let mut total: u64 = 0;
+        read_level(dir, None, &mut files, &mut total)?;
+        Ok(sha3(&encode_files(&files)))
+    }
+
+    /// SHA3-256 over the canonical bytes of the files this value holds now,
+    /// recomputed (not the digest recorded when it was built): a check that
+    /// the in-memory layer still is the sealed one.
+    pub fn recompute_digest(&self) -> Digest {
+        sha3(&encode_files(&self.files))
     }
 
     /// Parses and validates a layer from its files, keyed by relative path
