@@ -59,6 +59,10 @@ pub enum AmendRejection {
     /// seal, or repeats one.
     #[error("redeclaration: {0}")]
     Redeclaration(String),
+    /// A Certificate entry that does not decode or does not check out, or
+    /// repeats one on the ledger.
+    #[error("certificate: {0}")]
+    Certificate(String),
     /// The identical vote is already on the ledger.
     #[error("the identical vote of {voter} on proposal {proposal} is already on the ledger")]
     RepeatedVote {
@@ -306,6 +310,10 @@ pub struct AmendState {
     redeclared: BTreeMap<NodeId, u64>,
     /// Ledger index of the last entry seen.
     last_index: u64,
+    /// Shutdown certificates on the ledger and their reinstatements.
+    certified: crate::breach::Certified,
+    /// Genesis, for the broker that checks certificates about tokens.
+    genesis: Option<Arc<senatus_genesis::Genesis>>,
 }
 
 impl AmendState {
@@ -330,14 +338,101 @@ impl AmendState {
             sealed_approvers: BTreeMap::new(),
             redeclared: BTreeMap::new(),
             last_index: 0,
+            certified: crate::breach::Certified::default(),
+            genesis: None,
         })
+    }
+
+    /// The same state, able to check certificates about tokens (their
+    /// broker needs genesis).
+    pub fn with_genesis(mut self, genesis: senatus_genesis::Genesis) -> Self {
+        self.genesis = Some(Arc::new(genesis));
+        self
     }
 
     /// An empty state over the same seal 0 and authority (to rebuild from
     /// another ledger).
     pub fn fresh(&self) -> Result<Self, String> {
         let zero = &self.chain[0];
-        AmendState::new(zero.layer.clone(), zero.seal.seal.clone(), self.authority)
+        let mut s = AmendState::new(zero.layer.clone(), zero.seal.seal.clone(), self.authority)?;
+        s.genesis = self.genesis.clone();
+        Ok(s)
+    }
+
+    /// Test hook (fault-injection builds only): replaces the active layer
+    /// in memory with one whose bytes differ from the sealed ones, as an
+    /// intruder editing the process's memory would.
+    #[cfg(feature = "fault-injection")]
+    pub fn tamper_active_layer(&mut self) {
+        let active = self
+            .chain
+            .last_mut()
+            .expect("the chain always holds seal 0");
+        let mut files = active.layer.files().clone();
+        if let Some(c) = files.get_mut(senatus_genesis::policy::CONSTITUTION_FILE) {
+            c.extend_from_slice(b"\n# tampered in memory\n");
+        }
+        match PolicyLayer::from_files(files) {
+            Ok(l) => active.layer = Arc::new(l),
+            Err(e) => tracing::error!(error = %e, "tamper hook: layer does not rebuild"),
+        }
+    }
+
+    /// Certificates on the ledger and their reinstatements.
+    pub fn certified(&self) -> &crate::breach::Certified {
+        &self.certified
+    }
+
+    /// Mutable access, to take queued equivocation evidence.
+    pub fn certified_mut(&mut self) -> &mut crate::breach::Certified {
+        &mut self.certified
+    }
+
+    /// Checks a shutdown certificate against public material and the seal
+    /// chain: the issuer's signature, that the subject fits the evidence,
+    /// the evidence itself, and for a policy drift that the sealed digest
+    /// it names is the one this chain sealed for that version.
+    pub fn check_certificate(
+        &self,
+        cert: &senatus_quorum::certificate::SignedCertificate,
+    ) -> Result<(), String> {
+        use senatus_quorum::certificate::{CheckContext, Evidence};
+        let seal = self.seal();
+        let pubkeys =
+            senatus_quorum::signing::public_key_package(seal).map_err(|e| e.to_string())?;
+        let genesis = self
+            .genesis
+            .as_ref()
+            .ok_or_else(|| "no genesis to check token evidence against".to_string())?;
+        let broker = senatus_quorum::broker::Broker::new(genesis, &self.chain())
+            .map_err(|e| format!("seal chain: {e}"))?;
+        cert.check(&CheckContext {
+            membership: &seal.membership,
+            pubkeys: &pubkeys,
+            broker: &broker,
+        })
+        .map_err(|e| e.to_string())?;
+        if let Evidence::PolicyDrift {
+            policy_version,
+            sealed_digest,
+            ..
+        } = &cert.certificate.evidence
+        {
+            let sealed = self
+                .chain
+                .iter()
+                .find(|s| s.seal.seal.version.0 == *policy_version)
+                .ok_or_else(|| {
+                    format!("policy-drift evidence: no sealed version {policy_version}")
+                })?;
+            if sealed.seal.seal.policy_digest != *sealed_digest {
+                return Err(format!(
+                    "policy-drift evidence: version {policy_version} is sealed with digest {}, the certificate says {sealed_digest}",
+                    sealed.seal.seal.policy_digest
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn active(&self) -> &Sealed {
@@ -404,6 +499,13 @@ impl AmendState {
                 signers.push(v.voter);
             }
         }
+        // A validator certified on the ledger signs no seal.
+        let next = self.last_index.saturating_add(1);
+        signers.retain(|n| {
+            self.certified
+                .subject_at(&senatus_quorum::certificate::Subject::Validator(*n), next)
+                .is_none()
+        });
         Some((id, seal, signers))
     }
 
@@ -443,6 +545,14 @@ impl AmendState {
             }
             EntryKind::Vote => {
                 let vote = SignedVote::decode(payload)?;
+                // A validator certified before this index votes no more.
+                let subject = senatus_quorum::certificate::Subject::Validator(vote.vote.voter);
+                if let Some(c) = self.certified.subject_at(&subject, index) {
+                    return Err(AmendRejection::Tally(format!(
+                        "validator {} is excluded by shutdown certificate {c}; its vote is refused",
+                        vote.vote.voter
+                    )));
+                }
                 // Check before counting: a repeated vote appends nothing.
                 if let Some(prev) = self.votes.get(&vote.vote.proposal)
                     && prev.iter().any(|r| r.vote == vote)
@@ -453,6 +563,11 @@ impl AmendState {
                     });
                 }
                 let events = self.tally.vote(&vote, at)?;
+                for e in &events {
+                    if let TallyEvent::Equivocation(ev) = e {
+                        self.certified.push_equivocation((**ev).clone());
+                    }
+                }
                 let effect = events
                     .iter()
                     .find_map(|e| match e {
@@ -473,6 +588,20 @@ impl AmendState {
                     });
             }
             EntryKind::Seal => self.apply_seal(index, payload)?,
+            EntryKind::Certificate => {
+                let cert = crate::breach::decode(payload).map_err(AmendRejection::Certificate)?;
+                let id = cert.id().0;
+                if let Some(first) = self.certified.ledger_index(&id) {
+                    return Err(AmendRejection::Certificate(format!(
+                        "certificate {id} is already on the ledger at index {first}"
+                    )));
+                }
+                self.check_certificate(&cert)
+                    .map_err(AmendRejection::Certificate)?;
+                tracing::warn!(ledger_index = index, certificate = %id, subject = %cert.certificate.subject, kind = %cert.certificate.kind(), "shutdown certificate on the ledger");
+                self.certified.record(index, cert);
+                self.advance(at)?;
+            }
             EntryKind::Redeclaration => {
                 let r = Redeclaration::verify(payload, &self.seal().membership)
                     .map_err(AmendRejection::Redeclaration)?;
@@ -568,6 +697,11 @@ impl AmendState {
             seal = %next.digest,
             "amendment sealed; active policy swapped"
         );
+        let reinstate = next.layer.constitution().breach.reinstate.clone();
+        if !reinstate.is_empty() {
+            tracing::warn!(ledger_index = index, certificates = ?reinstate, "sealed amendment reinstates certified subjects");
+        }
+        self.certified.reinstate(&reinstate, index);
         self.chain.push(next);
         self.tally = tally;
         self.redeclared.clear();
@@ -757,6 +891,10 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
     if crate::gate::fault::active() == crate::gate::fault::Fault::VoteAbstain {
         return;
     }
+    // A locked validator votes on nothing (flow 5).
+    if shared.breach.lockdown(shared.sm.amendments()).is_some() {
+        return;
+    }
     let pending = shared
         .sm
         .amendments()
@@ -774,7 +912,22 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
                 let cmd = crate::raft_types::Command::new(EntryKind::Vote, vote.encode());
                 match shared.write(cmd).await {
                     Ok(r) => {
-                        tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast")
+                        tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast");
+                        #[cfg(feature = "fault-injection")]
+                        if crate::gate::fault::active() == crate::gate::fault::Fault::VoteEquivocate
+                        {
+                            let second = Vote {
+                                proposal: id,
+                                voter: me,
+                                verdict: Verdict::Reject(vec!["fault-injection".into()]),
+                            };
+                            if let Ok(v) = second.sign(key) {
+                                let cmd =
+                                    crate::raft_types::Command::new(EntryKind::Vote, v.encode());
+                                let r = shared.write(cmd).await;
+                                tracing::warn!(node = shared.id, proposal = %id, ok = r.is_ok(), "fault injection: conflicting vote cast");
+                            }
+                        }
                     }
                     Err(s) => {
                         tracing::warn!(node = shared.id, proposal = %id, code = ?s.code(), message = s.message(), "vote not committed; will retry")
@@ -842,10 +995,8 @@ async fn redeclare(
     // authoritative copy is the ledger (the Proposal entry's layer bytes,
     // sealed by the Seal entry).
     let dir = data_dir.join("sealed").join(format!("v{version}"));
-    if !dir
-        .join(senatus_genesis::policy::CONSTITUTION_FILE)
-        .exists()
-        && let Err(e) = active.layer.write_dir(&dir)
+    if !dir.exists()
+        && let Err(e) = write_sealed_dir(&active.layer, &dir)
     {
         tracing::error!(node = shared.id, dir = %dir.display(), error = %e, "cannot write the sealed policy layer");
         return;
@@ -865,6 +1016,26 @@ async fn redeclare(
             tracing::warn!(node = shared.id, version, code = ?s.code(), message = s.message(), "redeclaration not committed; will retry")
         }
     }
+}
+
+/// Writes `layer` to `dir` whole or not at all: into a fresh temporary
+/// directory beside it, then renamed into place, so the drift detector
+/// never reads a half-written copy as drift.
+fn write_sealed_dir(layer: &PolicyLayer, dir: &std::path::Path) -> std::io::Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.with_file_name(format!(".{name}.partial"));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp)?;
+    }
+    layer.write_dir(&tmp)?;
+    std::fs::rename(&tmp, dir)?;
+    if let Some(parent) = dir.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// The wire view of every proposal (or the one named).

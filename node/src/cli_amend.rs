@@ -65,24 +65,24 @@ pub enum AmendCommand {
     },
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
 }
 
-fn request<T>(msg: T) -> tonic::Request<T> {
+pub(crate) fn request<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.set_timeout(Duration::from_millis(AMEND_CALL_TIMEOUT_MS));
     r
 }
 
-fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
+pub(crate) fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
     let ch = crate::network::channel(api).with_context(|| format!("bad address {api}"))?;
     Ok(SenatusClient::new(ch).max_encoding_message_size(crate::service::API_MESSAGE_BYTES_MAX))
 }
 
-fn cluster_error(what: &str, api: &str, s: &tonic::Status) -> anyhow::Error {
+pub(crate) fn cluster_error(what: &str, api: &str, s: &tonic::Status) -> anyhow::Error {
     let code = match s.code() {
         tonic::Code::InvalidArgument | tonic::Code::NotFound => crate::cli_gate::EXIT_USAGE,
         _ => EXIT_CLUSTER,
@@ -337,7 +337,7 @@ pub fn run_seal(cmd: &SealCommand) -> anyhow::Result<()> {
 
 /// The cluster's genesis (checked against `genesis` if given) and its
 /// seal chain, verified from genesis.
-async fn fetch_chain(
+pub(crate) async fn fetch_chain(
     api: &str,
     genesis: Option<&Path>,
 ) -> anyhow::Result<(Genesis, Vec<SignedSeal>)> {

@@ -800,6 +800,7 @@ fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
         let mut c = client(&a.api, timeout).map_err(|e| deny(format!("{e:#}")))?;
         let msg = pb::RedeemRequest {
             token: token.to_bytes(),
+            ..Default::default()
         };
         call("Redeem", &a.api, timeout, c.redeem(request(msg, timeout)))
             .await

@@ -54,9 +54,11 @@ pub struct ReplayArgs {
     /// Without it only seal 0 (from genesis) is known.
     #[arg(long)]
     pub seals: Option<PathBuf>,
-    /// The sealed policy layer directory of the decision's policy version.
-    /// Default: `policy/` beside the genesis file. Its digest must equal
-    /// the sealed one.
+    /// The policy layer genesis sealed (version 1). Default: `policy/`
+    /// beside the genesis file. Later versions, and the shutdown
+    /// certificates that make a request DENY, are taken from the verified
+    /// ledger itself. A directory holding the decision's own sealed layer
+    /// is accepted too.
     #[arg(long)]
     pub policy: Option<PathBuf>,
     /// Read the ledger from a running validator (host:port)...
@@ -153,8 +155,37 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|| Path::new("."))
             .join("policy"),
     };
-    let (found, verified_to) = find(&genesis, id, a.api.as_deref(), a.file.as_deref())?;
-    let replayed = rebuild(&genesis, &chain, &policy_dir, found, verified_to)?;
+    // With the layer genesis sealed, every later sealed layer and every
+    // shutdown certificate comes from the verified ledger (as on a
+    // validator); without it, the directory must be the decision's own.
+    let mut amend = PolicyLayer::load_dir(&policy_dir)
+        .ok()
+        .filter(|l| l.digest() == genesis.body.policy_digest)
+        .map(|layer| {
+            crate::amend::AmendState::new(
+                std::sync::Arc::new(layer),
+                senatus_genesis::Seal::genesis(&genesis),
+                genesis.body.authority_key,
+            )
+            .map(|s| s.with_genesis(genesis.clone()))
+        })
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("amendment state over genesis: {e}"))?;
+    let (found, verified_to) = find(
+        &genesis,
+        id,
+        a.api.as_deref(),
+        a.file.as_deref(),
+        amend.as_mut(),
+    )?;
+    let replayed = rebuild(
+        &genesis,
+        &chain,
+        &policy_dir,
+        amend.as_ref(),
+        found,
+        verified_to,
+    )?;
     if replayed.payload().decision_id != id {
         // `find` matched the id; a different one here is a broken build.
         panic!(
@@ -174,6 +205,7 @@ fn find(
     id: Digest,
     api: Option<&str>,
     file: Option<&Path>,
+    mut amend: Option<&mut crate::amend::AmendState>,
 ) -> anyhow::Result<(Found, u64)> {
     let gd = genesis.digest();
     let mut chain = ChainVerifier::new(gd);
@@ -182,6 +214,15 @@ fn find(
         chain
             .push(&e)
             .map_err(|err| anyhow::anyhow!("ledger does not verify: {err}"))?;
+        if let Some(st) = amend.as_deref_mut() {
+            st.apply(e.index, e.kind, &e.payload).map_err(|r| {
+                anyhow::anyhow!(
+                    "ledger index {} ({}) is on the ledger but does not apply: {r}",
+                    e.index,
+                    e.kind
+                )
+            })?;
+        }
         if found.is_some() || e.kind != EntryKind::Decision {
             return Ok(());
         }
@@ -238,10 +279,52 @@ fn rebuild(
     genesis: &Genesis,
     chain: &[SignedSeal],
     policy_dir: &Path,
+    amend: Option<&crate::amend::AmendState>,
     found: Found,
     verified_to: u64,
 ) -> anyhow::Result<Replayed> {
     let b = &found.batch;
+    if let Some(sealed) = amend.and_then(|s| s.sealed(&b.seal_digest)) {
+        let seal = sealed.seal.clone();
+        if seal.seal.version != b.policy_version || seal.seal.epoch != b.epoch {
+            bail!(
+                "ledger index {} names policy version {} epoch {}, but seal {} is version {} epoch {}",
+                found.entry.index,
+                b.policy_version,
+                b.epoch,
+                b.seal_digest,
+                seal.seal.version,
+                seal.seal.epoch
+            );
+        }
+        let barred = amend
+            .map(|s| s.certified().agents_at(found.entry.index))
+            .unwrap_or_default();
+        let built = b
+            .build_barred(
+                &sealed.evaluator,
+                genesis.digest(),
+                LedgerIndex(found.entry.index),
+                found.entry.hash,
+                &seal.seal.group_key,
+                &|r| {
+                    barred
+                        .get(&(r.tenant.clone(), r.actor.clone()))
+                        .map(|id| format!("senatus.certificate.{id}"))
+                },
+            )
+            .map_err(|e| anyhow::anyhow!("ledger index {}: {e}", found.entry.index))?;
+        return Ok(Replayed {
+            ledger_index: found.entry.index,
+            entry_hash: found.entry.hash,
+            position: found.position,
+            batch_len: b.requests.len(),
+            request: b.requests[found.position as usize].clone(),
+            built,
+            seal,
+            verified_to,
+        });
+    }
     let seal = chain
         .iter()
         .find(|s| s.seal.digest() == b.seal_digest)

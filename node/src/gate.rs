@@ -305,6 +305,10 @@ impl Gate {
         shared: &Shared,
         req: pb::DecideRequest,
     ) -> Result<pb::DecideReply, Status> {
+        // A locked validator decides nothing, not even by forwarding.
+        if let Some(l) = shared.breach.lockdown(&self.amend) {
+            return Err(l.status(self.id));
+        }
         let request = request_from_wire(&req)?;
         let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
         loop {
@@ -326,6 +330,13 @@ impl Gate {
                             )));
                         }
                         Ok(Ok(r)) => return Ok(r.into_inner()),
+                        // A locked leader is giving way: wait for the next.
+                        Ok(Err(s))
+                            if s.message().starts_with("LockedDown")
+                                && Instant::now() < deadline =>
+                        {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
                         // The leader is gone or moved: look again, bounded.
                         Ok(Err(s))
                             if matches!(
@@ -471,6 +482,14 @@ impl Gate {
         shared: &Shared,
         requests: Vec<DecisionRequest>,
     ) -> Result<Vec<pb::DecideReply>, Status> {
+        // A validator decides only under a seal it has redeclared (flow 4):
+        // between a reseal and its own Redeclaration it waits, bounded.
+        self.wait_redeclared(shared).await?;
+        // The genesis lock again, before every batch: the active layer in
+        // memory must still be the sealed one.
+        if let Some(l) = crate::breach::check_memory(shared, &shared.breach) {
+            return Err(l.status(self.id));
+        }
         let issued_at_ms = now_ms();
         let active = self
             .amend
@@ -579,13 +598,24 @@ impl Gate {
                     batch.policy_version.0, batch.seal_digest
                 ))
             })?;
+        // Agents certified on the ledger before this batch get DENY, with
+        // the certificate as reason: the same on every signer (I7).
+        let barred = self
+            .amend
+            .with(|s| s.certified().agents_at(ledger_index))
+            .unwrap_or_default();
         batch
-            .build(
+            .build_barred(
                 &sealed.evaluator,
                 self.genesis_digest,
                 senatus_genesis::LedgerIndex(ledger_index),
                 entry_hash,
                 &self.group_key,
+                &|r| {
+                    barred
+                        .get(&(r.tenant.clone(), r.actor.clone()))
+                        .map(|id| format!("senatus.certificate.{id}"))
+                },
             )
             .map_err(|e| Status::internal(format!("ledger index {ledger_index}: {e}")))
     }
@@ -640,6 +670,8 @@ impl Gate {
             let chosen: Vec<NodeId> = order
                 .into_iter()
                 .filter(|n| !excluded.contains(n))
+                // A certified validator is in no signing set (flow 5).
+                .filter(|n| shared.breach.excluded(*n, &self.amend).is_none())
                 .filter(|n| match target {
                     SignTarget::Batch { .. } => true,
                     SignTarget::Seal { signers, .. } => signers.contains(n),
@@ -696,8 +728,12 @@ impl Gate {
                     let r = match tokio::time::timeout(timeout, call).await {
                         Err(_) => Err(format!("no share within {} ms", timeout.as_millis())),
                         Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
-                        Ok(Ok(r)) => SignedShare::from_bytes(&r.into_inner().share)
-                            .map_err(|e| format!("malformed share: {e}")),
+                        Ok(Ok(r)) => {
+                            let r = r.into_inner();
+                            SignedShare::from_bytes(&r.share)
+                                .map_err(|e| format!("malformed share: {e}"))
+                                .map(|share| (share, <[u8; 64]>::try_from(r.attestation).ok()))
+                        }
                     };
                     (signer, r)
                 });
@@ -715,6 +751,12 @@ impl Gate {
                         .await
                         .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
                 };
+                let share = share.map(|sh| {
+                    let att = shared.breach.sign(
+                        &senatus_quorum::certificate::AttestedShare::signing_bytes(&req, &sh),
+                    );
+                    (sh, Some(att))
+                });
                 results.push((me, share));
             }
             let local_us = t0.elapsed().as_micros() as u64;
@@ -731,7 +773,21 @@ impl Gate {
                 "signature shares collected"
             );
             let mut shares = BTreeMap::new();
+            let mut attested = BTreeMap::new();
             for (signer, r) in results {
+                // A certified signer's share is refused, even if asked for
+                // before its certificate arrived.
+                let r = r.and_then(
+                    |(s, att)| match shared.breach.excluded(signer, &self.amend) {
+                        Some(c) => Err(format!("excluded by shutdown certificate {c}")),
+                        None => {
+                            if let Some(att) = att {
+                                attested.insert(signer, (s, att));
+                            }
+                            Ok(s)
+                        }
+                    },
+                );
                 match r.and_then(|s| plan.accept(signer, &s).map_err(|e| e.to_string())) {
                     Ok(share) => {
                         shares.insert(signer, share);
@@ -760,6 +816,27 @@ impl Gate {
                         ?culprits,
                         "invalid signature shares"
                     );
+                    // Each culprit signed its reply: the share is evidence
+                    // any validator can re-check (flow 5).
+                    for c in &culprits {
+                        let Some((share, att)) = attested.get(c) else {
+                            continue;
+                        };
+                        let evidence = senatus_quorum::certificate::Evidence::InvalidShare(
+                            senatus_quorum::certificate::AttestedShare {
+                                request: req.clone(),
+                                share: *share,
+                                signature: senatus_genesis::Sig64(*att),
+                            },
+                        );
+                        if let Err(why) = shared.breach.issue(
+                            shared,
+                            senatus_quorum::certificate::Subject::Validator(*c),
+                            evidence,
+                        ) {
+                            tracing::error!(node = self.id, culprit = %c, %why, "cannot certify an invalid share");
+                        }
+                    }
                     failures.push(format!("invalid shares from {culprits:?}"));
                     excluded.extend(culprits);
                 }
@@ -876,6 +953,9 @@ impl Gate {
         ledger_index: u64,
         req: &SignRequest,
     ) -> Result<SignedShare, Status> {
+        if let Some(l) = crate::breach::check_memory(shared, &shared.breach) {
+            return Err(l.status(self.id));
+        }
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         let entry = loop {
             // Read the applied position before the ledger, so an apply that
@@ -916,6 +996,16 @@ impl Gate {
         let batch = DecisionBatch::decode(&entry.payload).map_err(|e| {
             Status::failed_precondition(format!("ledger index {ledger_index}: {e}"))
         })?;
+        // A batch under the seal active here needs this validator's own
+        // redeclaration of it first; a batch under an older seal was
+        // decided before the reseal and is evaluated under that seal.
+        let under_active = self
+            .amend
+            .with(|s| s.is_active(batch.policy_version.0, &batch.seal_digest))
+            .unwrap_or(false);
+        if under_active {
+            self.wait_redeclared(shared).await?;
+        }
         let built = self.build(&batch, ledger_index, entry.hash)?;
         #[cfg(feature = "fault-injection")]
         if fault::active() == fault::Fault::RefuseSign {
@@ -949,6 +1039,9 @@ impl Gate {
         proposal: senatus_quorum::amend::ProposalId,
         req: &SignRequest,
     ) -> Result<SignedShare, Status> {
+        if let Some(l) = shared.breach.lockdown(&self.amend) {
+            return Err(l.status(self.id));
+        }
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         let (seal, signers) = loop {
             let seen = shared.raft.metrics().borrow().last_applied;
@@ -976,6 +1069,13 @@ impl Gate {
                 self.id
             )));
         }
+        #[cfg(feature = "fault-injection")]
+        if fault::active() == fault::Fault::RefuseSign {
+            return Err(Status::failed_precondition(format!(
+                "validator {} refuses to sign (fault injection: refuse-sign)",
+                self.id
+            )));
+        }
         let message = seal.signing_bytes();
         let mut signer = lock(&self.signer);
         signer.sign(req, &message).map_err(|e| {
@@ -984,6 +1084,36 @@ impl Gate {
                 self.id
             ))
         })
+    }
+
+    /// Waits (bounded by `apply_wait_ms`) until this validator has
+    /// redeclared the active seal. Until then it neither decides nor signs
+    /// under that seal: it never fails open (DESIGN.md, flow 4).
+    async fn wait_redeclared(&self, shared: &Shared) -> Result<(), Status> {
+        let me = NodeId::new(self.id).map_err(|e| Status::internal(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        loop {
+            let seen = shared.raft.metrics().borrow().last_applied;
+            let pending = self
+                .amend
+                .with(|s| (!s.has_redeclared(me)).then(|| s.seal().version.0))
+                .ok_or_else(|| Status::internal("no sealed policy"))?;
+            let Some(version) = pending else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(Status::unavailable(format!(
+                    "validator {} has not redeclared policy version {version} within {} ms; it does not decide under a seal it has not redeclared; no token",
+                    self.id, self.config.apply_wait_ms
+                )));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = shared
+                .raft
+                .wait(Some(left))
+                .metrics(|m| m.last_applied != seen, "an apply")
+                .await;
+        }
     }
 
     /// True while this node leads (for the peer handlers).
@@ -995,16 +1125,57 @@ impl Gate {
     // ---- redemption --------------------------------------------------------
 
     /// Checks a token before its nonce is consumed: authentic (signature,
-    /// proof, chain), a PERMIT, not expired. The broker checks scope and
+    /// proof, chain), a PERMIT, not expired, and — when the bearer's params
+    /// are given — for exactly those params. The broker checks scope and
     /// params offline; the cluster refuses to burn a nonce for a forgery.
-    pub fn check_redeemable(&self, token_bytes: &[u8]) -> Result<token::Token, Status> {
+    /// A token that decodes but does not verify, or whose params were
+    /// modified, is a breach by the agent it names: a shutdown certificate
+    /// against that agent is issued (flow 5).
+    pub fn check_redeemable(
+        &self,
+        shared: &Shared,
+        token_bytes: &[u8],
+        params_json: &str,
+    ) -> Result<token::Token, Status> {
+        use senatus_quorum::certificate::Evidence;
         let t = token::Token::from_bytes(token_bytes)
             .map_err(|e| Status::invalid_argument(format!("malformed token: {e}")))?;
-        let v = self
-            .broker()?
-            .verify_receipt_token(t)
-            .map_err(|e| Status::permission_denied(format!("token refused: {e}")))?;
+        let v = match self.broker()?.verify_receipt_token(t.clone()) {
+            Ok(v) => v,
+            Err(e) => {
+                let certified = self.certify_agent(
+                    shared,
+                    &t,
+                    Evidence::TokenForged {
+                        token: token_bytes.to_vec(),
+                    },
+                );
+                return Err(Status::permission_denied(format!(
+                    "token refused: {e}; {certified}"
+                )));
+            }
+        };
         let t = v.token;
+        if !params_json.is_empty() {
+            let same = serde_json::from_str::<serde_json::Value>(params_json)
+                .ok()
+                .and_then(|p| senatus_quorum::params_digest(&p).ok())
+                .is_some_and(|d| d == t.payload.params_digest);
+            if !same {
+                let certified = self.certify_agent(
+                    shared,
+                    &t,
+                    Evidence::TokenModified {
+                        token: token_bytes.to_vec(),
+                        params_json: params_json.to_string(),
+                    },
+                );
+                return Err(Status::permission_denied(format!(
+                    "token refused: the params presented are not the params it was issued for (digest {}); {certified}",
+                    t.payload.params_digest
+                )));
+            }
+        }
         if t.payload.outcome != Outcome::Permit {
             return Err(Status::permission_denied(format!(
                 "token refused: a {} receipt can never be redeemed",
@@ -1019,6 +1190,50 @@ impl Gate {
             )));
         }
         Ok(t)
+    }
+
+    /// A second redemption of a valid token's nonce: certifies the agent
+    /// it names (flow 5) and returns the refusal, naming both.
+    pub fn certify_replay(&self, shared: &Shared, token_bytes: &[u8], refused: Status) -> Status {
+        let Ok(t) = token::Token::from_bytes(token_bytes) else {
+            return refused;
+        };
+        let first = shared
+            .sm
+            .nonce_redemption(&t.payload.nonce.0)
+            .ok()
+            .flatten();
+        let Some(first_index) = first else {
+            return refused;
+        };
+        let certified = self.certify_agent(
+            shared,
+            &t,
+            senatus_quorum::certificate::Evidence::TokenReplayed {
+                token: token_bytes.to_vec(),
+                first_index,
+            },
+        );
+        Status::new(
+            refused.code(),
+            format!("{}; {certified}", refused.message()),
+        )
+    }
+
+    fn certify_agent(
+        &self,
+        shared: &Shared,
+        t: &token::Token,
+        evidence: senatus_quorum::certificate::Evidence,
+    ) -> String {
+        let subject = senatus_quorum::certificate::Subject::Agent {
+            tenant: t.payload.tenant.clone(),
+            actor: t.payload.actor.clone(),
+        };
+        match shared.breach.issue(shared, subject.clone(), evidence) {
+            Ok(id) => format!("shutdown certificate {id} issued against {subject}"),
+            Err(why) => format!("no certificate against {subject}: {why}"),
+        }
     }
 }
 
@@ -1161,6 +1376,9 @@ pub mod fault {
         VoteReject,
         /// `vote-abstain`: never vote on an amendment.
         VoteAbstain,
+        /// `vote-equivocate`: vote approve, then also reject, on every
+        /// amendment (two conflicting signed votes for one slot).
+        VoteEquivocate,
     }
 
     /// The fault of this process, read once.
@@ -1172,8 +1390,43 @@ pub mod fault {
             Ok("lie-outcome") => Fault::LieOutcome,
             Ok("vote-reject") => Fault::VoteReject,
             Ok("vote-abstain") => Fault::VoteAbstain,
+            Ok("vote-equivocate") => Fault::VoteEquivocate,
             _ => Fault::None,
         })
+    }
+
+    /// File triggers of the tamper hooks, checked by the detector loop:
+    /// `DATA_DIR/TAMPER_MEMORY` (any content) edits the active policy layer
+    /// in memory; `DATA_DIR/FLIP_LEDGER` (a ledger index) flips one stored
+    /// byte of that entry. Each file is removed once acted on.
+    pub fn tamper_hooks(shared: &crate::service::Shared, data_dir: &std::path::Path) {
+        let memory = data_dir.join("TAMPER_MEMORY");
+        if memory.exists() && std::fs::remove_file(&memory).is_ok() {
+            tracing::warn!(
+                node = shared.id,
+                "fault injection: tampering the in-memory policy layer"
+            );
+            let _ = shared.sm.amendments().with(|s| s.tamper_active_layer());
+        }
+        let flip = data_dir.join("FLIP_LEDGER");
+        if let Ok(text) = std::fs::read_to_string(&flip) {
+            let _ = std::fs::remove_file(&flip);
+            match text.trim().parse::<u64>() {
+                Ok(index) => {
+                    tracing::warn!(
+                        node = shared.id,
+                        index,
+                        "fault injection: flipping a stored ledger byte"
+                    );
+                    if let Err(e) = shared.sm.flip_stored_byte(index) {
+                        tracing::error!(node = shared.id, error = %e, "flip hook failed");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(node = shared.id, error = %e, "FLIP_LEDGER holds no index")
+                }
+            }
+        }
     }
 
     /// The share with its value replaced (still a valid scalar encoding).

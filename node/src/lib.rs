@@ -2,7 +2,9 @@
 //! services, the decision gate, breach detection and the `senatus` CLI.
 
 pub mod amend;
+pub mod breach;
 pub mod cli_amend;
+pub mod cli_breach;
 pub mod cli_gate;
 pub mod cli_genesis;
 pub mod cli_ledger;

@@ -59,6 +59,10 @@ enum Command {
     /// The seal chain: every seal, verified back to genesis.
     #[command(subcommand)]
     Seal(senatus_node::cli_amend::SealCommand),
+    /// Shutdown certificates: list what a validator validated (and whether
+    /// it is locked down), or verify one certificate offline.
+    #[command(subcommand, after_help = senatus_node::cli_breach::CERTIFICATES_EXIT_CODES)]
+    Certificates(senatus_node::cli_breach::CertificatesCommand),
     /// Forensic replay of one decision: rebuild it from a ledger verified
     /// from genesis (request, policy version, outcome, reasons, the token
     /// payload, Merkle root and the message the validators signed) and, given
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
         Command::Broker(c) => cli_gate::broker(c),
         Command::Amend(c) => senatus_node::cli_amend::run(c),
         Command::Seal(c) => senatus_node::cli_amend::run_seal(c),
+        Command::Certificates(c) => senatus_node::cli_breach::run(c),
         Command::Replay(a) => senatus_node::cli_replay::run(a),
         Command::Bench(a) => run_bench(a),
     };

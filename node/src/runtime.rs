@@ -98,6 +98,14 @@ pub enum StartError {
     /// The stored ledger does not verify; the node refuses to serve.
     #[error("ledger integrity check failed, refusing to serve: {0}")]
     Integrity(crate::ledger::ChainError),
+    /// The stored certificates could not be read.
+    #[error("cannot read stored certificates in {path}: {source}")]
+    Certificates {
+        /// The certificates directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Raft could not start.
     #[error("raft failed to start: {0}")]
     Raft(String),
@@ -157,7 +165,8 @@ pub async fn start(
         senatus_genesis::Seal::genesis(&material.genesis),
         material.genesis.body.authority_key,
     )
-    .map_err(|e| StartError::Raft(format!("amendment tally: {e}")))?;
+    .map_err(|e| StartError::Raft(format!("amendment tally: {e}")))?
+    .with_genesis(material.genesis.clone());
     sm.enable_amendments(amend)
         .map_err(|source| StartError::Store {
             path: db_path.display().to_string(),
@@ -206,6 +215,30 @@ pub async fn start(
         tracing::debug!(node = id, error = %e, "initialize skipped");
     }
 
+    let forward: BTreeMap<u64, _> = members
+        .iter()
+        .filter(|(k, _)| **k != id)
+        .map(|(k, v)| Ok((*k, crate::network::forward_client(&v.addr)?)))
+        .collect::<Result<_, tonic::transport::Error>>()
+        .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?;
+    let breach = Arc::new(
+        crate::breach::Breach::open(
+            material.lock.node_id,
+            material.identity.signing_key().clone(),
+            &material.config.data_dir,
+            &material.genesis,
+            forward.clone(),
+        )
+        .map_err(|source| StartError::Certificates {
+            path: material
+                .config
+                .data_dir
+                .join("certificates")
+                .display()
+                .to_string(),
+            source,
+        })?,
+    );
     let shared = Shared {
         id,
         chain_id: material.genesis.body.chain_id.clone(),
@@ -213,14 +246,8 @@ pub async fn start(
         sm,
         genesis_digest,
         peer_addrs: Arc::new(members.iter().map(|(k, v)| (*k, v.addr.clone())).collect()),
-        forward: Arc::new(
-            members
-                .iter()
-                .filter(|(k, _)| **k != id)
-                .map(|(k, v)| Ok((*k, crate::network::forward_client(&v.addr)?)))
-                .collect::<Result<_, tonic::transport::Error>>()
-                .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?,
-        ),
+        forward: Arc::new(forward),
+        breach: breach.clone(),
         metrics: Arc::new(Metrics::default()),
         bounds: options.bounds,
         gate: Arc::new(std::sync::OnceLock::new()),
@@ -299,6 +326,13 @@ pub async fn start(
     ));
 
     gate.spawn(shared.clone(), stopped(), &mut tasks);
+    tasks.spawn(crate::breach::run_detectors(
+        shared.clone(),
+        breach,
+        material.config.policy_dir.clone(),
+        material.config.data_dir.clone(),
+        Box::pin(stopped()),
+    ));
 
     let members: BTreeSet<u64> = members.keys().copied().collect();
     tracing::info!(node = id, ?members, "validator started");

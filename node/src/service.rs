@@ -79,6 +79,8 @@ pub struct Shared {
     pub bounds: WriteBounds,
     /// The decision gate, set once at start.
     pub gate: Arc<std::sync::OnceLock<Arc<crate::gate::Gate>>>,
+    /// Breach state: validated certificates, lockdown, fan-out.
+    pub breach: Arc<crate::breach::Breach>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -182,6 +184,16 @@ impl Shared {
     /// Leader-side write: refuse fast without a recent quorum, then append
     /// and wait (bounded) for commit and apply.
     pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
+        // A locked leader appends nothing but certificates, so its
+        // followers stop hearing from it and elect another (flow 5).
+        if cmd.kind != EntryKind::Certificate
+            && let Some(l) = self.breach.lockdown(self.sm.amendments())
+        {
+            return Err(Status::failed_precondition(format!(
+                "node {} is locked down by certificate {} and leads no writes; not the leader",
+                self.id, l.id
+            )));
+        }
         let mut m = self.raft.metrics().borrow().clone();
         if m.state == ServerState::Leader && m.millis_since_quorum_ack.is_none() {
             // Just elected: no majority has acknowledged this leader yet.
@@ -350,6 +362,9 @@ impl pb::peer_server::Peer for PeerService {
         }
         let count = usize::try_from(r.count.min(COMMITMENTS_PER_CALL_MAX)).unwrap_or(0);
         let gate = self.0.gate()?;
+        if let Some(l) = self.0.breach.lockdown(self.0.sm.amendments()) {
+            return Err(l.status(self.0.id));
+        }
         let list = gate.commitments_for(r.from, count);
         Ok(Response::new(pb::CommitmentsReply {
             commitments: list.iter().map(|c| c.to_bytes()).collect(),
@@ -366,9 +381,7 @@ impl pb::peer_server::Peer for PeerService {
             .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
         let gate = self.0.gate()?;
         let share = gate.sign_entry(&self.0, r.ledger_index, &sign_req).await?;
-        Ok(Response::new(pb::SignBatchReply {
-            share: share.to_bytes(),
-        }))
+        Ok(Response::new(self.attested(&sign_req, &share)))
     }
 
     async fn sign_seal(
@@ -393,9 +406,43 @@ impl pb::peer_server::Peer for PeerService {
                 &sign_req,
             )
             .await?;
-        Ok(Response::new(pb::SignBatchReply {
+        Ok(Response::new(self.attested(&sign_req, &share)))
+    }
+
+    async fn certify(
+        &self,
+        req: Request<pb::CertifyRequest>,
+    ) -> Result<Response<pb::CertifyReply>, Status> {
+        let r = req.into_inner();
+        self.check_member(r.from)?;
+        let cert = crate::breach::decode(&r.certificate)
+            .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}")))?;
+        match self.0.breach.accept(&self.0, &cert) {
+            Ok(id) => Ok(Response::new(pb::CertifyReply { id: id.0.to_vec() })),
+            Err(why) => {
+                tracing::warn!(node = self.0.id, from = r.from, certificate = %cert.id(), %why, "certificate refused; nothing changes");
+                Err(Status::invalid_argument(format!(
+                    "certificate {} refused: {why}",
+                    cert.id()
+                )))
+            }
+        }
+    }
+}
+
+impl PeerService {
+    /// A share with this validator's identity signature over it (PROTOCOL
+    /// 17.1), so an invalid one is attributable.
+    fn attested(
+        &self,
+        req: &senatus_quorum::signing::SignRequest,
+        share: &senatus_quorum::signing::SignedShare,
+    ) -> pb::SignBatchReply {
+        let bytes = senatus_quorum::certificate::AttestedShare::signing_bytes(req, share);
+        pb::SignBatchReply {
             share: share.to_bytes(),
-        }))
+            attestation: self.0.breach.sign(&bytes).to_vec(),
+        }
     }
 }
 
@@ -535,12 +582,19 @@ impl pb::senatus_server::Senatus for ApiService {
         let r = req.into_inner();
         self.timed("Redeem", async {
             let gate = self.0.gate()?;
-            let token = gate.check_redeemable(&r.token)?;
+            let token = gate.check_redeemable(&self.0, &r.token, &r.params_json)?;
             let payload = crate::gate::redemption_payload(&token);
-            let w = self
+            let w = match self
                 .0
                 .write(Command::new(EntryKind::Redemption, payload))
-                .await?;
+                .await
+            {
+                Ok(w) => w,
+                Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                    return Err(gate.certify_replay(&self.0, &r.token, s));
+                }
+                Err(s) => return Err(s),
+            };
             Ok(pb::RedeemReply {
                 ledger_index: w.index,
                 entry_hash: w.hash,
@@ -591,6 +645,25 @@ impl pb::senatus_server::Senatus for ApiService {
             self.0
                 .write(Command::new(EntryKind::Proposal, r.signed_proposal))
                 .await
+        })
+        .await
+    }
+
+    async fn list_certificates(
+        &self,
+        _req: Request<pb::ListCertificatesRequest>,
+    ) -> Result<Response<pb::ListCertificatesReply>, Status> {
+        self.timed("ListCertificates", async {
+            let amend = self.0.sm.amendments();
+            Ok(pb::ListCertificatesReply {
+                certificates: self.0.breach.views(amend),
+                locked_by: self
+                    .0
+                    .breach
+                    .lockdown(amend)
+                    .map(|l| l.id.0.to_vec())
+                    .unwrap_or_default(),
+            })
         })
         .await
     }

@@ -1085,3 +1085,189 @@ async fn wait_redeclared(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// FROST-signs `message` as the validators `signers` could: with three,
+/// their real key shares (read from their node directories) make a real
+/// signature under the group key. Two cannot: FROST refuses fewer than
+/// the threshold, and their shares alone do not interpolate the group
+/// secret, so the best two colluding validators can produce is a signature
+/// under a key they hold between them (here a 2-of-2 FROST key of their
+/// own).
+fn frost_sign(tmp: &Path, signers: &[u64], message: &[u8]) -> senatus_genesis::Sig64 {
+    use frost_ed25519 as frost;
+    let mut rng = rand::rngs::OsRng;
+    let shares: Vec<frost::keys::KeyPackage> = if signers.len() >= 3 {
+        signers
+            .iter()
+            .map(|id| {
+                let path = tmp.join(format!("net/node-{id}/frost-share.key"));
+                senatus_genesis::keys::FrostShare::read(&path)
+                    .expect("frost share")
+                    .key_package
+            })
+            .collect()
+    } else {
+        let (secret, _) =
+            frost::keys::generate_with_dealer(2, 2, frost::keys::IdentifierList::Default, rng)
+                .expect("their own key");
+        secret
+            .into_values()
+            .map(|s| frost::keys::KeyPackage::try_from(s).expect("key package"))
+            .collect()
+    };
+    let mut nonces = std::collections::BTreeMap::new();
+    let mut commitments = std::collections::BTreeMap::new();
+    for kp in &shares {
+        let (n, c) = frost::round1::commit(kp.signing_share(), &mut rng);
+        nonces.insert(*kp.identifier(), n);
+        commitments.insert(*kp.identifier(), c);
+    }
+    let package = frost::SigningPackage::new(commitments, message);
+    let mut sig_shares = std::collections::BTreeMap::new();
+    for kp in &shares {
+        let s = frost::round2::sign(&package, &nonces[kp.identifier()], kp).expect("share");
+        sig_shares.insert(*kp.identifier(), s);
+    }
+    let verifying: std::collections::BTreeMap<_, _> = shares
+        .iter()
+        .map(|kp| (*kp.identifier(), *kp.verifying_share()))
+        .collect();
+    let pubkeys = frost::keys::PublicKeyPackage::new(
+        verifying,
+        *shares[0].verifying_key(),
+        Some(*shares[0].min_signers()),
+    );
+    let sig = frost::aggregate(&package, &sig_shares, &pubkeys).expect("aggregate");
+    let bytes: [u8; 64] = sig
+        .serialize()
+        .expect("serialize")
+        .try_into()
+        .expect("64 bytes");
+    senatus_genesis::Sig64(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_broker() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "forged seals", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        // Three validators refuse to sign anything: the amendment passes
+        // with five approvals, but only two validators would sign its seal.
+        with_fault(&net, &[1, 2, 3], "refuse-sign").await;
+        let api = |id: u64| net.spec(id).expect("spec").api.clone();
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let out = cli(&[
+            "amend",
+            "propose",
+            "--api",
+            &api(4),
+            "--policy",
+            s(&v2),
+            "--justification",
+            "sealed by too few",
+            "--key",
+            s(&tmp.path().join("net/authority.key")),
+        ])
+        .await;
+        assert!(out.status.success(), "propose: {}", show(&out));
+        let id = proposal_id(&out);
+        let view = settled(&net, &id, "passed", 5).await;
+        let genesis =
+            senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
+        let zero = seal_chain(&net, 4).await.remove(0);
+        let next = senatus_genesis::Seal {
+            version: senatus_genesis::PolicyVersion(2),
+            policy_digest: digest(&view.layer_digest),
+            prev_seal: zero.seal.digest(),
+            ..zero.seal.clone()
+        };
+        let other = senatus_genesis::Seal {
+            policy_digest: senatus_genesis::codec::sha3(b"a layer nobody proposed"),
+            ..next.clone()
+        };
+        let proposal = senatus_quorum::amend::ProposalId(digest(&hex::decode(&id).expect("hex")));
+        let forgeries = [
+            (
+                "two validators, under a key of their own",
+                next.digest(),
+                frost_sign(tmp.path(), &[4, 5], &next.signing_bytes()),
+                "signature does not verify under group key",
+            ),
+            (
+                "three real shares over another digest",
+                other.digest(),
+                frost_sign(tmp.path(), &[1, 4, 5], &other.signing_bytes()),
+                "this validator's next seal is",
+            ),
+            (
+                "the right digest, signed over another seal",
+                next.digest(),
+                frost_sign(tmp.path(), &[1, 4, 5], &other.signing_bytes()),
+                "signature does not verify under group key",
+            ),
+        ];
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let mut peer = senatus_proto::v1::peer_client::PeerClient::connect(format!(
+            "http://{}",
+            net.spec(leader).expect("spec").peer
+        ))
+        .await
+        .expect("peer connect");
+        for (what, seal_digest, signature, why) in &forgeries {
+            // Straight into the leader's log: every validator checks the
+            // Seal entry on apply, and refuses it identically.
+            let entry = senatus_node::amend::SealEntry {
+                proposal,
+                seal_digest: *seal_digest,
+                signature: *signature,
+            };
+            let r = peer
+                .forward_write(pb::WriteCommand {
+                    kind: 6,
+                    payload: entry.encode(),
+                })
+                .await;
+            let status = r.expect_err(what);
+            assert_eq!(
+                status.code(),
+                tonic::Code::InvalidArgument,
+                "{what}: {status:?}"
+            );
+            assert!(status.message().contains(why), "{what}: {status:?}");
+
+            // The broker, holding only genesis and the chain, refuses a seal
+            // whose signature is not t validators' over that seal. (Three
+            // real shares over another seal do verify as that seal: t
+            // colluding validators are the threshold by definition; the
+            // nodes refuse it because no passed amendment makes it.)
+            if *seal_digest == next.digest() {
+                let forged = senatus_genesis::SignedSeal {
+                    seal: next.clone(),
+                    signature: Some(*signature),
+                };
+                let err = senatus_quorum::broker::Broker::new(&genesis, &[zero.clone(), forged])
+                    .expect_err(what);
+                assert!(err.to_string().contains("does not verify"), "{what}: {err}");
+            }
+        }
+        // Nothing was sealed anywhere: no Seal entry, seal 0 still active.
+        assert_eq!(chain_everywhere(&net, 1).await.len(), 1);
+        for n in net.ids() {
+            let entries = ledger(&net, n).await;
+            assert!(
+                entries.iter().all(|e| e.kind != 6),
+                "node {n} recorded a seal"
+            );
+        }
+
+        // A third honest signer returns: the real seal is made and taken.
+        with_fault(&net, &[1], "none").await;
+        let chain = chain_everywhere(&net, 2).await;
+        assert_eq!(chain[1].seal, next, "the seal every validator computed");
+    })
+    .await;
+}

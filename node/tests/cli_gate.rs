@@ -932,6 +932,13 @@ impl pb::senatus_server::Senatus for StandIn {
         Err(tonic::Status::unimplemented("stand-in"))
     }
 
+    async fn list_certificates(
+        &self,
+        _: tonic::Request<pb::ListCertificatesRequest>,
+    ) -> Result<tonic::Response<pb::ListCertificatesReply>, tonic::Status> {
+        Err(tonic::Status::unimplemented("stand-in"))
+    }
+
     async fn amend_status(
         &self,
         _: tonic::Request<pb::AmendStatusRequest>,

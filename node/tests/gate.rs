@@ -175,7 +175,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         let permit = permit_token.expect("permit token");
         let mut c = net.client(follower).expect("client");
         let first = c
-            .redeem(pb::RedeemRequest { token: permit.clone() })
+            .redeem(pb::RedeemRequest { token: permit.clone(), ..Default::default() })
             .await
             .expect("first redemption")
             .into_inner();
@@ -183,7 +183,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         let again = net
             .client(leader)
             .expect("client")
-            .redeem(pb::RedeemRequest { token: permit.clone() })
+            .redeem(pb::RedeemRequest { token: permit.clone(), ..Default::default() })
             .await
             .expect_err("second redemption");
         assert_eq!(again.code(), Code::AlreadyExists, "{}", again.message());
@@ -196,7 +196,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         // A DENY receipt can never be redeemed; a flipped byte is refused.
         let deny = deny_token.expect("deny token");
         let err = c
-            .redeem(pb::RedeemRequest { token: deny })
+            .redeem(pb::RedeemRequest { token: deny, ..Default::default() })
             .await
             .expect_err("receipt redemption");
         assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
@@ -204,7 +204,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         let last = forged.len() - 1;
         forged[last] ^= 1;
         let err = c
-            .redeem(pb::RedeemRequest { token: forged })
+            .redeem(pb::RedeemRequest { token: forged, ..Default::default() })
             .await
             .expect_err("forged redemption");
         assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
@@ -280,9 +280,15 @@ async fn a_redeemed_nonce_stays_redeemed_across_leader_change_and_full_restart()
             let mut c = net.client(via).expect("client");
             let token = token.clone();
             async move {
-                tokio::time::timeout(CALL, c.redeem(pb::RedeemRequest { token }))
-                    .await
-                    .expect("redeem answered in time")
+                tokio::time::timeout(
+                    CALL,
+                    c.redeem(pb::RedeemRequest {
+                        token,
+                        ..Default::default()
+                    }),
+                )
+                .await
+                .expect("redeem answered in time")
             }
         };
         let first = redeem(leader).await.expect("first redemption").into_inner();
@@ -553,12 +559,16 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
         let mut c = net.client(5).expect("client");
         c.redeem(pb::RedeemRequest {
             token: first.token.clone(),
+            ..Default::default()
         })
         .await
         .expect("redeem");
         let again = decide(&net, 5, req).await.expect("retry after redemption");
         let err = c
-            .redeem(pb::RedeemRequest { token: again.token })
+            .redeem(pb::RedeemRequest {
+                token: again.token,
+                ..Default::default()
+            })
             .await
             .expect_err("same nonce");
         assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());

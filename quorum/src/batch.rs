@@ -177,10 +177,47 @@ impl DecisionBatch {
         entry_hash: Digest,
         group_key: &senatus_genesis::Key32,
     ) -> Result<BuiltBatch, BuildError> {
+        self.build_barred(
+            evaluator,
+            genesis_digest,
+            ledger_index,
+            entry_hash,
+            group_key,
+            &|_| None,
+        )
+    }
+
+    /// As [`DecisionBatch::build`], with `barred` naming the requests that
+    /// are DENY whatever the policy says: those of an agent a shutdown
+    /// certificate on the ledger before this batch names. `barred` returns
+    /// the reason (`senatus.certificate.<id>`); it must depend only on the
+    /// ledger before `ledger_index`, so every signer and a replay agree.
+    pub fn build_barred(
+        &self,
+        evaluator: &crate::evaluate::Evaluator,
+        genesis_digest: Digest,
+        ledger_index: senatus_genesis::LedgerIndex,
+        entry_hash: Digest,
+        group_key: &senatus_genesis::Key32,
+        barred: &dyn Fn(&DecisionRequest) -> Option<String>,
+    ) -> Result<BuiltBatch, BuildError> {
         let mut decisions = Vec::with_capacity(self.requests.len());
         let mut payloads = Vec::with_capacity(self.requests.len());
         for (position, request) in (0u32..).zip(&self.requests) {
-            let decision = evaluator.evaluate(request, self.issued_at_ms);
+            let decision = match barred(request) {
+                Some(reason) => crate::evaluate::Decision {
+                    outcome: crate::Outcome::Deny,
+                    reasons: vec![reason],
+                    facts: Default::default(),
+                    findings: Vec::new(),
+                    policy_version: self.policy_version,
+                    detail: Some(format!(
+                        "agent {}/{} is certified by a shutdown certificate",
+                        request.tenant, request.actor
+                    )),
+                },
+                None => evaluator.evaluate(request, self.issued_at_ms),
+            };
             let params_digest = crate::params::params_digest(&request.params)
                 .map_err(|error| BuildError::Params { position, error })?;
             payloads.push(crate::token::TokenPayload {

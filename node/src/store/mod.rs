@@ -36,7 +36,7 @@ use crate::ledger::ChainError;
 
 pub use log_store::LogStore;
 pub use snapshot::{SNAPSHOT_BYTES_MAX_DEFAULT, SnapshotError};
-pub use state_machine::{StateBatch, StateMachineStore};
+pub use state_machine::{PendingApply, StateBatch, StateMachineStore};
 
 /// Column family names.
 pub mod cf {

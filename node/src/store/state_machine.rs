@@ -194,6 +194,32 @@ impl IdempotencyRecord {
 struct ApplyScratch {
     redeemed: std::collections::HashMap<Vec<u8>, u64>,
     idempotency: std::collections::HashSet<Vec<u8>>,
+    /// Hashes of the entries appended so far in this apply call.
+    hashes: std::collections::HashMap<u64, Digest>,
+}
+
+/// What earlier entries of the apply call in progress wrote, for checks
+/// that read the ledger (certificate evidence).
+pub struct PendingApply<'a> {
+    scratch: &'a ApplyScratch,
+}
+
+impl std::fmt::Debug for PendingApply<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingApply").finish_non_exhaustive()
+    }
+}
+
+impl PendingApply<'_> {
+    /// The hash of entry `index`, if this apply call appended it.
+    pub fn hash_at(&self, index: u64) -> Option<Digest> {
+        self.scratch.hashes.get(&index).copied()
+    }
+
+    /// Where `nonce` was redeemed, if this apply call redeemed it.
+    pub fn redeemed(&self, nonce: &[u8]) -> Option<u64> {
+        self.scratch.redeemed.get(nonce).copied()
+    }
 }
 
 fn check_reserved_key(what: &'static str, k: &[u8]) -> Result<(), StoreError> {
@@ -488,6 +514,32 @@ impl StateMachineStore {
         Ok((verifier, entries))
     }
 
+    /// Test hook (fault-injection builds only): flips one stored byte of
+    /// ledger entry `index` in place, under the hash, as a failing disk or
+    /// an intruder would; the chain no longer verifies at `index`.
+    #[cfg(feature = "fault-injection")]
+    pub fn flip_stored_byte(&self, index: u64) -> Result<(), StoreError> {
+        let h = cf_handle(&self.db, cf::LEDGER)?;
+        let k = index_key(index);
+        let mut v = self
+            .db
+            .get_cf(h, k)
+            .map_err(rocks("get", cf::LEDGER))?
+            .ok_or_else(|| StoreError::Corrupt {
+                cf: cf::LEDGER,
+                key: index.to_string(),
+                reason: "no such entry to flip".into(),
+            })?;
+        // Past the tag, index, kind and payload length: the payload's first
+        // byte (or prev_hash's, for an empty payload).
+        let at = crate::ledger::LEDGER_ENTRY_TAG.len() + "senatus//v1".len() + 1 + 8 + 1 + 4;
+        let at = at.min(v.len() - 33);
+        v[at] ^= 0x01;
+        self.db
+            .put_cf_opt(h, k, &v, &synced())
+            .map_err(rocks("put", cf::LEDGER))
+    }
+
     /// Canonical bytes of the active policy layer, once one is recorded.
     pub fn active_policy(&self) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_in(None, cf::POLICY, key::ACTIVE_POLICY)
@@ -630,11 +682,28 @@ impl StateMachineStore {
                 keys.push((key, u32::try_from(position).unwrap_or(u32::MAX), r.digest()));
             }
         }
+        // A certificate's evidence that names this ledger (a break at an
+        // index, a nonce's first redemption) is checked against it here;
+        // the rest on the amendment state below.
+        if cmd.kind == EntryKind::Certificate {
+            let checked = crate::breach::decode(&cmd.payload).and_then(|cert| {
+                crate::breach::local_facts(self, &cert, Some(&PendingApply { scratch }))
+            });
+            if let Err(why) = checked {
+                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
+                    format!("certificate: {why}"),
+                )));
+            }
+        }
         // Amendments last: the tally changes only for an entry that is
         // appended. Proposals and votes it refuses append nothing.
         let is_amendment = matches!(
             cmd.kind,
-            EntryKind::Proposal | EntryKind::Vote | EntryKind::Seal | EntryKind::Redeclaration
+            EntryKind::Proposal
+                | EntryKind::Vote
+                | EntryKind::Seal
+                | EntryKind::Redeclaration
+                | EntryKind::Certificate
         );
         match self
             .amend
@@ -668,6 +737,7 @@ impl StateMachineStore {
             )?;
         }
         batch.put_ledger_entry(&entry)?;
+        scratch.hashes.insert(entry.index, entry.hash);
         *head = entry.head();
         Ok(CommandResponse::Appended(*head))
     }
