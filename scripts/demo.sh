@@ -5,12 +5,15 @@
 # one validator crashed and restarted, the replicated ledger verified from
 # genesis, and a governed agent's scenario: a permitted payment whose token
 # a broker verifies offline and redeems exactly once, a tampered amount
-# refused, a blocklisted transfer denied, an uncertain agent silenced, and
+# refused, a second redemption refused and its agent certified (its next
+# decision is DENY), a blocklisted transfer denied, an uncertain agent silenced, and
 # personal data kept from an external endpoint; an auditor replays the
 # payment decision from the ledger; then the transfer limit is amended (every
 # validator reviews and votes, three sign the seal) and the same large
-# transfer, silenced under version 1, is permitted under version 2. The
-# testnet is stopped at the end
+# transfer, silenced under version 1, is permitted under version 2; last,
+# validator 4's copy of the sealed policy is edited on disk: it locks
+# itself, every validator validates its shutdown certificate, and the other
+# four keep deciding. The testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -78,14 +81,24 @@ if "$SENATUS" broker redeem --api "$(api_of 2)" --genesis "$B/genesis.json" --se
     --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"; then
     echo "demo: a token was redeemed twice" >&2; exit 1
 fi
-echo "-- a transfer to a blocklisted account: DENY, with a signed receipt"
+echo "-- presenting a redeemed token again is a replay: the agent is certified, every"
+echo "   validator validates the certificate, and agent-7's next decision is DENY"
+for _ in $(seq 1 100); do   # bounded: at most 20 s
+    "$SENATUS" certificates list --api "$(api_of 3)" | grep -q "token-replayed against agent acme/agent-7, .*ledger index" && break
+    sleep 0.2
+done
+"$SENATUS" certificates list --api "$(api_of 3)"
 "$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-7 \
+    --tenant acme --params "$PAY" --idempotency-key demo-after-replay
+echo "-- the scenario goes on with agent-8"
+echo "-- a transfer to a blocklisted account: DENY, with a signed receipt"
+"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-8 \
     --tenant acme --params '{"amount": 100, "currency": "EUR", "to_account": "acct-sanctioned-0001"}'
 echo "-- an agent that is unsure of itself (uncertainty 0.9 >= alpha 0.7): SILENCE"
-"$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-7 \
+"$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 \
     --tenant acme --params "$PAY" --uncertainty 900
 echo "-- an export of personal data to an external endpoint: DENY"
-"$SENATUS" decide --api "$(api_of 2)" --surface data --action export --actor agent-7 --tenant acme \
+"$SENATUS" decide --api "$(api_of 2)" --surface data --action export --actor agent-8 --tenant acme \
     --params '{"dataset": "contacts of alice@example.org", "destination": "https://upload.partner.example/in", "rows": 10}'
 "$SENATUS" testnet wait --dir "$DIR"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 3)"
@@ -96,7 +109,7 @@ echo "== an auditor replays the payment decision from validator 5's ledger"
 echo "== the policy changes only by amendment: raise acme's transfer limit to 2,000.00"
 BIG='{"amount": 150000, "currency": "EUR", "to_account": "acct-supplier-7"}'
 echo "-- a transfer of 1,500.00 EUR under version 1: above the limit, so no permit"
-"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-7 \
+"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 \
     --tenant acme --params "$BIG" --idempotency-key demo-big-v1
 rm -rf "$DIR/policy-v2" && cp -r "$DIR/policy" "$DIR/policy-v2"
 sed -i 's/^version = 1$/version = 2/' "$DIR/policy-v2/constitution.toml"
@@ -111,10 +124,32 @@ done
 "$SENATUS" amend status --api "$(api_of 4)" "$PROPOSAL"
 "$SENATUS" seal chain --api "$(api_of 3)" --genesis "$DIR/genesis.json"
 echo "-- the same transfer after the seal: every validator decides under version 2"
-"$SENATUS" decide --api "$(api_of 5)" --surface payments --action transfer --actor agent-7 \
+"$SENATUS" decide --api "$(api_of 5)" --surface payments --action transfer --actor agent-8 \
     --tenant acme --params "$BIG" --idempotency-key demo-big-v2
 "$SENATUS" testnet wait --dir "$DIR"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 1)"
+
+echo "== tampering: validator 4's copy of the sealed policy (version 2) is edited on disk"
+data_of() { sed -n 's/^data_dir *= *"\(.*\)"/\1/p' "$DIR/node-$1/node.toml"; }
+DATA4="$(data_of 4)"; case "$DATA4" in /*) ;; *) DATA4="$DIR/node-4/$DATA4" ;; esac
+echo "" >> "$DATA4/sealed/v2/entities.json"
+for _ in $(seq 1 100); do   # bounded: at most 20 s
+    "$SENATUS" certificates list --api "$(api_of 1)" | grep -q "policy-drift against validator 4" && break
+    sleep 0.2
+done
+"$SENATUS" certificates list --api "$(api_of 2)" --out "$DIR/certificates"
+for f in "$DIR"/certificates/*.cert; do
+    "$SENATUS" certificates verify "$f" --genesis "$DIR/genesis.json" --api "$(api_of 5)"
+done
+echo "-- validator 4 is locked down: it decides nothing"
+if "$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 \
+    --tenant acme --params "$PAY" --idempotency-key demo-locked; then
+    echo "validator 4 decided while locked down" >&2
+    exit 1
+fi
+echo "-- the other four keep deciding, without validator 4"
+"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 \
+    --tenant acme --params "$PAY" --idempotency-key demo-after-lockdown
 
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")

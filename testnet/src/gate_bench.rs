@@ -30,6 +30,11 @@ const AMENDMENTS: u64 = 20;
 const AMENDMENT_TIMEOUT_MS: u64 = 10_000;
 /// How often the bench looks for the five redeclarations.
 const AMENDMENT_POLL_MS: u64 = 2;
+/// Fresh testnets for the breach measurement; each gives one sample per
+/// validator (every validator is tampered with once).
+const BREACH_NETS: usize = 4;
+/// Longest a certificate may take to reach every validator.
+const BREACH_TIMEOUT_MS: u64 = 5_000;
 
 /// What to run.
 #[derive(Debug, Clone, clap::Args)]
@@ -123,6 +128,8 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
     eprintln!("bench: amendment passage ({AMENDMENTS} amendments, one at a time)");
     let passage = amendment_passage(&net, &net_dir, &genesis).await?;
     drop(net);
+    eprintln!("bench: breach, tamper to certificate validated everywhere ({BREACH_NETS} testnets)");
+    let breach = breach_latency(&args.dir, senatus_exe).await?;
     let broker = broker_rate(&genesis, &tokens)?;
 
     let etcd = if args.no_etcd {
@@ -131,11 +138,79 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
         eprintln!("bench: etcd baseline (5 members)");
         Some(bench::etcd_baseline(&args.dir.join("etcd"), 5, &args.levels, per_level, 1).await?)
     };
-    let report = render(args, &senatus, etcd.as_ref(), &broker, &passage);
+    let report = render(args, &senatus, etcd.as_ref(), &broker, &passage, &breach);
     if let Some(out) = &args.out {
         std::fs::write(out, &report).with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(report)
+}
+
+/// For each validator of [`BREACH_NETS`] fresh testnets in turn: appends a
+/// byte to its on-disk copy of the sealed policy and measures the time
+/// until every validator (the tampered one included) lists the
+/// `policy-drift` certificate it issued about itself, validated: the
+/// detection tick, the signature, the direct fan-out and each receiver's
+/// own checks. Nothing else runs on the testnet meanwhile.
+async fn breach_latency(dir: &Path, senatus_exe: &Path) -> anyhow::Result<Vec<Duration>> {
+    let mut out = Vec::new();
+    for round in 0..BREACH_NETS {
+        let net_dir = dir.join(format!("breach-{round}"));
+        anyhow::ensure!(
+            !net_dir.join("genesis.json").exists(),
+            "{} already holds a testnet; the bench starts from a fresh genesis",
+            net_dir.display()
+        );
+        let opts = UpOptions {
+            log_filter: "warn".into(),
+            ..UpOptions::default()
+        };
+        let net = Testnet::up(&net_dir, senatus_exe, opts).await?;
+        let clients: Vec<(u64, _)> = net
+            .ids()
+            .into_iter()
+            .map(|id| net.client(id).map(|c| (id, c)))
+            .collect::<anyhow::Result<_>>()?;
+        for id in net.ids() {
+            let cfg = senatus_genesis::config::NodeConfig::load(&net.spec(id)?.config)
+                .map_err(|e| anyhow::anyhow!("node {id} config: {e}"))?;
+            let entities = cfg.policy_dir.join(senatus_genesis::policy::ENTITIES_FILE);
+            let mut bytes = std::fs::read(&entities)
+                .with_context(|| format!("reading {}", entities.display()))?;
+            bytes.push(b'\n');
+            let subject = format!("validator {id}");
+            let mut seen = std::collections::BTreeSet::new();
+            let start = Instant::now();
+            std::fs::write(&entities, &bytes)
+                .with_context(|| format!("writing {}", entities.display()))?;
+            loop {
+                for (n, c) in &clients {
+                    if seen.contains(n) {
+                        continue;
+                    }
+                    let mut c = c.clone();
+                    if let Ok(r) = c.list_certificates(pb::ListCertificatesRequest {}).await
+                        && r.into_inner()
+                            .certificates
+                            .iter()
+                            .any(|v| v.subject == subject && v.kind == "policy-drift")
+                    {
+                        seen.insert(*n);
+                    }
+                }
+                if seen.len() == clients.len() {
+                    out.push(start.elapsed());
+                    break;
+                }
+                anyhow::ensure!(
+                    start.elapsed() < Duration::from_millis(BREACH_TIMEOUT_MS),
+                    "the certificate about validator {id} reached only {seen:?} within {BREACH_TIMEOUT_MS} ms"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        drop(net);
+    }
+    Ok(out)
 }
 
 /// A transfer the example policy permits; amounts vary so params differ.
@@ -312,6 +387,7 @@ fn render(
     etcd: Option<&bench::EtcdSeries>,
     broker: &BrokerRate,
     passage: &[Duration],
+    breach: &[Duration],
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -375,7 +451,27 @@ fn render(
         pct(0.9),
         pct(1.0)
     );
-    let _ = writeln!(out, "### Targets (issues 4 and 5)\n");
+    let mut b = breach.to_vec();
+    b.sort_unstable();
+    let bpct = |q: f64| -> f64 {
+        if b.is_empty() {
+            return 0.0;
+        }
+        let i = ((b.len() as f64 - 1.0) * q).round() as usize;
+        b[i].as_secs_f64() * 1000.0
+    };
+    let _ = writeln!(
+        out,
+        "### Breach: tamper to certificate validated everywhere\n\n{} samples (each validator of \
+         {BREACH_NETS} fresh testnets in turn): a byte appended to its on-disk policy copy, until \
+         every validator lists the validated policy-drift certificate (detection, signature, \
+         direct fan-out, each receiver's own checks): p50 {:.1} ms, p90 {:.1} ms, max {:.1} ms.\n",
+        b.len(),
+        bpct(0.5),
+        bpct(0.9),
+        bpct(1.0)
+    );
+    let _ = writeln!(out, "### Targets (issues 4, 5 and 6)\n");
     let c1 = level(senatus, 1);
     let c256 = level(senatus, 256);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -420,6 +516,14 @@ fn render(
             "- amendment passage p50 ≤ 100 ms (issue 5): {:.1} ms — {}",
             pct(0.5),
             verdict(pct(0.5) <= 100.0)
+        );
+    }
+    if !b.is_empty() {
+        let _ = writeln!(
+            out,
+            "- tamper → certificate validated by every live validator p50 ≤ 25 ms (issue 6): {:.1} ms — {}",
+            bpct(0.5),
+            verdict(bpct(0.5) <= 25.0)
         );
     }
     out
