@@ -32,6 +32,7 @@ use senatus_quorum::certificate::{
 use tonic::Status;
 use tonic::transport::Channel;
 
+use crate::gate::{lock, now_ms};
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
 use crate::service::Shared;
@@ -59,17 +60,6 @@ pub const LEDGER_APPEND_ATTEMPTS_MAX: u32 = 20;
 /// Most certificates this validator keeps (in memory and on disk); past
 /// it, new ones are refused (they stay refused until an operator acts).
 pub const CERTIFICATES_MAX: usize = 4096;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 /// A certificate as the ledger recorded it.
 #[derive(Debug, Clone)]

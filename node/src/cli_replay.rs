@@ -274,69 +274,9 @@ fn find(
     Ok((found, verified_to))
 }
 
-/// Rebuilds the decision under the seal and policy its batch names.
-fn rebuild(
-    genesis: &Genesis,
-    chain: &[SignedSeal],
-    policy_dir: &Path,
-    amend: Option<&crate::amend::AmendState>,
-    found: Found,
-    verified_to: u64,
-) -> anyhow::Result<Replayed> {
+/// The seal a batch names must carry the version and epoch it names.
+fn check_seal(found: &Found, seal: &SignedSeal) -> anyhow::Result<()> {
     let b = &found.batch;
-    if let Some(sealed) = amend.and_then(|s| s.sealed(&b.seal_digest)) {
-        let seal = sealed.seal.clone();
-        if seal.seal.version != b.policy_version || seal.seal.epoch != b.epoch {
-            bail!(
-                "ledger index {} names policy version {} epoch {}, but seal {} is version {} epoch {}",
-                found.entry.index,
-                b.policy_version,
-                b.epoch,
-                b.seal_digest,
-                seal.seal.version,
-                seal.seal.epoch
-            );
-        }
-        let barred = amend
-            .map(|s| s.certified().agents_at(found.entry.index))
-            .unwrap_or_default();
-        let built = b
-            .build_barred(
-                &sealed.evaluator,
-                genesis.digest(),
-                LedgerIndex(found.entry.index),
-                found.entry.hash,
-                &seal.seal.group_key,
-                &|r| {
-                    barred
-                        .get(&(r.tenant.clone(), r.actor.clone()))
-                        .map(|id| format!("senatus.certificate.{id}"))
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("ledger index {}: {e}", found.entry.index))?;
-        return Ok(Replayed {
-            ledger_index: found.entry.index,
-            entry_hash: found.entry.hash,
-            position: found.position,
-            batch_len: b.requests.len(),
-            request: b.requests[found.position as usize].clone(),
-            built,
-            seal,
-            verified_to,
-        });
-    }
-    let seal = chain
-        .iter()
-        .find(|s| s.seal.digest() == b.seal_digest)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "ledger index {} was decided under seal {}, which is not in the seal chain \
-                 (give the chain with --seals)",
-                found.entry.index,
-                b.seal_digest
-            )
-        })?
-        .clone();
     if seal.seal.version != b.policy_version || seal.seal.epoch != b.epoch {
         bail!(
             "ledger index {} names policy version {} epoch {}, but seal {} is version {} epoch {}",
@@ -348,25 +288,72 @@ fn rebuild(
             seal.seal.epoch
         );
     }
-    let layer = PolicyLayer::load_dir(policy_dir)
-        .map_err(|e| anyhow::anyhow!("policy layer {}: {e}", policy_dir.display()))?;
-    if layer.digest() != seal.seal.policy_digest {
-        bail!(
-            "policy layer {} has digest {}, but policy version {} was sealed with digest {}",
-            policy_dir.display(),
-            layer.digest(),
-            seal.seal.version,
-            seal.seal.policy_digest
-        );
-    }
-    let evaluator = Evaluator::new(&layer).map_err(|e| anyhow::anyhow!("policy layer: {e}"))?;
+    Ok(())
+}
+
+/// Rebuilds the decision under the seal and policy its batch names.
+fn rebuild(
+    genesis: &Genesis,
+    chain: &[SignedSeal],
+    policy_dir: &Path,
+    amend: Option<&crate::amend::AmendState>,
+    found: Found,
+    verified_to: u64,
+) -> anyhow::Result<Replayed> {
+    let b = &found.batch;
+    // The layer and the certified agents from the verified ledger, as on a
+    // validator; else the seal from the chain given and the layer from the
+    // directory given, which must be the sealed one.
+    let (seal, evaluator, barred) = match amend.and_then(|s| s.sealed(&b.seal_digest)) {
+        Some(sealed) => (
+            sealed.seal.clone(),
+            sealed.evaluator.clone(),
+            amend
+                .map(|s| s.certified().agents_at(found.entry.index))
+                .unwrap_or_default(),
+        ),
+        None => {
+            let seal = chain
+                .iter()
+                .find(|s| s.seal.digest() == b.seal_digest)
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "ledger index {} was decided under seal {}, which is not in the seal chain \
+                         (give the chain with --seals)",
+                        found.entry.index,
+                        b.seal_digest
+                    )
+                })?
+                .clone();
+            let layer = PolicyLayer::load_dir(policy_dir)
+                .map_err(|e| anyhow::anyhow!("policy layer {}: {e}", policy_dir.display()))?;
+            if layer.digest() != seal.seal.policy_digest {
+                bail!(
+                    "policy layer {} has digest {}, but policy version {} was sealed with digest {}",
+                    policy_dir.display(),
+                    layer.digest(),
+                    seal.seal.version,
+                    seal.seal.policy_digest
+                );
+            }
+            let evaluator =
+                Evaluator::new(&layer).map_err(|e| anyhow::anyhow!("policy layer: {e}"))?;
+            (seal, std::sync::Arc::new(evaluator), Default::default())
+        }
+    };
+    check_seal(&found, &seal)?;
     let built = b
-        .build(
+        .build_barred(
             &evaluator,
             genesis.digest(),
             LedgerIndex(found.entry.index),
             found.entry.hash,
             &seal.seal.group_key,
+            &|r| {
+                barred
+                    .get(&(r.tenant.clone(), r.actor.clone()))
+                    .map(|id| format!("senatus.certificate.{id}"))
+            },
         )
         .map_err(|e| anyhow::anyhow!("ledger index {}: {e}", found.entry.index))?;
     Ok(Replayed {

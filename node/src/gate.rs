@@ -144,14 +144,15 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch (0 before it).
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every guarded value stays consistent across a panic in a holder (each
     // update is a single call), so a poisoned lock is recovered.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -980,12 +981,7 @@ impl Gate {
                     self.id, self.config.apply_wait_ms
                 )));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let _ = shared
-                .raft
-                .wait(Some(left))
-                .metrics(|m| m.last_applied != seen, "an apply")
-                .await;
+            next_apply(shared, seen, deadline).await;
         };
         if entry.kind != EntryKind::Decision {
             return Err(Status::failed_precondition(format!(
@@ -1008,12 +1004,7 @@ impl Gate {
         }
         let built = self.build(&batch, ledger_index, entry.hash)?;
         #[cfg(feature = "fault-injection")]
-        if fault::active() == fault::Fault::RefuseSign {
-            return Err(Status::failed_precondition(format!(
-                "validator {} refuses to sign (fault injection: refuse-sign)",
-                self.id
-            )));
-        }
+        fault::refuse_sign(self.id)?;
         let mut signer = lock(&self.signer);
         let share = signer.sign(req, &built.message).map_err(|e| match e {
             signing::SigningError::MessageMismatch { .. } => Status::failed_precondition(format!(
@@ -1056,12 +1047,7 @@ impl Gate {
                 }
                 _ => {}
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let _ = shared
-                .raft
-                .wait(Some(left))
-                .metrics(|m| m.last_applied != seen, "an apply")
-                .await;
+            next_apply(shared, seen, deadline).await;
         };
         if !signers.iter().any(|n| n.get() == self.id) {
             return Err(Status::failed_precondition(format!(
@@ -1070,12 +1056,7 @@ impl Gate {
             )));
         }
         #[cfg(feature = "fault-injection")]
-        if fault::active() == fault::Fault::RefuseSign {
-            return Err(Status::failed_precondition(format!(
-                "validator {} refuses to sign (fault injection: refuse-sign)",
-                self.id
-            )));
-        }
+        fault::refuse_sign(self.id)?;
         let message = seal.signing_bytes();
         let mut signer = lock(&self.signer);
         signer.sign(req, &message).map_err(|e| {
@@ -1107,12 +1088,7 @@ impl Gate {
                     self.id, self.config.apply_wait_ms
                 )));
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let _ = shared
-                .raft
-                .wait(Some(left))
-                .metrics(|m| m.last_applied != seen, "an apply")
-                .await;
+            next_apply(shared, seen, deadline).await;
         }
     }
 
@@ -1235,6 +1211,18 @@ impl Gate {
             Err(why) => format!("no certificate against {subject}: {why}"),
         }
     }
+}
+
+/// Waits until this node applies past `seen`, or until `deadline`. Read
+/// `seen` before the state being waited on, so an apply that lands in
+/// between still ends the wait.
+async fn next_apply(shared: &Shared, seen: Option<crate::raft_types::LogId>, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let _ = shared
+        .raft
+        .wait(Some(left))
+        .metrics(|m| m.last_applied != seen, "an apply")
+        .await;
 }
 
 /// One reply per request of a signed batch.
@@ -1427,6 +1415,16 @@ pub mod fault {
                 }
             }
         }
+    }
+
+    /// `refuse-sign`: the refusal every signing request gets.
+    pub fn refuse_sign(id: u64) -> Result<(), tonic::Status> {
+        if active() == Fault::RefuseSign {
+            return Err(tonic::Status::failed_precondition(format!(
+                "validator {id} refuses to sign (fault injection: refuse-sign)"
+            )));
+        }
+        Ok(())
     }
 
     /// The share with its value replaced (still a valid scalar encoding).

@@ -383,7 +383,6 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
             ..RaftOverrides::default()
         };
         let net = cluster(tmp.path(), raft).await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let leader = net
             .wait_leader(Duration::from_secs(10))
             .await
@@ -393,21 +392,14 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
 
         // The other four vote; it passes with three of them.
         let good = proposed(tmp.path(), "good", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(leader),
-            "--policy",
-            s(&good),
-            "--justification",
+        let id = propose_via(
+            &net,
+            tmp.path(),
+            leader,
+            &good,
             "while one validator is down",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
+        )
         .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
         let view = settled(&net, &id, "passed", 4).await;
         assert!(!view.votes.iter().any(|v| v.voter == down), "{view:?}");
 
@@ -535,21 +527,7 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
         let v2_digest = senatus_genesis::PolicyLayer::load_dir(&v2)
             .expect("v2 loads")
             .digest();
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(2),
-            "--policy",
-            s(&v2),
-            "--justification",
-            "raise acme's transfer limit",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
-        .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
+        let id = propose_via(&net, tmp.path(), 2, &v2, "raise acme's transfer limit").await;
 
         // Sealed: the same seal 1 on every validator, a plain Ed25519
         // signature under the genesis group key over its documented bytes.
@@ -654,7 +632,6 @@ async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
     bounded(TEST_BOUND, "three approvals", async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let leader = net
             .wait_leader(Duration::from_secs(10))
             .await
@@ -668,21 +645,7 @@ async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
             .expect("leader among three");
 
         let v2 = proposed(tmp.path(), "v2", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(leader),
-            "--policy",
-            s(&v2),
-            "--justification",
-            "three validators decide",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
-        .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
+        let id = propose_via(&net, tmp.path(), leader, &v2, "three validators decide").await;
         let view = settled(&net, &id, "passed", 3).await;
         let mut approvers = view.approvers.clone();
         approvers.sort_unstable();
@@ -792,18 +755,6 @@ async fn of_two_competing_proposals_for_one_version_exactly_one_passes() {
     .await;
 }
 
-/// Restarts `ids` with `SENATUS_FAULT=fault` (test builds only).
-async fn with_fault(net: &senatus_testnet::Testnet, ids: &[u64], fault: &str) {
-    for &id in ids {
-        net.stop(id).await.expect("stop");
-        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
-        net.start(id).expect("start");
-    }
-    net.wait_converged(Duration::from_secs(30))
-        .await
-        .expect("converged");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_approvals_and_three_rejections_leave_the_sealed_policy_standing() {
     let _serial = serial().await;
@@ -811,7 +762,6 @@ async fn two_approvals_and_three_rejections_leave_the_sealed_policy_standing() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
         with_fault(&net, &[1, 2, 3], "vote-reject").await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let v2 = proposed(tmp.path(), "v2", |dir| {
             let e = dir.join("entities.json");
             let text = std::fs::read_to_string(&e).expect("entities");
@@ -825,21 +775,7 @@ async fn two_approvals_and_three_rejections_leave_the_sealed_policy_standing() {
             )
             .expect("write");
         });
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(4),
-            "--policy",
-            s(&v2),
-            "--justification",
-            "three validators disagree",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
-        .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
+        let id = propose_via(&net, tmp.path(), 4, &v2, "three validators disagree").await;
         let view = settled(&net, &id, "rejected", 5).await;
         let approvals: Vec<u64> = view
             .votes
@@ -876,23 +812,8 @@ async fn a_proposal_without_t_votes_expires_at_its_deadline() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
         with_fault(&net, &[1, 2, 3], "vote-abstain").await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let v2 = proposed(tmp.path(), "v2", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(4),
-            "--policy",
-            s(&v2),
-            "--justification",
-            "three validators stay silent",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
-        .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
+        let id = propose_via(&net, tmp.path(), 4, &v2, "three validators stay silent").await;
         let open = settled(&net, &id, "open", 2).await;
         // The example constitution's deadline: 1000 ledger entries.
         let leader = net
@@ -917,28 +838,20 @@ async fn killing_the_leader_mid_vote_loses_no_vote_and_seals_once() {
     bounded(TEST_BOUND, "leader killed mid-vote", async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let leader = net
             .wait_leader(Duration::from_secs(10))
             .await
             .expect("leader");
         let via = other_than(&net, &[leader]);
         let v2 = proposed(tmp.path(), "v2", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(via),
-            "--policy",
-            s(&v2),
-            "--justification",
+        let id = propose_via(
+            &net,
+            tmp.path(),
+            via,
+            &v2,
             "the leader dies during the vote",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
+        )
         .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
         // Kill the leader as soon as the proposal is on the ledger, while
         // the votes are being cast.
         net.kill(leader).expect("kill leader");
@@ -1155,23 +1068,8 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
         // Three validators refuse to sign anything: the amendment passes
         // with five approvals, but only two validators would sign its seal.
         with_fault(&net, &[1, 2, 3], "refuse-sign").await;
-        let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let v2 = proposed(tmp.path(), "v2", |_| {});
-        let out = cli(&[
-            "amend",
-            "propose",
-            "--api",
-            &api(4),
-            "--policy",
-            s(&v2),
-            "--justification",
-            "sealed by too few",
-            "--key",
-            s(&tmp.path().join("net/authority.key")),
-        ])
-        .await;
-        assert!(out.status.success(), "propose: {}", show(&out));
-        let id = proposal_id(&out);
+        let id = propose_via(&net, tmp.path(), 4, &v2, "sealed by too few").await;
         let view = settled(&net, &id, "passed", 5).await;
         let genesis =
             senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
@@ -1211,12 +1109,7 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
             .wait_leader(Duration::from_secs(10))
             .await
             .expect("leader");
-        let mut peer = senatus_proto::v1::peer_client::PeerClient::connect(format!(
-            "http://{}",
-            net.spec(leader).expect("spec").peer
-        ))
-        .await
-        .expect("peer connect");
+        let mut peer = peer_client(&net, leader).await;
         for (what, seal_digest, signature, why) in &forgeries {
             // Straight into the leader's log: every validator checks the
             // Seal entry on apply, and refuses it identically.

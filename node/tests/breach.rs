@@ -205,18 +205,6 @@ async fn an_in_memory_edit_and_a_flipped_ledger_byte_are_certified_everywhere() 
     .await;
 }
 
-/// Restarts `ids` with `SENATUS_FAULT=fault` (test builds only).
-async fn with_fault(net: &Testnet, ids: &[u64], fault: &str) {
-    for &id in ids {
-        net.stop(id).await.expect("stop");
-        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
-        net.start(id).expect("start");
-    }
-    net.wait_converged(Duration::from_secs(30))
-        .await
-        .expect("converged");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_share_certifies_its_signer_who_signs_no_more() {
     let _serial = serial().await;
@@ -266,35 +254,6 @@ fn proposed(tmp: &Path, name: &str, version: u64, edit: impl FnOnce(&Path)) -> P
     dir
 }
 
-async fn propose(net: &Testnet, tmp: &Path, dir: &Path, why: &str) -> String {
-    let api = net.spec(2).expect("spec").api.clone();
-    let args: Vec<String> = [
-        "amend",
-        "propose",
-        "--api",
-        &api,
-        "--policy",
-        s(dir),
-        "--justification",
-        why,
-        "--key",
-        s(&tmp.join("net/authority.key")),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    let out = tokio::task::spawn_blocking(move || senatus_cli(args))
-        .await
-        .expect("cli task");
-    assert!(out.status.success(), "propose: {}", show(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .nth(1)
-        .filter(|w| w.len() == 64)
-        .unwrap_or_else(|| panic!("no proposal id in: {}", show(&out)))
-        .to_string()
-}
-
 /// Waits until node `via` reports proposal `pid` with `status`.
 async fn proposal(net: &Testnet, via: u64, pid: &str, status: &str) -> pb::ProposalView {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -329,7 +288,7 @@ async fn two_conflicting_votes_certify_the_voter_whose_votes_are_then_refused() 
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
         with_fault(&net, &[5], "vote-equivocate").await;
         let v2 = proposed(tmp.path(), "v2", 2, |_| {});
-        let pid = propose(&net, tmp.path(), &v2, "validator 5 votes twice").await;
+        let pid = propose_via(&net, tmp.path(), 2, &v2, "validator 5 votes twice").await;
         let cert = certified_everywhere(&net, "validator 5", "vote-equivocation", true).await;
         let view = proposal(&net, 1, &pid, "passed").await;
         assert!(
@@ -360,7 +319,7 @@ async fn two_conflicting_votes_certify_the_voter_whose_votes_are_then_refused() 
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let v3 = proposed(tmp.path(), "v3", 3, |_| {});
-        let pid3 = propose(&net, tmp.path(), &v3, "without the equivocator").await;
+        let pid3 = propose_via(&net, tmp.path(), 2, &v3, "without the equivocator").await;
         let view = proposal(&net, 1, &pid3, "passed").await;
         assert!(view.votes.iter().all(|v| v.voter != 5), "{view:?}");
     })
@@ -551,12 +510,7 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
         ];
         for (what, bytes, why) in &forged {
             for n in net.ids() {
-                let mut peer = senatus_proto::v1::peer_client::PeerClient::connect(format!(
-                    "http://{}",
-                    net.spec(n).expect("spec").peer
-                ))
-                .await
-                .expect("peer");
+                let mut peer = peer_client(&net, n).await;
                 let err = peer
                     .certify(pb::CertifyRequest {
                         from: 1,
@@ -572,12 +526,7 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
                 .wait_leader(Duration::from_secs(10))
                 .await
                 .expect("leader");
-            let mut peer = senatus_proto::v1::peer_client::PeerClient::connect(format!(
-                "http://{}",
-                net.spec(leader).expect("spec").peer
-            ))
-            .await
-            .expect("peer");
+            let mut peer = peer_client(&net, leader).await;
             let err = peer
                 .forward_write(pb::WriteCommand {
                     kind: 8,
@@ -618,7 +567,7 @@ async fn only_a_sealed_amendment_naming_the_certificate_reinstates() {
 
         // An amendment that does not name it leaves the lock in place.
         let v2 = proposed(tmp.path(), "v2", 2, |_| {});
-        let pid = propose(&net, tmp.path(), &v2, "unrelated").await;
+        let pid = propose_via(&net, tmp.path(), 2, &v2, "unrelated").await;
         let view = proposal(&net, 1, &pid, "passed").await;
         assert!(
             view.votes.iter().all(|v| v.voter != 3),
@@ -655,7 +604,7 @@ async fn only_a_sealed_amendment_naming_the_certificate_reinstates() {
             ));
             std::fs::write(&c, text).expect("write");
         });
-        let pid = propose(&net, tmp.path(), &v3, "validator 3 was repaired").await;
+        let pid = propose_via(&net, tmp.path(), 2, &v3, "validator 3 was repaired").await;
         proposal(&net, 1, &pid, "passed").await;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

@@ -44,22 +44,6 @@ async fn decide(
         .map(tonic::Response::into_inner)
 }
 
-/// Restarts `ids` with `SENATUS_FAULT=fault` and waits for one leader and
-/// one ledger head.
-async fn with_fault(net: &Testnet, ids: &[u64], fault: &str) {
-    for &id in ids {
-        net.stop(id).await.expect("stop");
-        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
-        net.start(id).expect("start");
-    }
-    net.wait_leader(Duration::from_secs(30))
-        .await
-        .expect("leader");
-    net.wait_converged(Duration::from_secs(30))
-        .await
-        .expect("converged");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_shares_are_attributed_and_the_decision_completes_without_them() {
     let _serial = serial().await;

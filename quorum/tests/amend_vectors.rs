@@ -8,12 +8,12 @@
 //! `SENATUS_WRITE_VECTORS=1 cargo test -p senatus-quorum --test amend_vectors`,
 //! then update docs/PROTOCOL.md and review the diff.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
-use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
 use senatus_genesis::seal::{SignedSeal, verify_chain};
 use senatus_genesis::{Key32, LedgerIndex, NodeId, PolicyLayer, Seal, Sig64};
 use senatus_quorum::amend::{
@@ -22,33 +22,7 @@ use senatus_quorum::amend::{
 use senatus_quorum::signing::{CommitmentBook, NoncePool, Signer, aggregate, public_key_package};
 use serde_json::{Value, json};
 
-fn vectors_dir() -> PathBuf {
-    PathBuf::from(
-        // At run time: cargo sets it to this checkout, while a binary reused
-        // from a shared target dir may have another checkout compiled in.
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../docs/vectors")
-}
-
-/// The ceremony of `genesis-v1.json` (same parameters and seed as
-/// `genesis/tests/vectors.rs`), so these vectors chain to that genesis.
-fn seeded_ceremony() -> Ceremony {
-    let params = CeremonyParams {
-        chain_id: "senatus-vectors".into(),
-        threshold: 3,
-        nodes: (1..=5)
-            .map(|i| NodeAddrs {
-                peer: format!("10.0.0.{i}:7000"),
-                api: format!("10.0.0.{i}:7001"),
-                metrics: format!("10.0.0.{i}:7002"),
-            })
-            .collect(),
-        policy: PolicyLayer::example(),
-        created_at_ms: 1_767_225_600_000,
-    };
-    Ceremony::run(params, &mut ChaCha20Rng::seed_from_u64(2026)).expect("ceremony")
-}
+use common::{seeded_ceremony, vectors_dir};
 
 /// The example layer at version 2 with one amended, non-immutable clause.
 fn amended_layer() -> PolicyLayer {

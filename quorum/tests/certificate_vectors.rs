@@ -10,15 +10,16 @@
 //! `SENATUS_WRITE_VECTORS=1 cargo test -p senatus-quorum --test certificate_vectors`,
 //! then update docs/PROTOCOL.md and review the diff.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use frost_ed25519::round2::SignatureShare;
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
-use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
+use senatus_genesis::ceremony::Ceremony;
 use senatus_genesis::seal::{Seal, SignedSeal};
-use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, PolicyLayer, sha3};
+use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, sha3};
 use senatus_quorum::Outcome;
 use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
 use senatus_quorum::broker::Broker;
@@ -32,18 +33,11 @@ use senatus_quorum::signing::{
 use senatus_quorum::token::{Token, TokenBatch, TokenPayload, decision_id, derive_nonce};
 use serde_json::{Value, json};
 
+use common::{seeded_ceremony, vectors_dir};
+
 /// Issue times of the four certificates (fixed, so the vector is stable).
 const ISSUED_AT_MS: u64 = 1_767_398_400_000;
 const HEAD_INDEX: u64 = 57;
-
-fn vectors_dir() -> PathBuf {
-    PathBuf::from(
-        // At run time: cargo sets it to this checkout, while a binary reused
-        // from a shared target dir may have another checkout compiled in.
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../docs/vectors")
-}
 
 fn read_vector(name: &str) -> Value {
     let path = vectors_dir().join(name);
@@ -52,25 +46,6 @@ fn read_vector(name: &str) -> Value {
             .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display())),
     )
     .expect("json")
-}
-
-/// The ceremony of `genesis-v1.json` (same parameters and seed as
-/// `genesis/tests/vectors.rs`), so these vectors chain to that genesis.
-fn seeded_ceremony() -> Ceremony {
-    let params = CeremonyParams {
-        chain_id: "senatus-vectors".into(),
-        threshold: 3,
-        nodes: (1..=5)
-            .map(|i| NodeAddrs {
-                peer: format!("10.0.0.{i}:7000"),
-                api: format!("10.0.0.{i}:7001"),
-                metrics: format!("10.0.0.{i}:7002"),
-            })
-            .collect(),
-        policy: PolicyLayer::example(),
-        created_at_ms: 1_767_225_600_000,
-    };
-    Ceremony::run(params, &mut ChaCha20Rng::seed_from_u64(2026)).expect("ceremony")
 }
 
 fn node(n: u64) -> NodeId {

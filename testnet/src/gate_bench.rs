@@ -433,13 +433,7 @@ fn render(
     );
     let mut sorted = passage.to_vec();
     sorted.sort_unstable();
-    let pct = |q: f64| -> f64 {
-        if sorted.is_empty() {
-            return 0.0;
-        }
-        let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-        sorted[i].as_secs_f64() * 1000.0
-    };
+    let pct = |q: f64| percentile_ms(&sorted, q);
     let _ = writeln!(
         out,
         "### Amendment passage\n\n{} amendments one after another, each from `Propose` until all \
@@ -453,13 +447,7 @@ fn render(
     );
     let mut b = breach.to_vec();
     b.sort_unstable();
-    let bpct = |q: f64| -> f64 {
-        if b.is_empty() {
-            return 0.0;
-        }
-        let i = ((b.len() as f64 - 1.0) * q).round() as usize;
-        b[i].as_secs_f64() * 1000.0
-    };
+    let bpct = |q: f64| percentile_ms(&b, q);
     let _ = writeln!(
         out,
         "### Breach: tamper to certificate validated everywhere\n\n{} samples (each validator of \
@@ -527,6 +515,16 @@ fn render(
         );
     }
     out
+}
+
+/// The `q` quantile (nearest rank) of `sorted`, in milliseconds; 0 when
+/// empty.
+fn percentile_ms(sorted: &[Duration], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
 }
 
 /// UTC time of the run, `YYYY-MM-DD HH:MM UTC`, from the system clock.

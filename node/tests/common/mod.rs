@@ -51,6 +51,64 @@ pub async fn cluster(tmp: &Path, raft: RaftOverrides) -> Testnet {
     .expect("testnet up")
 }
 
+/// Restarts `ids` with `SENATUS_FAULT=fault` (test builds only) and waits
+/// for one leader and one ledger head.
+pub async fn with_fault(net: &Testnet, ids: &[u64], fault: &str) {
+    for &id in ids {
+        net.stop(id).await.expect("stop");
+        net.set_env(id, "SENATUS_FAULT", fault).expect("env");
+        net.start(id).expect("start");
+    }
+    net.wait_leader(Duration::from_secs(30))
+        .await
+        .expect("leader");
+    net.wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged");
+}
+
+/// A peer-service client of node `id` (what another validator would use).
+pub async fn peer_client(
+    net: &Testnet,
+    id: u64,
+) -> senatus_proto::v1::peer_client::PeerClient<tonic::transport::Channel> {
+    senatus_proto::v1::peer_client::PeerClient::connect(format!(
+        "http://{}",
+        net.spec(id).expect("spec").peer
+    ))
+    .await
+    .expect("peer connect")
+}
+
+/// Proposes the layer in `dir` through node `via` with `senatus amend
+/// propose`, signed by the testnet's authority key (`tmp/net`), and
+/// returns the proposal id it printed.
+pub async fn propose_via(net: &Testnet, tmp: &Path, via: u64, dir: &Path, why: &str) -> String {
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_string();
+    let args = vec![
+        "amend".to_string(),
+        "propose".into(),
+        "--api".into(),
+        net.spec(via).expect("spec").api.clone(),
+        "--policy".into(),
+        path(dir),
+        "--justification".into(),
+        why.into(),
+        "--key".into(),
+        path(&tmp.join("net/authority.key")),
+    ];
+    let out = tokio::task::spawn_blocking(move || senatus_cli(args))
+        .await
+        .expect("cli task");
+    assert!(out.status.success(), "propose: {}", show(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .filter(|w| w.len() == 64)
+        .unwrap_or_else(|| panic!("no proposal id in: {}", show(&out)))
+        .to_string()
+}
+
 /// A record payload naming its writer, distinct per `(tag, i)`.
 pub fn payload(tag: &str, i: usize) -> Vec<u8> {
     format!("{tag}-{i:04}").into_bytes()
