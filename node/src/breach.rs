@@ -389,6 +389,52 @@ impl Breach {
         Ok(id)
     }
 
+    /// A validated certificate by `cert`'s issuer that names another hash
+    /// for the same ledger head index: two conflicting signed heads for one
+    /// slot (I8). None when there is none, or when this validator already
+    /// holds a head-equivocation certificate about that issuer.
+    pub fn conflicting_head(&self, cert: &SignedCertificate) -> Option<SignedCertificate> {
+        let c = &cert.certificate;
+        let is_head = |e: &Evidence| matches!(e, Evidence::HeadEquivocation { .. });
+        if is_head(&c.evidence) {
+            return None;
+        }
+        let known = lock(&self.known);
+        let certified = known.values().any(|k| {
+            is_head(&k.certificate.evidence)
+                && k.certificate.subject == Subject::Validator(c.issuer)
+        });
+        if certified {
+            return None;
+        }
+        known
+            .values()
+            .find(|k| {
+                let k = &k.certificate;
+                k.issuer == c.issuer
+                    && k.head_index == c.head_index
+                    && k.head_hash != c.head_hash
+                    && !is_head(&k.evidence)
+            })
+            .cloned()
+    }
+
+    /// Certifies `cert`'s issuer if it signed another head for the same
+    /// index in a certificate this validator validated before.
+    pub fn certify_head_conflict(self: &Arc<Self>, shared: &Shared, cert: &SignedCertificate) {
+        let Some(other) = self.conflicting_head(cert) else {
+            return;
+        };
+        let issuer = cert.certificate.issuer;
+        let evidence = Evidence::HeadEquivocation {
+            first: Box::new(other),
+            second: Box::new(cert.clone()),
+        };
+        if let Err(why) = self.issue(shared, Subject::Validator(issuer), evidence) {
+            tracing::error!(node = %self.me, %issuer, %why, "cannot certify a head equivocation");
+        }
+    }
+
     /// Issues a certificate about `subject` with `evidence`, signed by this
     /// validator, over its current ledger head; accepts it here, then fans
     /// it out to every validator and appends it to the ledger (in the

@@ -418,7 +418,10 @@ impl pb::peer_server::Peer for PeerService {
         let cert = crate::breach::decode(&r.certificate)
             .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}")))?;
         match self.0.breach.accept(&self.0, &cert) {
-            Ok(id) => Ok(Response::new(pb::CertifyReply { id: id.0.to_vec() })),
+            Ok(id) => {
+                self.0.breach.certify_head_conflict(&self.0, &cert);
+                Ok(Response::new(pb::CertifyReply { id: id.0.to_vec() }))
+            }
             Err(why) => {
                 tracing::warn!(node = self.0.id, from = r.from, certificate = %cert.id(), %why, "certificate refused; nothing changes");
                 Err(Status::invalid_argument(format!(

@@ -585,6 +585,27 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             .expect("v1 receipt verifies");
         assert_eq!(v.token.payload.policy_version.0, 1);
 
+        // An auditor replays the v2 permit with genesis alone: version 2's
+        // layer comes from the verified ledger, and the rebuilt token is the
+        // issued one, byte for byte.
+        let t2 = senatus_quorum::token::Token::from_bytes(&permits[0].token).expect("token");
+        let out = cli(&[
+            "replay",
+            &hex::encode(&permits[0].decision_id),
+            "--genesis",
+            s(&tmp.path().join("net/genesis.json")),
+            "--api",
+            &api(3),
+            "--token",
+            &t2.to_text(),
+            "--json",
+        ])
+        .await;
+        assert!(out.status.success(), "replay of v2: {}", show(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(v["policy_version"], 2, "{v}");
+        assert_eq!(v["issued_token"]["identical"], true, "{v}");
+
         // Every validator redeclares, and keeps a copy of what it enforces.
         let entries = wait_redeclared(&net, 1, |r| r.len() == 5).await;
         assert_eq!(

@@ -422,11 +422,22 @@ fn forge(
     issuer: u64,
     key: &ed25519_dalek::SigningKey,
 ) -> Vec<u8> {
+    forge_at(subject, evidence, issuer, key, [7; 32])
+}
+
+/// As [`forge`], naming ledger head `#1:head`.
+fn forge_at(
+    subject: senatus_quorum::certificate::Subject,
+    evidence: senatus_quorum::certificate::Evidence,
+    issuer: u64,
+    key: &ed25519_dalek::SigningKey,
+    head: [u8; 32],
+) -> Vec<u8> {
     senatus_quorum::certificate::Certificate {
         subject,
         evidence,
         head_index: 1,
-        head_hash: senatus_genesis::Digest([7; 32]),
+        head_hash: senatus_genesis::Digest(head),
         issuer: senatus_genesis::NodeId::new(issuer).expect("id"),
         issued_at_ms: 1,
     }
@@ -630,6 +641,55 @@ async fn only_a_sealed_amendment_naming_the_certificate_reinstates() {
             ("PERMIT", 3),
             "{r:?}"
         );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_signed_heads_for_one_index_certify_their_signer() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "head equivocation", async {
+        use senatus_quorum::certificate::{DriftLocation, Evidence, Subject};
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let key = senatus_genesis::keys::SecretKey::read_identity(
+            &tmp.path().join("net/node-2/identity.key"),
+        )
+        .expect("identity key")
+        .0
+        .signing_key()
+        .clone();
+        let sealed = senatus_genesis::PolicyLayer::load_dir(&tmp.path().join("net/policy"))
+            .expect("policy")
+            .digest();
+        // A test validator (2) signs two statements naming two different
+        // hashes for its ledger head at index 1.
+        let statement = |head: [u8; 32]| {
+            forge_at(
+                Subject::Validator(senatus_genesis::NodeId::new(2).expect("id")),
+                Evidence::PolicyDrift {
+                    location: DriftLocation::Disk,
+                    policy_version: 1,
+                    sealed_digest: sealed,
+                    observed_digest: senatus_genesis::Digest(head),
+                },
+                2,
+                &key,
+                head,
+            )
+        };
+        let mut peer = peer_client(&net, 1).await;
+        for head in [[1u8; 32], [2u8; 32]] {
+            peer.certify(pb::CertifyRequest {
+                from: 2,
+                certificate: statement(head),
+            })
+            .await
+            .expect("each statement alone checks out");
+        }
+        // Validator 1 saw both: it certifies the equivocation, and every
+        // validator re-checks the two signed heads itself.
+        certified_everywhere(&net, "validator 2", "head-equivocation", true).await;
     })
     .await;
 }

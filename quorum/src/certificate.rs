@@ -28,7 +28,7 @@
 //!     u64     subject_node        validator id; 0 for an agent
 //!     str     subject_tenant      "" for a validator
 //!     str     subject_actor       "" for a validator
-//!     u8      breach_kind         1..=7, see BreachKind
+//!     u8      breach_kind         1..=8, see BreachKind
 //!     bytes   evidence            at most EVIDENCE_BYTES_MAX bytes
 //!     u64     head_index
 //!     fixed32 head_hash
@@ -175,11 +175,13 @@ pub enum BreachKind {
     TokenForged = 6,
     /// An agent presented an already redeemed token.
     TokenReplayed = 7,
+    /// A validator signed two different ledger heads for one index.
+    HeadEquivocation = 8,
 }
 
 impl BreachKind {
     /// Every kind, in code order.
-    pub const ALL: [BreachKind; 7] = [
+    pub const ALL: [BreachKind; 8] = [
         BreachKind::PolicyDrift,
         BreachKind::LedgerBreak,
         BreachKind::InvalidShare,
@@ -187,9 +189,10 @@ impl BreachKind {
         BreachKind::TokenModified,
         BreachKind::TokenForged,
         BreachKind::TokenReplayed,
+        BreachKind::HeadEquivocation,
     ];
 
-    /// The wire code, 1..=7.
+    /// The wire code, 1..=8.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -200,8 +203,8 @@ impl BreachKind {
     }
 
     /// The stable name: `"policy-drift"`, `"ledger-break"`, `"invalid-share"`,
-    /// `"vote-equivocation"`, `"token-modified"`, `"token-forged"` or
-    /// `"token-replayed"`.
+    /// `"vote-equivocation"`, `"token-modified"`, `"token-forged"`,
+    /// `"token-replayed"` or `"head-equivocation"`.
     pub fn name(self) -> &'static str {
         match self {
             BreachKind::PolicyDrift => "policy-drift",
@@ -211,6 +214,7 @@ impl BreachKind {
             BreachKind::TokenModified => "token-modified",
             BreachKind::TokenForged => "token-forged",
             BreachKind::TokenReplayed => "token-replayed",
+            BreachKind::HeadEquivocation => "head-equivocation",
         }
     }
 }
@@ -304,8 +308,8 @@ pub enum CertificateError {
         /// What is wrong.
         why: String,
     },
-    /// A breach kind code outside 1..=7.
-    #[error("unknown breach kind code {0} (want 1..=7)")]
+    /// A breach kind code outside 1..=8.
+    #[error("unknown breach kind code {0} (want 1..=8)")]
     UnknownBreachKind(u8),
     /// A drift location code other than 1 or 2.
     #[error("unknown policy-drift location code {0} (want 1 memory or 2 disk)")]
@@ -743,6 +747,15 @@ pub enum Evidence {
         /// Ledger index (1 or more) of the only valid redemption.
         first_index: u64,
     },
+    /// Two certificates signed by one validator naming two different
+    /// hashes for the same ledger head index: it signed two conflicting
+    /// ledger heads for one slot.
+    HeadEquivocation {
+        /// The certificate seen first.
+        first: Box<SignedCertificate>,
+        /// The conflicting one.
+        second: Box<SignedCertificate>,
+    },
 }
 
 impl Evidence {
@@ -756,6 +769,7 @@ impl Evidence {
             Evidence::TokenModified { .. } => BreachKind::TokenModified,
             Evidence::TokenForged { .. } => BreachKind::TokenForged,
             Evidence::TokenReplayed { .. } => BreachKind::TokenReplayed,
+            Evidence::HeadEquivocation { .. } => BreachKind::HeadEquivocation,
         }
     }
 
@@ -797,6 +811,9 @@ impl Evidence {
             }
             Evidence::TokenReplayed { token, first_index } => {
                 f.bytes(token).u64(*first_index);
+            }
+            Evidence::HeadEquivocation { first, second } => {
+                f.bytes(&first.encode()).bytes(&second.encode());
             }
         }
         f.finish()
@@ -861,6 +878,25 @@ impl Evidence {
                 token: token(r.bytes("token").map_err(decode)?)?,
                 first_index: r.u64("first_index").map_err(decode)?,
             },
+            BreachKind::HeadEquivocation => {
+                // One level only: the two statements are certificates of
+                // any other kind, so decoding never recurses further.
+                let mut inner =
+                    |field: &'static str| -> Result<Box<SignedCertificate>, CertificateError> {
+                        let raw = r.bytes(field).map_err(decode)?;
+                        let c = SignedCertificate::decode(raw)
+                            .map_err(|e| invalid(format!("{field}: {e}")))?;
+                        if c.certificate.kind() == BreachKind::HeadEquivocation {
+                            return Err(invalid(format!(
+                                "{field} is itself a head-equivocation certificate"
+                            )));
+                        }
+                        Ok(Box::new(c))
+                    };
+                let first = inner("first_certificate")?;
+                let second = inner("second_certificate")?;
+                Evidence::HeadEquivocation { first, second }
+            }
         };
         r.finish().map_err(decode)?;
         debug_assert_eq!(evidence.encode(), bytes);
@@ -900,6 +936,9 @@ impl Evidence {
             }
             Evidence::InvalidShare(a) => Subject::Validator(a.share.signer),
             Evidence::VoteEquivocation(e) => Subject::Validator(e.voter()),
+            Evidence::HeadEquivocation { first, .. } => {
+                Subject::Validator(first.certificate.issuer)
+            }
             Evidence::TokenModified { token, .. }
             | Evidence::TokenForged { token }
             | Evidence::TokenReplayed { token, .. } => {
@@ -1286,6 +1325,33 @@ impl SignedCertificate {
                     }
                 }
             }
+            Evidence::HeadEquivocation { first, second } => {
+                first
+                    .verify_signature(ctx.membership)
+                    .map_err(|e| invalid(format!("first certificate: {e}")))?;
+                second
+                    .verify_signature(ctx.membership)
+                    .map_err(|e| invalid(format!("second certificate: {e}")))?;
+                let (a, b) = (&first.certificate, &second.certificate);
+                if a.issuer != b.issuer {
+                    return Err(no_breach(format!(
+                        "the two certificates have two issuers, {} and {}",
+                        a.issuer, b.issuer
+                    )));
+                }
+                if a.head_index != b.head_index {
+                    return Err(no_breach(format!(
+                        "the two certificates name heads at two indexes, {} and {}",
+                        a.head_index, b.head_index
+                    )));
+                }
+                if a.head_hash == b.head_hash {
+                    return Err(no_breach(format!(
+                        "both certificates name the same head #{}:{}",
+                        a.head_index, a.head_hash
+                    )));
+                }
+            }
             Evidence::TokenReplayed { token, first_index } => {
                 if *first_index == 0 || *first_index > c.head_index {
                     return Err(invalid(format!(
@@ -1325,7 +1391,7 @@ mod tests {
             assert_eq!(k.to_string(), k.name());
         }
         assert_eq!(BreachKind::from_code(0), None);
-        assert_eq!(BreachKind::from_code(8), None);
+        assert_eq!(BreachKind::from_code(9), None);
         assert_eq!(BreachKind::TokenForged.name(), "token-forged");
         assert_eq!(DriftLocation::from_code(2), Some(DriftLocation::Disk));
         assert_eq!(DriftLocation::from_code(3), None);

@@ -276,7 +276,86 @@ fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
             },
             3,
         ),
+        f.cert(
+            Subject::Validator(node(2)),
+            head_equivocation(f, 2, sha3(b"one head"), 2, sha3(b"another head")),
+            5,
+        ),
     ]
+}
+
+/// Validator `a` and validator `b` each sign a drift certificate about
+/// themselves at head index 40, with head hashes `ha` and `hb`.
+fn head_equivocation(f: &Fixture, a: u64, ha: Digest, b: u64, hb: Digest) -> Evidence {
+    let stmt = |n: u64, h: Digest, observed: &[u8]| {
+        Box::new(
+            Certificate {
+                subject: Subject::Validator(node(n)),
+                evidence: drift(sha3(b"sealed"), sha3(observed)),
+                head_index: HEAD_INDEX,
+                head_hash: h,
+                issuer: node(n),
+                issued_at_ms: NOW_MS,
+            }
+            .sign(f.key(n)),
+        )
+    };
+    Evidence::HeadEquivocation {
+        first: stmt(a, ha, b"first"),
+        second: stmt(b, hb, b"second"),
+    }
+}
+
+#[test]
+fn head_equivocation_needs_two_heads_of_one_validator_at_one_index() {
+    let f = fixture();
+    let same = f.cert(
+        Subject::Validator(node(2)),
+        head_equivocation(&f, 2, sha3(b"h"), 2, sha3(b"h")),
+        1,
+    );
+    let err = f.check(&same).expect_err("one head twice is no breach");
+    assert!(
+        matches!(
+            &err,
+            CertificateError::NoBreach {
+                kind: BreachKind::HeadEquivocation,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("both certificates name the same head"),
+        "{err}"
+    );
+    let two = f.cert(
+        Subject::Validator(node(2)),
+        head_equivocation(&f, 2, sha3(b"h"), 3, sha3(b"g")),
+        1,
+    );
+    let err = f.check(&two).expect_err("two issuers");
+    assert!(err.to_string().contains("two issuers, 2 and 3"), "{err}");
+    let framed = f.cert(
+        Subject::Validator(node(3)),
+        head_equivocation(&f, 2, sha3(b"h"), 2, sha3(b"g")),
+        1,
+    );
+    assert!(matches!(
+        f.check(&framed),
+        Err(CertificateError::SubjectMismatch { .. })
+    ));
+    // A nested head-equivocation certificate is refused in decoding.
+    let nested = Evidence::HeadEquivocation {
+        first: Box::new(two.clone()),
+        second: Box::new(two),
+    };
+    let err = Evidence::decode(BreachKind::HeadEquivocation, &nested.encode()).expect_err("nested");
+    assert!(
+        err.to_string().contains("is itself a head-equivocation"),
+        "{err}"
+    );
 }
 
 // ---- what must pass ----
@@ -418,7 +497,7 @@ fn decoding_refuses_trailing_bytes_unknown_codes_and_size() {
     // Tag (32) + subject kind (1) + node (8) + two empty strings (8).
     let at = 32 + 1 + 8 + 4 + 4;
     assert_eq!(wire[at], BreachKind::PolicyDrift.code());
-    for bad in [0u8, 8, 255] {
+    for bad in [0u8, 9, 255] {
         let mut w = wire.clone();
         w[at] = bad;
         assert_eq!(
