@@ -475,6 +475,8 @@ fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
 
 fn status_line(s: &tonic::Status) -> String {
     let hint = match s.code() {
+        // The validator answered: it is locked down, and says by what.
+        tonic::Code::Unavailable if s.message().starts_with("LockedDown") => "",
         tonic::Code::Unavailable => " (cluster unreachable or no quorum)",
         tonic::Code::DeadlineExceeded => " (timed out)",
         // tonic reports its own client-side timeout as CANCELLED.
