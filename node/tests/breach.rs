@@ -156,6 +156,37 @@ async fn a_policy_file_edited_on_disk_locks_its_validator_across_restart() {
         }
         let on_ledger = certified_everywhere(&net, "validator 3", "policy-drift", true).await;
         assert_eq!(on_ledger, cert);
+        // An auditor exports it and checks it offline.
+        let dir = tmp.path().join("certs");
+        let args = vec![
+            "certificates".to_string(),
+            "list".into(),
+            "--api".into(),
+            net.spec(1).expect("spec").api.clone(),
+            "--out".into(),
+            s(&dir).into(),
+        ];
+        let out = tokio::task::spawn_blocking(move || senatus_cli(args))
+            .await
+            .expect("cli");
+        assert!(out.status.success(), "{}", show(&out));
+        let file = dir.join(format!("{}.cert", hex::encode(&cert)));
+        let args = vec![
+            "certificates".to_string(),
+            "verify".into(),
+            s(&file).into(),
+            "--genesis".into(),
+            s(&tmp.path().join("net/genesis.json")).into(),
+        ];
+        let out = tokio::task::spawn_blocking(move || senatus_cli(args))
+            .await
+            .expect("cli");
+        assert!(out.status.success(), "{}", show(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("policy-drift against validator 3"),
+            "{}",
+            show(&out)
+        );
 
         // No bypass: the file restored and the node restarted, it stays
         // locked (its certificate is on its ledger and in its data dir).
@@ -547,6 +578,33 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
                 .expect_err(what);
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
             assert!(err.message().contains("certificate"), "{what}: {err:?}");
+        }
+        // An auditor's offline check refuses them too, naming why (exit 3).
+        let genesis = tmp.path().join("net/genesis.json");
+        for (what, bytes, why) in &forged {
+            let file = tmp.path().join("forged.cert");
+            std::fs::write(&file, bytes).expect("write");
+            let args = vec![
+                "certificates".to_string(),
+                "verify".into(),
+                s(&file).into(),
+                "--genesis".into(),
+                s(&genesis).into(),
+            ];
+            let out = tokio::task::spawn_blocking(move || senatus_cli(args))
+                .await
+                .expect("cli");
+            if why.ends_with(" evidence") {
+                // Facts only a validator's own ledger or chain holds: the
+                // offline check cannot refuse these, the validators did.
+                continue;
+            }
+            assert_eq!(out.status.code(), Some(3), "{what}: {}", show(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stderr).contains(why),
+                "{what}: {}",
+                show(&out)
+            );
         }
         // Nothing changed: no certificate, nobody locked, all five sign.
         for n in net.ids() {
