@@ -396,22 +396,12 @@ impl AmendState {
         &self,
         cert: &senatus_quorum::certificate::SignedCertificate,
     ) -> Result<(), String> {
-        use senatus_quorum::certificate::{CheckContext, Evidence};
-        let seal = self.seal();
-        let pubkeys =
-            senatus_quorum::signing::public_key_package(seal).map_err(|e| e.to_string())?;
+        use senatus_quorum::certificate::Evidence;
         let genesis = self
             .genesis
             .as_ref()
             .ok_or_else(|| "no genesis to check token evidence against".to_string())?;
-        let broker = senatus_quorum::broker::Broker::new(genesis, &self.chain())
-            .map_err(|e| format!("seal chain: {e}"))?;
-        cert.check(&CheckContext {
-            membership: &seal.membership,
-            pubkeys: &pubkeys,
-            broker: &broker,
-        })
-        .map_err(|e| e.to_string())?;
+        crate::breach::check_against_chain(cert, genesis, &self.chain())?;
         if let Evidence::PolicyDrift {
             policy_version,
             sealed_digest,

@@ -259,56 +259,46 @@ impl Breach {
     /// The certificate locking this validator, if any: one it validated
     /// itself or one on the ledger, about it, not reinstated.
     pub fn lockdown(&self, amend: &crate::amend::AmendHandle) -> Option<Lockdown> {
-        let me = Subject::Validator(self.me);
-        let reinstated = |id: &Digest| {
-            amend
-                .with(|s| s.certified().reinstated(id).is_some())
-                .unwrap_or(false)
-        };
-        let local = lock(&self.known)
-            .iter()
-            .filter(|(_, c)| c.certificate.subject == me)
-            .map(|(id, c)| (*id, c.certificate.kind()))
-            .collect::<Vec<_>>();
-        let on_ledger = amend
-            .with(|s| {
-                s.certified()
-                    .all()
-                    .filter(|c| c.cert.certificate.subject == me)
-                    .map(|c| (c.cert.id().0, c.cert.certificate.kind()))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        local
-            .into_iter()
-            .chain(on_ledger)
-            .find(|(id, _)| !reinstated(id))
-            .map(|(id, kind)| Lockdown { id, kind })
+        self.in_force_about(&Subject::Validator(self.me), amend)
     }
 
     /// The certificate excluding validator `node` from signing, if any.
     pub fn excluded(&self, node: NodeId, amend: &crate::amend::AmendHandle) -> Option<Digest> {
-        let subject = Subject::Validator(node);
-        let reinstated = |id: &Digest| {
-            amend
-                .with(|s| s.certified().reinstated(id).is_some())
-                .unwrap_or(false)
-        };
-        let local: Vec<Digest> = lock(&self.known)
+        self.in_force_about(&Subject::Validator(node), amend)
+            .map(|l| l.id)
+    }
+
+    /// A certificate about `subject`, validated here or on the ledger, that
+    /// no sealed amendment reinstated. One lock of each kind, in the order
+    /// used everywhere (known, then the amendment state), and nothing
+    /// hashed unless a certificate names `subject`: this runs for every
+    /// request and every signer.
+    fn in_force_about(
+        &self,
+        subject: &Subject,
+        amend: &crate::amend::AmendHandle,
+    ) -> Option<Lockdown> {
+        let local: Vec<(Digest, BreachKind)> = lock(&self.known)
             .iter()
-            .filter(|(_, c)| c.certificate.subject == subject)
-            .map(|(id, _)| *id)
+            .filter(|(_, c)| &c.certificate.subject == subject)
+            .map(|(id, c)| (*id, c.certificate.kind()))
             .collect();
-        let ledger: Vec<Digest> = amend
-            .with(|s| {
-                s.certified()
-                    .all()
-                    .filter(|c| c.cert.certificate.subject == subject)
-                    .map(|c| c.cert.id().0)
-                    .collect()
-            })
-            .unwrap_or_default();
-        local.into_iter().chain(ledger).find(|id| !reinstated(id))
+        let found = amend.with(|s| {
+            let certified = s.certified();
+            let on_ledger = certified
+                .all()
+                .filter(|c| &c.cert.certificate.subject == subject)
+                .map(|c| (c.cert.id().0, c.cert.certificate.kind()));
+            local
+                .iter()
+                .copied()
+                .chain(on_ledger)
+                .find(|(id, _)| certified.reinstated(id).is_none())
+        });
+        // Without amendment state nothing can reinstate: the first local one.
+        found
+            .unwrap_or_else(|| local.first().copied())
+            .map(|(id, kind)| Lockdown { id, kind })
     }
 
     /// Every certificate this validator validated, with the ledger's view.
@@ -650,6 +640,28 @@ pub fn local_facts(
         }
         _ => Ok(()),
     }
+}
+
+/// The public checks of a certificate under the newest seal of `chain`
+/// (its membership and key package, and a broker over genesis and the
+/// chain): what every validator and `senatus certificates verify` run.
+pub fn check_against_chain(
+    cert: &SignedCertificate,
+    genesis: &senatus_genesis::Genesis,
+    chain: &[senatus_genesis::SignedSeal],
+) -> Result<(), String> {
+    let seal = &chain
+        .last()
+        .ok_or_else(|| "empty seal chain".to_string())?
+        .seal;
+    let pubkeys = senatus_quorum::signing::public_key_package(seal).map_err(|e| e.to_string())?;
+    let broker = senatus_quorum::broker::Broker::new(genesis, chain).map_err(|e| e.to_string())?;
+    cert.check(&senatus_quorum::certificate::CheckContext {
+        membership: &seal.membership,
+        pubkeys: &pubkeys,
+        broker: &broker,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Decodes a certificate from the wire, bounded.

@@ -9,7 +9,6 @@
 use std::path::{Path, PathBuf};
 
 use senatus_proto::v1 as pb;
-use senatus_quorum::certificate::{CheckContext, SignedCertificate};
 
 use crate::cli_amend::{client, cluster_error, fetch_chain, request, runtime};
 use crate::cli_gate::{EXIT_REFUSED, EXIT_USAGE, Failure};
@@ -151,7 +150,7 @@ fn verify(file: &Path, genesis: &Path, api: Option<&str>) -> anyhow::Result<()> 
             (g, vec![zero])
         }
     };
-    check(&cert, &genesis, &chain).map_err(refused)?;
+    crate::breach::check_against_chain(&cert, &genesis, &chain).map_err(refused)?;
     let c = &cert.certificate;
     println!(
         "certificate {} verifies: {} against {}, signed by validator {} at {} ms over its ledger head #{}:{}",
@@ -164,24 +163,4 @@ fn verify(file: &Path, genesis: &Path, api: Option<&str>) -> anyhow::Result<()> 
         c.head_hash
     );
     Ok(())
-}
-
-/// The public checks of a certificate under the newest seal of `chain`.
-pub fn check(
-    cert: &SignedCertificate,
-    genesis: &senatus_genesis::Genesis,
-    chain: &[senatus_genesis::SignedSeal],
-) -> Result<(), String> {
-    let seal = &chain
-        .last()
-        .ok_or_else(|| "empty seal chain".to_string())?
-        .seal;
-    let pubkeys = senatus_quorum::signing::public_key_package(seal).map_err(|e| e.to_string())?;
-    let broker = senatus_quorum::broker::Broker::new(genesis, chain).map_err(|e| e.to_string())?;
-    cert.check(&CheckContext {
-        membership: &seal.membership,
-        pubkeys: &pubkeys,
-        broker: &broker,
-    })
-    .map_err(|e| e.to_string())
 }
