@@ -8,14 +8,18 @@ No code is shared with the Rust implementation.
 Usage: scripts/verify-vectors.py [VECTORS_DIR]
 """
 
+import base64
+import datetime
 import hashlib
 import json
 import struct
 import sys
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 
 class Enc:
@@ -589,6 +593,121 @@ def certificates(vec, gvec, avec):
     check("certificate vector kinds", seen, [1, 4, 3, 6])
 
 
+def der(tag: int, content: bytes) -> bytes:
+    """One DER TLV, definite length in the shortest form (X.690 8.1.3)."""
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    length = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(length)]) + length + content
+
+
+def oid_content(dotted: str) -> bytes:
+    """Content octets of an OBJECT IDENTIFIER (X.690 8.19), arcs of any size."""
+    arcs = [int(a) for a in dotted.split(".")]
+    out = bytearray()
+    for arc in [arcs[0] * 40 + arcs[1]] + arcs[2:]:
+        groups = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            groups.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out += bytes(reversed(groups))
+    return bytes(out)
+
+
+def der_time(ms: int) -> bytes:
+    """Section 18.3: whole seconds (floored), UTCTime for 1950-2049, else GeneralizedTime."""
+    t = datetime.datetime.fromtimestamp(ms // 1000, tz=datetime.timezone.utc)
+    rest = f"{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
+    if 1950 <= t.year < 2050:
+        return der(0x17, f"{t.year % 100:02d}{rest}".encode())
+    return der(0x18, f"{t.year:04d}{rest}".encode())
+
+
+def ed25519_public_of(seed_hex: str) -> str:
+    key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed_hex))
+    return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+
+def tls(vec):
+    """PROTOCOL.md section 18: TLS keys endorsed by identity keys, and their certificates."""
+    oid = "2.25.181298536963434240838732898204400124676"
+    check("tls endorsement OID", vec["endorsement_oid"], oid)
+    check("tls endorsement OID DER", der(0x06, oid_content(oid)).hex(), vec["endorsement_oid_der"])
+    ed25519 = der(0x30, der(0x06, bytes([0x2B, 0x65, 0x70])))  # 1.3.101.112, no parameters
+    time_tags = set()
+    for c in vec["cases"]:
+        name = f"tls {c['name']}"
+        chain, node = c["chain_id"], c["node_id"]
+        issued, expires = c["issued_at_ms"], c["expires_at_ms"]
+        check(f"{name}: validity is not empty", issued < expires, True)
+        identity_pub, tls_pub = c["identity_public_key"], c["tls_public_key"]
+        check(f"{name}: identity key derives from its seed", ed25519_public_of(c["identity_secret_key"]), identity_pub)
+        check(f"{name}: TLS key derives from its seed", ed25519_public_of(c["tls_secret_key"]), tls_pub)
+        check(f"{name}: TLS key is not the identity key", tls_pub != identity_pub, True)
+
+        signing = bytes(Enc("tls-key").str_(chain).u64(node).raw32(tls_pub).u64(issued).u64(expires).b)
+        check(f"{name}: endorsement signing bytes", signing.hex(), c["endorsement_signing_bytes"])
+        if not ed25519_ok(identity_pub, c["endorsement_signature"], signing):
+            print(f"MISMATCH {name}: endorsement does not verify under the identity key")
+            sys.exit(1)
+        print(f"ok  {name}: endorsement signature (Ed25519, identity key)")
+        if ed25519_ok(tls_pub, c["endorsement_signature"], signing):
+            print(f"MISMATCH {name}: endorsement verifies under the TLS key")
+            sys.exit(1)
+        # Ed25519 is deterministic (RFC 8032): the seed signs to the same bytes.
+        resigned = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(c["identity_secret_key"])).sign(signing)
+        check(f"{name}: endorsement re-signed with the identity seed", resigned.hex(), c["endorsement_signature"])
+        sig = bytes.fromhex(c["endorsement_signature"])
+        ext_value = bytes(Enc("tls-endorsement").str_(chain).u64(node).u64(issued).u64(expires).b) + sig
+        check(f"{name}: extension value", ext_value.hex(), c["extension_value"])
+
+        # The certificate template, DER by hand (section 18.3).
+        serial = bytearray(hashlib.sha3_256(bytes.fromhex(tls_pub)).digest()[:16])
+        serial[0] = (serial[0] & 0x7F) | 0x40
+        check(f"{name}: serial", bytes(serial).hex(), c["serial"])
+        cn = der(0x30, der(0x06, bytes([0x55, 0x04, 0x03])) + der(0x0C, f"senatus validator {node}".encode()))
+        dn = der(0x30, der(0x31, cn))
+        not_before, not_after = der_time(issued), der_time(expires)
+        check(f"{name}: notBefore", not_before[2:].decode(), c["not_before"])
+        check(f"{name}: notAfter", not_after[2:].decode(), c["not_after"])
+        time_tags |= {not_before[0], not_after[0]}
+        spki = der(0x30, ed25519 + der(0x03, b"\x00" + bytes.fromhex(tls_pub)))
+        extension = der(0x30, der(0x06, oid_content(oid)) + der(0x04, der(0x04, ext_value)))
+        tbs = der(0x30, der(0xA0, der(0x02, b"\x02")) + der(0x02, bytes(serial)) + ed25519 + dn
+                  + der(0x30, not_before + not_after) + dn + spki + der(0xA3, der(0x30, extension)))
+        check(f"{name}: TBSCertificate", tbs.hex(), c["tbs_certificate"])
+        tls_key = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(c["tls_secret_key"]))
+        cert_sig = tls_key.sign(tbs)
+        check(f"{name}: certificate signature re-signed with the TLS seed", cert_sig.hex(), c["certificate_signature"])
+        if not ed25519_ok(tls_pub, c["certificate_signature"], tbs):
+            print(f"MISMATCH {name}: certificate self-signature does not verify under the TLS key")
+            sys.exit(1)
+        print(f"ok  {name}: certificate self-signature (Ed25519, TLS key)")
+        cert = der(0x30, tbs + ed25519 + der(0x03, b"\x00" + cert_sig))
+        check(f"{name}: certificate DER", cert.hex(), c["certificate_der"])
+        check(f"{name}: certificate at most 16 KiB", len(cert) <= 16 * 1024, True)
+        b64 = base64.b64encode(cert).decode()
+        pem = "-----BEGIN CERTIFICATE-----\n"
+        pem += "".join(b64[i:i + 64] + "\n" for i in range(0, len(b64), 64))
+        pem += "-----END CERTIFICATE-----\n"
+        check(f"{name}: certificate PEM", pem, c["certificate_pem"])
+
+        # A stock X.509 parser reads the same certificate (cryptography's).
+        x = x509.load_der_x509_certificate(cert)
+        ext = x.extensions.get_extension_for_oid(x509.ObjectIdentifier(oid))
+        check(f"{name}: stock parser: version, serial, key",
+              (x.version, x.serial_number, x.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()),
+              (x509.Version.v3, int.from_bytes(serial, "big"), tls_pub))
+        check(f"{name}: stock parser: one extension, non-critical, carrying the endorsement",
+              (len(x.extensions), ext.critical, ext.value.value), (1, False, der(0x04, ext_value)))
+        check(f"{name}: stock parser: validity in whole seconds",
+              (int(x.not_valid_before_utc.timestamp()), int(x.not_valid_after_utc.timestamp())),
+              (issued // 1000, expires // 1000))
+    check("tls vector covers UTCTime and GeneralizedTime", sorted(time_tags), [0x17, 0x18])
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
 
@@ -610,6 +729,7 @@ def main():
     avec = load("amendment-v1.json")
     amendment(avec, gvec)
     certificates(load("certificate-v1.json"), gvec, avec)
+    tls(load("tls-v1.json"))
     print("all vectors verified independently")
 
 

@@ -17,6 +17,7 @@ use crate::document::{Genesis, GenesisBody, GenesisError, Key32, Validator};
 use crate::ids::{NodeId, PolicyVersion};
 use crate::keys::{FrostShare, KeyFileError, SecretKey};
 use crate::policy::PolicyLayer;
+use crate::tls::TlsMaterial;
 
 /// Addresses for one validator.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,6 +150,8 @@ pub struct NodeMaterial {
     pub identity: SecretKey,
     /// FROST share.
     pub frost: FrostShare,
+    /// TLS key and certificate, endorsed by the identity key.
+    pub tls: TlsMaterial,
     /// Addresses.
     pub addrs: NodeAddrs,
 }
@@ -223,20 +226,28 @@ impl Ceremony {
         let genesis = Genesis::sign(body, authority.signing_key())?;
 
         let mut shares = dealt.shares;
+        let chain_id = genesis.body.chain_id.clone();
+        let issued = params.created_at_ms;
+        let expires = issued.saturating_add(crate::tls::ENDORSEMENT_VALIDITY_MS_DEFAULT);
         let nodes = ids
             .into_iter()
             .zip(identities)
             .zip(params.nodes)
-            .map(|((id, identity), addrs)| NodeMaterial {
-                id,
-                identity,
-                frost: FrostShare {
-                    node_id: id,
-                    key_package: shares.remove(&id).expect("a share was dealt for every id"),
-                },
-                addrs,
+            .map(|((id, identity), addrs)| {
+                let tls = TlsMaterial::issue(&identity, &chain_id, id, issued, expires, rng)
+                    .map_err(|e| CeremonyError::Params(format!("TLS key of node {id}: {e}")))?;
+                Ok(NodeMaterial {
+                    id,
+                    identity,
+                    frost: FrostShare {
+                        node_id: id,
+                        key_package: shares.remove(&id).expect("a share was dealt for every id"),
+                    },
+                    tls,
+                    addrs,
+                })
             })
-            .collect();
+            .collect::<Result<_, CeremonyError>>()?;
         Ok(Ceremony {
             genesis,
             authority,
@@ -257,7 +268,8 @@ impl Ceremony {
     /// dir/authority.key        founding authority secret (0600): move offline
     /// dir/policy/              the sealed policy layer
     /// dir/node-<id>/node.toml  config, relative paths
-    /// dir/node-<id>/identity.key, frost-share.key  (0600)
+    /// dir/node-<id>/identity.key, frost-share.key, tls.key  (0600)
+    /// dir/node-<id>/tls.crt    TLS certificate carrying the endorsement
     /// dir/node-<id>/genesis.json, policy/
     /// ```
     pub fn write(&self, dir: &Path) -> Result<(), CeremonyError> {
@@ -289,6 +301,9 @@ impl Ceremony {
             node.identity
                 .write(&nd.join("identity.key"), Some(node.id))?;
             node.frost.write(&nd.join("frost-share.key"))?;
+            node.tls
+                .write(&nd.join("tls.key"), &nd.join("tls.crt"))
+                .map_err(|e| CeremonyError::Params(e.to_string()))?;
             let config = NodeConfig {
                 node_id: node.id,
                 chain_id: self.genesis.body.chain_id.clone(),
@@ -297,6 +312,8 @@ impl Ceremony {
                 data_dir: "data".into(),
                 identity_key: "identity.key".into(),
                 frost_share: "frost-share.key".into(),
+                tls_key: "tls.key".into(),
+                tls_cert: "tls.crt".into(),
                 listen: ListenConfig {
                     peer: node.addrs.peer.clone(),
                     api: node.addrs.api.clone(),

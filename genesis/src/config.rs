@@ -30,11 +30,26 @@ pub struct NodeConfig {
     pub identity_key: PathBuf,
     /// FROST key package file.
     pub frost_share: PathBuf,
+    /// TLS key file (0600): the key this validator speaks TLS with.
+    #[serde(default = "default_tls_key")]
+    pub tls_key: PathBuf,
+    /// TLS certificate (PEM) carrying the identity key's endorsement of
+    /// the TLS key (`senatus genesis tls` renews both).
+    #[serde(default = "default_tls_cert")]
+    pub tls_cert: PathBuf,
     /// Addresses to bind.
     pub listen: ListenConfig,
     /// Raft timing and log compaction; every field has a default.
     #[serde(default)]
     pub raft: RaftConfig,
+}
+
+fn default_tls_key() -> PathBuf {
+    "tls.key".into()
+}
+
+fn default_tls_cert() -> PathBuf {
+    "tls.crt".into()
 }
 
 /// Raft tunables (`[raft]` in node.toml). Defaults suit five validators on
@@ -176,6 +191,8 @@ impl NodeConfig {
             &mut cfg.data_dir,
             &mut cfg.identity_key,
             &mut cfg.frost_share,
+            &mut cfg.tls_key,
+            &mut cfg.tls_cert,
         ] {
             if p.is_relative() {
                 *p = base.join(&*p);

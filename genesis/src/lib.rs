@@ -15,6 +15,7 @@ pub mod keys;
 pub mod lock;
 pub mod policy;
 pub mod seal;
+pub mod tls;
 
 pub use codec::{Digest, Encoder, sha3};
 pub use document::{Genesis, GenesisBody, Key32, Sig64, Validator};

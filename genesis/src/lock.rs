@@ -97,6 +97,15 @@ pub enum LockError {
         /// From the file.
         found: Key32,
     },
+    /// The TLS key or certificate is missing, malformed, or does not
+    /// speak for this validator.
+    #[error("TLS material of node {node}: {source}")]
+    Tls {
+        /// This node.
+        node: NodeId,
+        /// Why (names the file and the keys).
+        source: crate::tls::TlsIdentityError,
+    },
     /// The FROST share does not belong to this group or this node.
     #[error("FROST share {path}: {what}: expected {expected}, found {found}")]
     FrostShare {
@@ -281,6 +290,9 @@ pub struct BootMaterial {
     pub frost: FrostShare,
     /// The verified lock.
     pub lock: GenesisLock,
+    /// TLS key and certificate; the endorsement verifies under this node's
+    /// identity key (its validity window is checked by the node's clock).
+    pub tls: crate::tls::TlsMaterial,
 }
 
 /// Loads a node's files and verifies the lock against seal 0 (first boot).
@@ -329,6 +341,7 @@ pub fn load_and_verify_with(
         identity: (&identity, &config.identity_key),
         frost: (&frost, &config.frost_share),
     })?;
+    let tls = load_tls(&config, &genesis)?;
     Ok(BootMaterial {
         config,
         genesis,
@@ -336,5 +349,40 @@ pub fn load_and_verify_with(
         identity,
         frost,
         lock,
+        tls,
     })
+}
+
+/// Reads the TLS key and certificate and checks that the certificate's
+/// endorsement is this node's, signed by its identity key in genesis.
+fn load_tls(config: &NodeConfig, genesis: &Genesis) -> Result<crate::tls::TlsMaterial, LockError> {
+    use crate::tls::{TlsIdentityError, TlsMaterial};
+    let node = config.node_id;
+    let tls_err = |source| LockError::Tls { node, source };
+    let tls = TlsMaterial::read(&config.tls_key, &config.tls_cert).map_err(|e| match e {
+        TlsIdentityError::KeyFile(KeyFileError::Io { path, source })
+            if source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            tls_err(TlsIdentityError::File {
+                path,
+                message: "missing; `senatus genesis tls --config NODE_TOML` issues a TLS key and certificate from the identity key".into(),
+            })
+        }
+        e => tls_err(e),
+    })?;
+    let cert = config.tls_cert.display().to_string();
+    let claimed = tls.presented.endorsement.node_id;
+    if claimed != node {
+        return Err(tls_err(TlsIdentityError::File {
+            path: cert,
+            message: format!("endorses node {claimed}, but this node is {node}"),
+        }));
+    }
+    tls.presented.check_endorsement(genesis).map_err(|e| {
+        tls_err(TlsIdentityError::File {
+            path: cert,
+            message: e.to_string(),
+        })
+    })?;
+    Ok(tls)
 }

@@ -563,3 +563,127 @@ fn node_ids_are_frost_identifiers() {
         frost_ed25519::Identifier::try_from(3u16).expect("identifier")
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn the_tls_key_is_0600_and_the_certificate_speaks_for_its_node() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_tmp, dir) = written(40);
+    let g = Genesis::load(&dir.join("genesis.json")).expect("genesis");
+    for id in 1..=5 {
+        let nd = dir.join(format!("node-{id}"));
+        let mode = std::fs::metadata(nd.join("tls.key"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "node {id} tls.key");
+        let m = load_and_verify(&node_toml(&dir, id)).expect("lock verifies");
+        let node = m
+            .tls
+            .presented
+            .check(&g, 1_700_000_000_000 + 1)
+            .expect("endorsed");
+        assert_eq!(node.get(), id);
+        // The TLS key is not the identity key.
+        assert_ne!(m.tls.presented.tls_key.0, m.identity.public());
+    }
+}
+
+fn tls_refusal(dir: &Path) -> String {
+    let err = load_and_verify(&node_toml(dir, 1)).expect_err("refused");
+    assert!(matches!(err, LockError::Tls { .. }), "wrong error: {err}");
+    err.to_string()
+}
+
+#[test]
+fn a_missing_tls_key_is_refused_naming_the_file_and_how_to_make_one() {
+    let (_tmp, dir) = written(41);
+    std::fs::remove_file(dir.join("node-1/tls.key")).expect("rm");
+    let msg = tls_refusal(&dir);
+    assert!(
+        msg.contains("node-1/tls.key")
+            && msg.contains("missing")
+            && msg.contains("senatus genesis tls"),
+        "{msg}"
+    );
+    let (_tmp, dir) = written(42);
+    std::fs::remove_file(dir.join("node-1/tls.crt")).expect("rm");
+    let msg = tls_refusal(&dir);
+    assert!(
+        msg.contains("node-1/tls.crt") && msg.contains("missing"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_tls_certificate_endorsed_by_another_identity_is_refused_naming_both_keys() {
+    let (_tmp, dir) = written(43);
+    let (_tmp2, other) = written(44);
+    for f in ["tls.key", "tls.crt"] {
+        std::fs::copy(other.join("node-1").join(f), dir.join("node-1").join(f)).expect("copy");
+    }
+    let msg = tls_refusal(&dir);
+    let g = Genesis::load(&dir.join("genesis.json")).expect("genesis");
+    let identity = g.body.validators[0].identity_key.to_string();
+    let foreign = senatus_genesis::tls::TlsMaterial::read(
+        &other.join("node-1/tls.key"),
+        &other.join("node-1/tls.crt"),
+    )
+    .expect("read");
+    assert!(
+        msg.contains("node-1/tls.crt")
+            && msg.contains(&identity)
+            && msg.contains(&foreign.presented.tls_key.to_string())
+            && msg.contains("not endorsed by node 1's identity key"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_tls_key_that_does_not_match_its_certificate_is_refused_naming_both_files() {
+    let (_tmp, dir) = written(45);
+    std::fs::copy(dir.join("node-2/tls.key"), dir.join("node-1/tls.key")).expect("copy");
+    let msg = tls_refusal(&dir);
+    assert!(
+        msg.contains("node-1/tls.key")
+            && msg.contains("node-1/tls.crt")
+            && msg.contains("does not match"),
+        "{msg}"
+    );
+    // Both files of node 2: a consistent pair, for the wrong node.
+    std::fs::copy(dir.join("node-2/tls.crt"), dir.join("node-1/tls.crt")).expect("copy");
+    let msg = tls_refusal(&dir);
+    assert!(msg.contains("endorses node 2, but this node is 1"), "{msg}");
+}
+
+#[test]
+fn garbled_tls_files_are_refused_without_echoing_the_secret() {
+    let (_tmp, dir) = written(46);
+    let key = dir.join("node-1/tls.key");
+    let good = std::fs::read_to_string(&key).expect("read");
+    std::fs::write(&key, &good[..good.len() / 2]).expect("truncate");
+    let msg = tls_refusal(&dir);
+    assert!(
+        msg.contains("node-1/tls.key") && msg.contains("not a TLS key file"),
+        "{msg}"
+    );
+    let secret: serde_json::Value = serde_json::from_str(&good).expect("json");
+    let secret = secret["secret_key"].as_str().expect("hex");
+    assert!(
+        !msg.contains(&secret[..16]),
+        "the secret must not be echoed: {msg}"
+    );
+
+    let (_tmp, dir) = written(47);
+    std::fs::write(
+        dir.join("node-1/tls.crt"),
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    )
+    .expect("garble");
+    let msg = tls_refusal(&dir);
+    assert!(
+        msg.contains("node-1/tls.crt") && msg.contains("not an X.509 certificate"),
+        "{msg}"
+    );
+}
