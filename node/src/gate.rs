@@ -38,7 +38,7 @@ use senatus_quorum::signing::{
 use senatus_quorum::token;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
@@ -188,6 +188,7 @@ impl Gate {
         material: &senatus_genesis::lock::BootMaterial,
         config: GateConfig,
         amend: crate::amend::AmendHandle,
+        tls: &senatus_transport::NodeTls,
     ) -> Result<Gate, GateError> {
         let genesis = material.genesis.clone();
         // Amendments keep the epoch's group key, threshold and membership:
@@ -214,11 +215,23 @@ impl Gate {
             if vid == id {
                 continue;
             }
-            peers.insert(vid, PeerClient::new(lazy(vid, &v.peer_addr)?));
+            let address = |e: crate::network::ChannelError| GateError::Address {
+                id: vid,
+                addr: v.peer_addr.clone(),
+                reason: e.to_string(),
+            };
+            peers.insert(
+                vid,
+                PeerClient::new(
+                    crate::network::peer_channel(tls, vid, &v.peer_addr).map_err(address)?,
+                ),
+            );
             apis.insert(
                 vid,
-                SenatusClient::new(lazy(vid, &v.api_addr)?)
-                    .max_decoding_message_size(crate::service::API_MESSAGE_BYTES_MAX),
+                SenatusClient::new(
+                    crate::network::api_channel(tls, vid, &v.api_addr).map_err(address)?,
+                )
+                .max_decoding_message_size(crate::service::API_MESSAGE_BYTES_MAX),
             );
         }
         let (queue, queue_rx) = mpsc::channel(config.queue_requests_max);
@@ -366,6 +379,98 @@ impl Gate {
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
         }
+    }
+
+    // ---- Redeem ------------------------------------------------------------
+
+    /// Redeems a token: here when leading, else the same `Redeem` request
+    /// is forwarded to the leader's public API, which checks it again. A
+    /// follower never forwards a ready-made Redemption entry: the peer port
+    /// refuses those from every validator.
+    pub async fn redeem(
+        &self,
+        shared: &Shared,
+        req: pb::RedeemRequest,
+    ) -> Result<pb::RedeemReply, Status> {
+        let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
+        loop {
+            let leader = shared.raft.metrics().borrow().current_leader;
+            match leader {
+                Some(l) if l == self.id => match self.redeem_here(shared, &req).await {
+                    // No longer the leader, or a locked one giving way.
+                    Err(s)
+                        if s.code() == tonic::Code::FailedPrecondition
+                            && Instant::now() < deadline => {}
+                    other => return other,
+                },
+                Some(l) => {
+                    let Some(client) = self.apis.get(&l) else {
+                        return Err(Status::internal(format!("leader {l} has no api address")));
+                    };
+                    let timeout = Duration::from_millis(
+                        shared.bounds.commit_timeout_ms + shared.bounds.quorum_ack_max_ms,
+                    );
+                    let mut client = client.clone();
+                    let call = client.redeem(req.clone());
+                    match tokio::time::timeout(timeout, call).await {
+                        Err(_) => {
+                            return Err(Status::unavailable(format!(
+                                "leader {l} did not answer the redemption within {} ms; it may still be redeemed",
+                                timeout.as_millis()
+                            )));
+                        }
+                        Ok(Ok(r)) => return Ok(r.into_inner()),
+                        // The leader moved or is giving way: look again.
+                        Ok(Err(s))
+                            if matches!(
+                                s.code(),
+                                tonic::Code::Unavailable | tonic::Code::FailedPrecondition
+                            ) && Instant::now() < deadline => {}
+                        Ok(Err(s)) => return Err(s),
+                    }
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(Status::unavailable(format!(
+                        "no leader known within {} ms; the cluster may have lost its quorum; not redeemed",
+                        shared.bounds.leader_wait_ms
+                    )));
+                }
+                None => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = shared
+                .raft
+                .wait(Some(left.min(Duration::from_millis(50))))
+                .metrics(
+                    |m| m.current_leader.is_some() && m.current_leader != leader,
+                    "leader",
+                )
+                .await;
+        }
+    }
+
+    async fn redeem_here(
+        &self,
+        shared: &Shared,
+        r: &pb::RedeemRequest,
+    ) -> Result<pb::RedeemReply, Status> {
+        let token = self.check_redeemable(shared, &r.token, &r.params_json)?;
+        let payload = redemption_payload(&token);
+        let w = match shared
+            .write_as_leader(Command::new(EntryKind::Redemption, payload))
+            .await
+        {
+            Ok(w) => w,
+            Err(s) if s.code() == tonic::Code::AlreadyExists => {
+                return Err(self.certify_replay(shared, &r.token, s));
+            }
+            Err(s) => return Err(s),
+        };
+        Ok(pb::RedeemReply {
+            ledger_index: w.index,
+            entry_hash: w.hash,
+            nonce: token.payload.nonce.0.to_vec(),
+        })
     }
 
     async fn submit(
@@ -1260,18 +1365,6 @@ pub fn idempotency_key(r: &DecisionRequest) -> Vec<u8> {
     let mut e = senatus_genesis::codec::Encoder::new("idempotency", 1);
     e.str(&r.tenant).str(&r.actor).str(&r.idempotency_key);
     e.digest_of().0.to_vec()
-}
-
-fn lazy(id: u64, addr: &str) -> Result<Channel, GateError> {
-    let ep = Endpoint::from_shared(format!("http://{addr}")).map_err(|e| GateError::Address {
-        id,
-        addr: addr.to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(ep
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        .connect_lazy())
 }
 
 fn with_no_token(s: &Status) -> Status {

@@ -26,6 +26,8 @@ use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::raft_types::TypeConfig;
+use senatus_genesis::NodeId;
+use senatus_transport::NodeTls;
 
 /// Largest gRPC message a peer accepts or sends. Snapshot chunks are sized
 /// well below it (`SNAPSHOT_CHUNK_BYTES`); an append batch whose encoding
@@ -53,14 +55,76 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(bytes)
 }
 
-/// Builds a lazily connecting channel to `addr` (`host:port`).
-pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+/// Why a channel to a validator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    /// The address is not `host:port`.
+    #[error("validator {id} address {addr}: {reason}")]
+    Address {
+        /// The validator.
+        id: u64,
+        /// The address from genesis.
+        addr: String,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS configuration could not be built.
+    #[error("validator {id}: {source}")]
+    Tls {
+        /// The validator.
+        id: u64,
+        /// Why.
+        source: senatus_transport::ConfigError,
+    },
+}
+
+fn endpoint(id: u64, addr: &str) -> Result<Endpoint, ChannelError> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| ChannelError::Address {
+            id,
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?
         .connect_timeout(Duration::from_millis(PEER_CONNECT_TIMEOUT_MS))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
+        // Pings also while idle: the other side closes a connection that
+        // hears nothing for its idle timeout.
+        .keep_alive_while_idle(true))
+}
+
+/// A lazily connecting mutual-TLS channel to validator `id`'s peer port:
+/// presents this validator's certificate, accepts only `id`'s.
+pub fn peer_channel(tls: &NodeTls, id: u64, addr: &str) -> Result<Channel, ChannelError> {
+    let target = NodeId::new(id).map_err(|e| ChannelError::Address {
+        id,
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    let config = tls
+        .peer_client(target)
+        .map_err(|source| ChannelError::Tls { id, source })?;
+    Ok(senatus_transport::lazy_channel(
+        &endpoint(id, addr)?,
+        config,
+    ))
+}
+
+/// A lazily connecting TLS channel to validator `id`'s public API, which
+/// must present `id`'s certificate (a follower forwarding to its leader).
+pub fn api_channel(tls: &NodeTls, id: u64, addr: &str) -> Result<Channel, ChannelError> {
+    let target = NodeId::new(id).map_err(|e| ChannelError::Address {
+        id,
+        addr: addr.to_string(),
+        reason: e.to_string(),
+    })?;
+    let config = senatus_transport::api_client(tls.genesis().clone(), Some(target))
+        .map_err(|source| ChannelError::Tls { id, source })?;
+    Ok(senatus_transport::lazy_channel(
+        &endpoint(id, addr)?,
+        config,
+    ))
 }
 
 /// Hands out one [`PeerConnection`] per target.
@@ -68,6 +132,8 @@ pub fn channel(addr: &str) -> Result<Channel, tonic::transport::Error> {
 pub struct PeerNetwork {
     /// This node, sent as `from` on every message.
     pub self_id: u64,
+    /// This node's TLS identity.
+    pub tls: NodeTls,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -76,6 +142,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
         PeerConnection {
             self_id: self.self_id,
+            tls: self.tls.clone(),
             target,
             addr: node.addr.clone(),
             client: None,
@@ -87,6 +154,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 #[derive(Debug)]
 pub struct PeerConnection {
     self_id: u64,
+    tls: NodeTls,
     target: u64,
     addr: String,
     client: Option<PeerClient<Channel>>,
@@ -99,7 +167,8 @@ impl PeerConnection {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let ch = channel(&self.addr).map_err(|e| Unreachable::new(&e))?;
+        let ch =
+            peer_channel(&self.tls, self.target, &self.addr).map_err(|e| Unreachable::new(&e))?;
         let c = PeerClient::new(ch)
             .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
@@ -235,9 +304,13 @@ pub fn entries_hint(bytes: usize, entries: usize) -> Option<u64> {
     Some(fit.clamp(1, entries as u64 - 1))
 }
 
-/// A peer client for write forwarding, over a lazily connecting channel.
-pub fn forward_client(addr: &str) -> Result<PeerClient<Channel>, tonic::transport::Error> {
-    Ok(PeerClient::new(channel(addr)?)
+/// A peer client for write forwarding and certificates.
+pub fn forward_client(
+    tls: &NodeTls,
+    id: u64,
+    addr: &str,
+) -> Result<PeerClient<Channel>, ChannelError> {
+    Ok(PeerClient::new(peer_channel(tls, id, addr)?)
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
 }

@@ -11,8 +11,8 @@ use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 use senatus_genesis::lock::BootMaterial;
 use senatus_proto::v1::peer_server::PeerServer;
 use senatus_proto::v1::senatus_server::SenatusServer;
+use senatus_transport::{AcceptLimits, NodeTls};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::metrics::Metrics;
 use crate::network::{PEER_MESSAGE_BYTES_MAX, PeerNetwork, SNAPSHOT_CHUNK_BYTES};
@@ -32,8 +32,12 @@ pub struct NodeOptions {
     pub logs_kept_after_snapshot: u64,
     /// Write path bounds.
     pub bounds: WriteBounds,
-    /// Most concurrent connections per server.
-    pub connections_max: usize,
+    /// Bounds of the peer port's TLS listener (peers are counted by
+    /// validator).
+    pub peer_accept: AcceptLimits,
+    /// Bounds of the public API's TLS listener (peers are counted by
+    /// source address).
+    pub api_accept: AcceptLimits,
 }
 
 impl NodeOptions {
@@ -45,7 +49,14 @@ impl NodeOptions {
             snapshot_logs_since_last: r.snapshot_logs_since_last,
             logs_kept_after_snapshot: r.logs_kept_after_snapshot,
             bounds: WriteBounds::default(),
-            connections_max: 512,
+            // A validator opens a handful of channels to each peer (Raft,
+            // signing, forwarding); 16 leaves room for reconnects.
+            peer_accept: AcceptLimits {
+                connections_max: 128,
+                per_peer_max: 16,
+                ..AcceptLimits::default()
+            },
+            api_accept: AcceptLimits::default(),
         }
     }
 }
@@ -109,6 +120,10 @@ pub enum StartError {
     /// Raft could not start.
     #[error("raft failed to start: {0}")]
     Raft(String),
+    /// The TLS material cannot be used now (expired, not yet valid) or the
+    /// TLS configuration cannot be built.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// A configured address could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
@@ -153,6 +168,21 @@ pub async fn start(
 ) -> Result<RunningNode, StartError> {
     let id = material.lock.node_id.get();
     let genesis_digest = material.lock.genesis_digest;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    material
+        .tls
+        .presented
+        .check_validity(now_ms)
+        .map_err(|e| StartError::Tls(format!("{}: {e}", material.config.tls_cert.display())))?;
+    let tls = NodeTls::new(&material.tls, Arc::new(material.genesis.clone()));
+    let peer_tls = tls
+        .peer_server()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
+    let api_tls = tls
+        .api_server()
+        .map_err(|e| StartError::Tls(e.to_string()))?;
     let db_path = material.config.data_dir.join("db");
     let (log, sm) = store::open(&db_path, genesis_digest).map_err(|source| StartError::Store {
         path: db_path.display().to_string(),
@@ -191,7 +221,10 @@ pub async fn start(
     let raft = Raft::new(
         id,
         Arc::new(config),
-        PeerNetwork { self_id: id },
+        PeerNetwork {
+            self_id: id,
+            tls: tls.clone(),
+        },
         log,
         sm.clone(),
     )
@@ -218,8 +251,8 @@ pub async fn start(
     let forward: BTreeMap<u64, _> = members
         .iter()
         .filter(|(k, _)| **k != id)
-        .map(|(k, v)| Ok((*k, crate::network::forward_client(&v.addr)?)))
-        .collect::<Result<_, tonic::transport::Error>>()
+        .map(|(k, v)| Ok((*k, crate::network::forward_client(&tls, *k, &v.addr)?)))
+        .collect::<Result<_, crate::network::ChannelError>>()
         .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?;
     let breach = Arc::new(
         crate::breach::Breach::open(
@@ -245,7 +278,6 @@ pub async fn start(
         raft,
         sm,
         genesis_digest,
-        peer_addrs: Arc::new(members.iter().map(|(k, v)| (*k, v.addr.clone())).collect()),
         forward: Arc::new(forward),
         breach: breach.clone(),
         metrics: Arc::new(Metrics::default()),
@@ -258,6 +290,7 @@ pub async fn start(
             material,
             crate::gate::GateConfig::default(),
             shared.sm.amendments().clone(),
+            &tls,
         )
         .map_err(|e| StartError::Raft(format!("decision gate: {e}")))?,
     );
@@ -275,15 +308,15 @@ pub async fn start(
     let peer = PeerServer::new(PeerService(shared.clone()))
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-    let peer_incoming = TcpListenerStream::new(listeners.peer);
-    let conns = options.connections_max;
+    let peer_incoming =
+        senatus_transport::incoming(listeners.peer, peer_tls, options.peer_accept, "peer");
     let s = stopped();
     tasks.spawn(async move {
         let r = tonic::transport::Server::builder()
             .concurrency_limit_per_connection(256)
             .tcp_nodelay(true)
             .add_service(peer)
-            .serve_with_incoming_shutdown(limit_connections(peer_incoming, conns), s)
+            .serve_with_incoming_shutdown(peer_incoming, s)
             .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "peer server stopped");
@@ -293,7 +326,8 @@ pub async fn start(
     let api = SenatusServer::new(ApiService(shared.clone()))
         .max_decoding_message_size(API_MESSAGE_BYTES_MAX)
         .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
-    let api_incoming = TcpListenerStream::new(listeners.api);
+    let api_incoming =
+        senatus_transport::incoming(listeners.api, api_tls, options.api_accept, "api");
     let s = stopped();
     tasks.spawn(async move {
         let r = tonic::transport::Server::builder()
@@ -301,7 +335,7 @@ pub async fn start(
             .tcp_nodelay(true)
             .timeout(std::time::Duration::from_secs(30))
             .add_service(api)
-            .serve_with_incoming_shutdown(limit_connections(api_incoming, conns), s)
+            .serve_with_incoming_shutdown(api_incoming, s)
             .await;
         if let Err(e) = r {
             tracing::error!(error = %e, "api server stopped");
@@ -341,80 +375,6 @@ pub async fn start(
         tasks,
         stop,
     })
-}
-
-/// Caps concurrent connections: past the limit, new connections wait in
-/// the kernel backlog until one closes.
-fn limit_connections(
-    incoming: TcpListenerStream,
-    max: usize,
-) -> impl tokio_stream::Stream<Item = std::io::Result<LimitedStream>> {
-    use tokio_stream::StreamExt as _;
-    let sem = Arc::new(tokio::sync::Semaphore::new(max));
-    incoming.then(move |conn| {
-        let sem = sem.clone();
-        async move {
-            let stream = conn?;
-            let _ = stream.set_nodelay(true);
-            let permit = sem
-                .acquire_owned()
-                .await
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
-            Ok(LimitedStream {
-                inner: stream,
-                _permit: permit,
-            })
-        }
-    })
-}
-
-pin_project_lite::pin_project! {
-    /// A TCP stream that holds a connection permit until dropped.
-    #[derive(Debug)]
-    pub struct LimitedStream {
-        #[pin]
-        inner: tokio::net::TcpStream,
-        _permit: tokio::sync::OwnedSemaphorePermit,
-    }
-}
-
-impl tokio::io::AsyncRead for LimitedStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.project().inner.poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for LimitedStream {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        self.project().inner.poll_write(cx, buf)
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
-}
-
-impl tonic::transport::server::Connected for LimitedStream {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
-    }
 }
 
 /// Runs a node until `shutdown` resolves (the `senatus node` command).

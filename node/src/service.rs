@@ -69,8 +69,6 @@ pub struct Shared {
     pub sm: StateMachineStore,
     /// Genesis digest (ledger entry 1 links to it).
     pub genesis_digest: Digest,
-    /// Peer addresses by node id (membership check on the peer service).
-    pub peer_addrs: Arc<BTreeMap<u64, String>>,
     /// One lazily connecting client per peer, for forwarding writes.
     pub forward: Arc<BTreeMap<u64, PeerClient<Channel>>>,
     /// Request metrics.
@@ -282,10 +280,53 @@ fn encode_reply<T: serde::Serialize>(v: &T) -> Result<Response<pb::RaftMessage>,
 }
 
 impl PeerService {
-    /// A signing request must come from a member that is the leader this
-    /// validator follows.
-    fn check_signing_caller(&self, from: u64) -> Result<(), Status> {
-        self.check_member(from)?;
+    /// The validator that authenticated this request's connection with its
+    /// certificate (mutual TLS). The peer port's TLS layer admits no one
+    /// else; a connection without one is refused here too.
+    fn sender<T>(&self, req: &Request<T>) -> Result<u64, Status> {
+        senatus_transport::caller(req)
+            .map(|n| n.get())
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no validator certificate on this connection; the peer port is for validators of genesis only",
+                )
+            })
+    }
+
+    /// What a message says about its sender (`from`, a vote's leader or
+    /// candidate) must be the authenticated validator.
+    fn check_claim(
+        &self,
+        rpc: &'static str,
+        sender: u64,
+        field: &'static str,
+        claimed: u64,
+    ) -> Result<(), Status> {
+        if sender == claimed {
+            return Ok(());
+        }
+        tracing::warn!(
+            node = self.0.id,
+            rpc,
+            sender,
+            field,
+            claimed,
+            "peer message claims another validator; refused, nothing changed"
+        );
+        Err(Status::permission_denied(format!(
+            "{rpc}: authenticated as validator {sender}, but {field} names {claimed}; refused"
+        )))
+    }
+
+    /// A signing request must come from the leader this validator follows,
+    /// authenticated as itself.
+    fn check_signing_caller(
+        &self,
+        rpc: &'static str,
+        sender: u64,
+        from: u64,
+    ) -> Result<(), Status> {
+        self.check_claim(rpc, sender, "from", from)?;
         if !crate::gate::Gate::is_leader(&self.0, from) {
             return Err(Status::failed_precondition(format!(
                 "node {from} is not the leader this validator follows; not signing"
@@ -294,17 +335,75 @@ impl PeerService {
         Ok(())
     }
 
-    fn check_sender(&self, m: &pb::RaftMessage) -> Result<(), Status> {
-        self.check_member(m.from)
+    /// A Raft message: `from` and the vote inside (leader or candidate)
+    /// must both be the authenticated validator.
+    fn raft_sender<T>(
+        &self,
+        rpc: &'static str,
+        req: &Request<pb::RaftMessage>,
+        vote_of: impl FnOnce(&T) -> u64,
+    ) -> Result<T, Status>
+    where
+        T: serde::de::DeserializeOwned,
+    {
+        let sender = self.sender(req)?;
+        let m = req.get_ref();
+        self.check_claim(rpc, sender, "from", m.from)?;
+        let decoded: T = decode_req(m)?;
+        self.check_claim(rpc, sender, "the vote's node id", vote_of(&decoded))?;
+        Ok(decoded)
     }
 
-    fn check_member(&self, from: u64) -> Result<(), Status> {
-        if !self.0.peer_addrs.contains_key(&from) {
-            return Err(Status::permission_denied(format!(
-                "node {from} is not a member of this chain"
-            )));
+    /// What a follower may forward: a record, a proposal, its own vote, its
+    /// own redeclaration or a certificate — each re-checked as the public
+    /// API would. Decisions and seals are appended by the leader itself and
+    /// redemptions arrive as `Redeem` requests, so none is forwardable.
+    fn check_forwardable(&self, sender: u64, cmd: &Command) -> Result<(), Status> {
+        let refuse = |why: String| {
+            tracing::warn!(node = self.0.id, rpc = "ForwardWrite", sender, kind = ?cmd.kind, %why, "forwarded write refused, nothing changed");
+            Err(Status::permission_denied(format!(
+                "ForwardWrite from validator {sender}: {why}; refused"
+            )))
+        };
+        match cmd.kind {
+            EntryKind::Record => check_record(&cmd.payload),
+            EntryKind::Proposal => check_proposal(&self.0, &cmd.payload),
+            EntryKind::Vote => {
+                let v = senatus_quorum::amend::SignedVote::decode(&cmd.payload)
+                    .map_err(|e| Status::invalid_argument(format!("vote: {e}")))?;
+                let voter = v.vote.voter.get();
+                if voter != sender {
+                    return refuse(format!("a vote cast by validator {voter}, not by the sender"));
+                }
+                Ok(())
+            }
+            EntryKind::Redeclaration => {
+                let gate = self.0.gate()?;
+                let r = crate::amend::Redeclaration::verify(
+                    &cmd.payload,
+                    &gate.genesis().body.validators,
+                )
+                .map_err(|e| Status::invalid_argument(format!("redeclaration: {e}")))?;
+                if r.node.get() != sender {
+                    return refuse(format!(
+                        "a redeclaration by validator {}, not by the sender",
+                        r.node
+                    ));
+                }
+                Ok(())
+            }
+            EntryKind::Certificate => crate::breach::decode(&cmd.payload)
+                .map(|_| ())
+                .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}"))),
+            EntryKind::Decision | EntryKind::Seal => refuse(format!(
+                "{:?} entries are appended only by the leader itself",
+                cmd.kind
+            )),
+            EntryKind::Redemption => refuse(
+                "redemptions are forwarded as Redeem requests, which the leader re-checks, never as ledger entries"
+                    .into(),
+            ),
         }
-        Ok(())
     }
 }
 
@@ -314,9 +413,12 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check_sender(&m)?;
-        let r = self.0.raft.append_entries(decode_req(&m)?).await;
+        let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = self.raft_sender(
+            "AppendEntries",
+            &req,
+            |r: &openraft::raft::AppendEntriesRequest<TypeConfig>| r.vote.leader_id().node_id,
+        )?;
+        let r = self.0.raft.append_entries(rpc).await;
         encode_reply(&r)
     }
 
@@ -324,9 +426,11 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check_sender(&m)?;
-        let r = self.0.raft.vote(decode_req(&m)?).await;
+        let rpc: openraft::raft::VoteRequest<u64> =
+            self.raft_sender("Vote", &req, |r: &openraft::raft::VoteRequest<u64>| {
+                r.vote.leader_id().node_id
+            })?;
+        let r = self.0.raft.vote(rpc).await;
         encode_reply(&r)
     }
 
@@ -334,9 +438,12 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::RaftMessage>,
     ) -> Result<Response<pb::RaftMessage>, Status> {
-        let m = req.into_inner();
-        self.check_sender(&m)?;
-        let r = self.0.raft.install_snapshot(decode_req(&m)?).await;
+        let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> = self.raft_sender(
+            "InstallSnapshot",
+            &req,
+            |r: &openraft::raft::InstallSnapshotRequest<TypeConfig>| r.vote.leader_id().node_id,
+        )?;
+        let r = self.0.raft.install_snapshot(rpc).await;
         encode_reply(&r)
     }
 
@@ -344,7 +451,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::WriteCommand>,
     ) -> Result<Response<pb::WriteReply>, Status> {
+        let sender = self.sender(&req)?;
         let cmd = command_from_wire(req.into_inner())?;
+        self.check_forwardable(sender, &cmd)?;
         self.0.write_as_leader(cmd).await.map(Response::new)
     }
 
@@ -352,14 +461,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::CommitmentsRequest>,
     ) -> Result<Response<pb::CommitmentsReply>, Status> {
+        let sender = self.sender(&req)?;
         let r = req.into_inner();
-        self.check_member(r.from)?;
-        if !crate::gate::Gate::is_leader(&self.0, r.from) {
-            return Err(Status::failed_precondition(format!(
-                "node {} is not the leader this validator follows",
-                r.from
-            )));
-        }
+        self.check_signing_caller("Commitments", sender, r.from)?;
         let count = usize::try_from(r.count.min(COMMITMENTS_PER_CALL_MAX)).unwrap_or(0);
         let gate = self.0.gate()?;
         if let Some(l) = self.0.breach.lockdown(self.0.sm.amendments()) {
@@ -375,8 +479,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::SignBatchRequest>,
     ) -> Result<Response<pb::SignBatchReply>, Status> {
+        let sender = self.sender(&req)?;
         let r = req.into_inner();
-        self.check_signing_caller(r.from)?;
+        self.check_signing_caller("SignBatch", sender, r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
         let gate = self.0.gate()?;
@@ -388,8 +493,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::SignSealRequest>,
     ) -> Result<Response<pb::SignBatchReply>, Status> {
+        let sender = self.sender(&req)?;
         let r = req.into_inner();
-        self.check_signing_caller(r.from)?;
+        self.check_signing_caller("SignSeal", sender, r.from)?;
         let id: [u8; 32] = r.proposal_id.as_slice().try_into().map_err(|_| {
             Status::invalid_argument(format!(
                 "proposal_id is {} bytes, not 32",
@@ -413,8 +519,9 @@ impl pb::peer_server::Peer for PeerService {
         &self,
         req: Request<pb::CertifyRequest>,
     ) -> Result<Response<pb::CertifyReply>, Status> {
+        let sender = self.sender(&req)?;
         let r = req.into_inner();
-        self.check_member(r.from)?;
+        self.check_claim("Certify", sender, "from", r.from)?;
         let cert = crate::breach::decode(&r.certificate)
             .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}")))?;
         match self.0.breach.accept(&self.0, &cert) {
@@ -447,6 +554,31 @@ impl PeerService {
             attestation: self.0.breach.sign(&bytes).to_vec(),
         }
     }
+}
+
+/// A record's bound, checked where it enters: the public API and a
+/// follower's forward.
+fn check_record(payload: &[u8]) -> Result<(), Status> {
+    if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
+        return Err(Status::invalid_argument(format!(
+            "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
+            payload.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a proposal that cannot decode before it costs a Raft round;
+/// admission itself is decided on apply, identically everywhere.
+fn check_proposal(shared: &Shared, signed: &[u8]) -> Result<(), Status> {
+    let max = shared
+        .sm
+        .amendments()
+        .with(|s| s.layer_bytes_max())
+        .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
+    senatus_quorum::amend::SignedProposal::decode(signed, max)
+        .map(|_| ())
+        .map_err(|e| Status::invalid_argument(format!("proposal: {e}")))
 }
 
 /// Most commitments one `Commitments` call hands out.
@@ -495,12 +627,7 @@ impl pb::senatus_server::Senatus for ApiService {
     ) -> Result<Response<pb::WriteReply>, Status> {
         let payload = req.into_inner().payload;
         self.timed("AppendRecord", async {
-            if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
-                return Err(Status::invalid_argument(format!(
-                    "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
-                    payload.len()
-                )));
-            }
+            check_record(&payload)?;
             self.0.write(Command::new(EntryKind::Record, payload)).await
         })
         .await
@@ -583,28 +710,8 @@ impl pb::senatus_server::Senatus for ApiService {
         req: Request<pb::RedeemRequest>,
     ) -> Result<Response<pb::RedeemReply>, Status> {
         let r = req.into_inner();
-        self.timed("Redeem", async {
-            let gate = self.0.gate()?;
-            let token = gate.check_redeemable(&self.0, &r.token, &r.params_json)?;
-            let payload = crate::gate::redemption_payload(&token);
-            let w = match self
-                .0
-                .write(Command::new(EntryKind::Redemption, payload))
-                .await
-            {
-                Ok(w) => w,
-                Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                    return Err(gate.certify_replay(&self.0, &r.token, s));
-                }
-                Err(s) => return Err(s),
-            };
-            Ok(pb::RedeemReply {
-                ledger_index: w.index,
-                entry_hash: w.hash,
-                nonce: token.payload.nonce.0.to_vec(),
-            })
-        })
-        .await
+        self.timed("Redeem", async { self.0.gate()?.redeem(&self.0, r).await })
+            .await
     }
 
     async fn get_seal_chain(
@@ -635,16 +742,7 @@ impl pb::senatus_server::Senatus for ApiService {
     ) -> Result<Response<pb::WriteReply>, Status> {
         let r = req.into_inner();
         self.timed("Propose", async {
-            // Refuse what cannot decode here, before it costs a Raft round;
-            // admission itself is decided on apply, identically everywhere.
-            let max = self
-                .0
-                .sm
-                .amendments()
-                .with(|s| s.layer_bytes_max())
-                .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
-            senatus_quorum::amend::SignedProposal::decode(&r.signed_proposal, max)
-                .map_err(|e| Status::invalid_argument(format!("proposal: {e}")))?;
+            check_proposal(&self.0, &r.signed_proposal)?;
             self.0
                 .write(Command::new(EntryKind::Proposal, r.signed_proposal))
                 .await
