@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs the main job: a local 5-validator testnet
-# (fresh genesis ceremony, five `senatus node` processes on 127.0.0.1),
-# shown healthy, then driven: records written through different validators,
-# one validator crashed and restarted, the replicated ledger verified from
+# (fresh genesis ceremony, five `senatus node` processes on 127.0.0.1, every
+# port TLS pinned to genesis), shown healthy, then driven: records written
+# through different validators, one validator crashed and restarted, one
+# renewing its TLS key, the replicated ledger verified from
 # genesis, and a governed agent's scenario: a permitted payment whose token
 # a broker verifies offline and redeems exactly once, a tampered amount
 # refused, a second redemption refused and its agent certified (its next
@@ -37,6 +38,9 @@ trap stop EXIT
 echo "== testnet up in $DIR (genesis ceremony on first use)"
 "$SENATUS" testnet up --dir "$DIR"
 "$SENATUS" genesis verify "$DIR" >/dev/null && echo "genesis verified"
+# Every port is TLS 1.3 pinned to genesis (no certificate authority): a
+# client proves it reaches a validator of this chain with genesis alone.
+export SENATUS_GENESIS="$DIR/genesis.json"
 
 api_of() { sed -n 's/^api *= *"\(.*\)"/\1/p' "$DIR/node-$1/node.toml"; }
 
@@ -52,13 +56,22 @@ echo "== crash validator 2 (SIGKILL), write while it is down, restart it"
 "$SENATUS" testnet wait --dir "$DIR"
 "$SENATUS" testnet status --dir "$DIR"
 
+echo "== validator 5 renews its TLS key from its identity key and restarts with it"
+"$SENATUS" genesis tls --config "$DIR/node-5/node.toml" --days 90
+"$SENATUS" testnet kill --dir "$DIR" --node 5
+"$SENATUS" testnet start --dir "$DIR" --node 5
+"$SENATUS" testnet wait --dir "$DIR"
+
 echo "== verify validator 2's ledger from genesis (live) and an export of validator 4's"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 2)"
 "$SENATUS" ledger export --api "$(api_of 4)" --out "$DIR/ledger-export.jsonl"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --file "$DIR/ledger-export.jsonl"
 echo "== a governed agent asks before acting"
 B="$DIR/broker"
-"$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B"
+# The broker holds genesis from the ceremony (out of band); it fetches the
+# seal chain only from validators of that genesis, over TLS pinned to it.
+mkdir -p "$B" && cp "$DIR/genesis.json" "$B/genesis.json"
+"$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B" --genesis "$B/genesis.json"
 PAY='{"amount": 50000, "currency": "EUR", "to_account": "acct-supplier-7"}'
 echo "-- payments.transfer of 500.00 EUR, within acme's sealed limit (asked via validator 3)"
 "$SENATUS" decide --api "$(api_of 3)" --surface payments --action transfer --actor agent-7 \

@@ -12,10 +12,12 @@ use anyhow::Context as _;
 use senatus_genesis::keys::SecretKey;
 use senatus_genesis::{Genesis, Key32, PolicyLayer, SignedSeal};
 use senatus_proto::v1 as pb;
-use senatus_proto::v1::senatus_client::SenatusClient;
 use senatus_quorum::amend::{Proposal, ProposalId};
 
-use crate::cli_gate::{EXIT_CLUSTER, Failure};
+use crate::cli_api::{
+    ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis, require_genesis,
+};
+use crate::cli_gate::{EXIT_CLUSTER, EXIT_USAGE, Failure};
 
 /// Call timeout of the amendment commands.
 pub const AMEND_CALL_TIMEOUT_MS: u64 = 15_000;
@@ -45,18 +47,20 @@ pub enum AmendCommand {
         /// Signing key file: authority.key or a node's identity.key.
         #[arg(long)]
         key: PathBuf,
-        /// The genesis to check the cluster's seal chain against (else the
-        /// one the cluster serves is used as is).
-        #[arg(long)]
+        /// The chain's genesis.json. The validator's TLS certificate must
+        /// verify under it (the public API is TLS pinned to genesis), and
+        /// the seal chain the proposal builds on is verified from it.
+        #[arg(long, value_name = "PATH", env = GENESIS_ENV, hide_env_values = true)]
         genesis: Option<PathBuf>,
     },
     /// Show proposals on a validator's ledger: status (open, passed,
     /// rejected, expired, superseded) and every vote with its voter,
     /// verdict and reasons.
     Status {
-        /// Public API address of any validator (host:port).
-        #[arg(long)]
-        api: String,
+        /// Any validator, and the genesis its TLS certificate must verify
+        /// under.
+        #[command(flatten)]
+        target: ApiArgs,
         /// One proposal id (64 hex digits); default every proposal.
         id: Option<String>,
         /// Print JSON instead of text.
@@ -77,20 +81,16 @@ pub(crate) fn request<T>(msg: T) -> tonic::Request<T> {
     r
 }
 
-pub(crate) fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
-    let ch = crate::network::channel(api).with_context(|| format!("bad address {api}"))?;
-    Ok(SenatusClient::new(ch).max_encoding_message_size(crate::service::API_MESSAGE_BYTES_MAX))
-}
-
+/// A failed call as a [`Failure`]: a refused request or a server that is
+/// not a validator of the genesis given exits 2, anything else 4.
 pub(crate) fn cluster_error(what: &str, api: &str, s: &tonic::Status) -> anyhow::Error {
+    let e = explain(s);
     let code = match s.code() {
-        tonic::Code::InvalidArgument | tonic::Code::NotFound => crate::cli_gate::EXIT_USAGE,
+        _ if e.tls_refused => EXIT_USAGE,
+        tonic::Code::InvalidArgument | tonic::Code::NotFound => EXIT_USAGE,
         _ => EXIT_CLUSTER,
     };
-    Failure::error(
-        code,
-        format!("{what} on {api}: {:?}: {}", s.code(), s.message()),
-    )
+    Failure::error(code, format!("{what} on {api}: {}", e.line))
 }
 
 /// Reads a signing key file: an identity key or the authority key.
@@ -115,8 +115,16 @@ pub fn run(cmd: &AmendCommand) -> anyhow::Result<()> {
             justification,
             key,
             genesis,
-        } => propose(api, policy, justification, key, genesis.as_deref()),
-        AmendCommand::Status { api, id, json } => status(api, id.as_deref(), *json),
+        } => propose(
+            api,
+            policy,
+            justification,
+            key,
+            require_genesis(genesis.as_deref())?,
+        ),
+        AmendCommand::Status { target, id, json } => {
+            status(&target.api, target.genesis_path()?, id.as_deref(), *json)
+        }
     }
 }
 
@@ -125,7 +133,7 @@ fn propose(
     policy: &Path,
     justification: &str,
     key: &Path,
-    genesis: Option<&Path>,
+    genesis: &Path,
 ) -> anyhow::Result<()> {
     let layer = PolicyLayer::load_dir(policy)
         .with_context(|| format!("proposed policy layer {}", policy.display()))?;
@@ -134,7 +142,7 @@ fn propose(
     rt.block_on(async {
         let (_, chain) = fetch_chain(api, genesis).await?;
         let active = &chain.last().expect("a verified chain holds seal 0").seal;
-        let mut c = client(api)?;
+        let mut c = api_client(api, genesis)?;
         let created_at_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -165,7 +173,10 @@ fn propose(
             layer.constitution().version,
             layer.digest()
         );
-        println!("follow the votes: senatus amend status --api {api} {id}");
+        println!(
+            "follow the votes: senatus amend status --api {api} --genesis {} {id}",
+            genesis.display()
+        );
         Ok(())
     })
 }
@@ -176,11 +187,11 @@ fn parse_id(text: &str) -> anyhow::Result<ProposalId> {
     Ok(ProposalId(d))
 }
 
-fn status(api: &str, id: Option<&str>, json: bool) -> anyhow::Result<()> {
+fn status(api: &str, genesis: &Path, id: Option<&str>, json: bool) -> anyhow::Result<()> {
     let only = id.map(parse_id).transpose()?;
     let rt = runtime()?;
     let reply = rt.block_on(async {
-        let mut c = client(api)?;
+        let mut c = api_client(api, genesis)?;
         c.amend_status(request(pb::AmendStatusRequest {
             proposal_id: only.map(|p| p.0.0.to_vec()).unwrap_or_default(),
         }))
@@ -269,9 +280,10 @@ pub enum SealCommand {
         /// Public API address of any validator (host:port).
         #[arg(long)]
         api: String,
-        /// The genesis to verify against; without it the served genesis
-        /// is used (its authority signature is still checked).
-        #[arg(long)]
+        /// The genesis to verify against. The validator's TLS certificate
+        /// must verify under it (the public API is TLS pinned to genesis),
+        /// and the genesis it serves must be this one.
+        #[arg(long, value_name = "PATH", env = GENESIS_ENV, hide_env_values = true)]
         genesis: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -282,8 +294,9 @@ pub enum SealCommand {
 /// Runs a seal subcommand.
 pub fn run_seal(cmd: &SealCommand) -> anyhow::Result<()> {
     let SealCommand::Chain { api, genesis, json } = cmd;
+    let genesis = require_genesis(genesis.as_deref())?;
     let rt = runtime()?;
-    let (genesis, chain) = rt.block_on(fetch_chain(api, genesis.as_deref()))?;
+    let (genesis, chain) = rt.block_on(fetch_chain(api, genesis))?;
     let mut out = Vec::new();
     for (i, s) in chain.iter().enumerate() {
         let how = match (&s.signature, i) {
@@ -335,13 +348,15 @@ pub fn run_seal(cmd: &SealCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The cluster's genesis (checked against `genesis` if given) and its
-/// seal chain, verified from genesis.
+/// The cluster's seal chain, verified from the genesis at `genesis_path`,
+/// over a connection pinned to that genesis; the genesis the validator
+/// serves must be the same document.
 pub(crate) async fn fetch_chain(
     api: &str,
-    genesis: Option<&Path>,
+    genesis_path: &Path,
 ) -> anyhow::Result<(Genesis, Vec<SignedSeal>)> {
-    let mut c = client(api)?;
+    let pinned = load_genesis(genesis_path)?;
+    let mut c = api_client_pinned(api, pinned.clone())?;
     let chain = c
         .get_seal_chain(request(pb::SealChainRequest {}))
         .await
@@ -352,21 +367,15 @@ pub(crate) async fn fetch_chain(
     served
         .verify()
         .map_err(|e| anyhow::anyhow!("the cluster's genesis does not verify: {e}"))?;
-    let genesis = match genesis {
-        Some(path) => {
-            let g = Genesis::load(path)
-                .map_err(|e| anyhow::anyhow!("genesis {}: {e}", path.display()))?;
-            if g.digest() != served.digest() {
-                anyhow::bail!(
-                    "{api} serves genesis {}, not {}",
-                    served.digest(),
-                    g.digest()
-                );
-            }
-            g
-        }
-        None => served,
-    };
+    if pinned.digest() != served.digest() {
+        anyhow::bail!(
+            "{api} serves genesis {}, not {} ({})",
+            served.digest(),
+            pinned.digest(),
+            genesis_path.display()
+        );
+    }
+    let genesis = Genesis::clone(&pinned);
     let seals = chain
         .seals_json
         .iter()

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use senatus_proto::v1 as pb;
 
-use crate::cli_amend::{client, cluster_error, fetch_chain, request, runtime};
+use crate::cli_amend::{cluster_error, fetch_chain, request, runtime};
+use crate::cli_api::{ApiArgs, api_client};
 use crate::cli_gate::{EXIT_REFUSED, EXIT_USAGE, Failure};
 
 /// Exit codes of `senatus certificates`, for `--help`.
@@ -25,9 +26,10 @@ pub enum CertificatesCommand {
     /// ledger entry and any reinstating seal; and whether this validator
     /// is itself locked down.
     List {
-        /// Public API address of the validator (host:port).
-        #[arg(long)]
-        api: String,
+        /// The validator, and the genesis its TLS certificate must verify
+        /// under.
+        #[command(flatten)]
+        target: ApiArgs,
         /// Also write each certificate's bytes to DIR/<id>.cert, for
         /// `senatus certificates verify`.
         #[arg(long)]
@@ -50,8 +52,9 @@ pub enum CertificatesCommand {
         #[arg(long)]
         genesis: PathBuf,
         /// A validator to fetch the seal chain from (verified from
-        /// genesis); without it only seal 0 is known, which is enough for
-        /// every evidence except tokens issued under later seals.
+        /// genesis, over TLS pinned to it); without it only seal 0 is
+        /// known, which is enough for every evidence except tokens issued
+        /// under later seals.
         #[arg(long)]
         api: Option<String>,
     },
@@ -60,15 +63,17 @@ pub enum CertificatesCommand {
 /// Runs a certificates subcommand.
 pub fn run(cmd: &CertificatesCommand) -> anyhow::Result<()> {
     match cmd {
-        CertificatesCommand::List { api, out, json } => list(api, out.as_ref(), *json),
+        CertificatesCommand::List { target, out, json } => {
+            list(&target.api, target.genesis_path()?, out.as_ref(), *json)
+        }
         CertificatesCommand::Verify { file, genesis, api } => verify(file, genesis, api.as_deref()),
     }
 }
 
-fn list(api: &str, out: Option<&PathBuf>, json: bool) -> anyhow::Result<()> {
+fn list(api: &str, genesis: &Path, out: Option<&PathBuf>, json: bool) -> anyhow::Result<()> {
     let rt = runtime()?;
     let reply = rt.block_on(async {
-        let mut c = client(api)?;
+        let mut c = api_client(api, genesis)?;
         c.list_certificates(request(pb::ListCertificatesRequest {}))
             .await
             .map(tonic::Response::into_inner)
@@ -141,7 +146,7 @@ fn verify(file: &Path, genesis: &Path, api: Option<&str>) -> anyhow::Result<()> 
     let refused = |why: String| Failure::error(EXIT_REFUSED, format!("certificate refused: {why}"));
     let cert = crate::breach::decode(&bytes).map_err(refused)?;
     let (genesis, chain) = match api {
-        Some(api) => runtime()?.block_on(fetch_chain(api, Some(genesis)))?,
+        Some(api) => runtime()?.block_on(fetch_chain(api, genesis))?,
         None => {
             let g = senatus_genesis::Genesis::load(genesis).map_err(|e| {
                 Failure::error(EXIT_USAGE, format!("genesis {}: {e}", genesis.display()))

@@ -18,17 +18,19 @@
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use senatus_genesis::document::GENESIS_BYTES_MAX;
 use senatus_genesis::{Genesis, Seal, SignedSeal};
 use senatus_proto::v1 as pb;
-use senatus_proto::v1::senatus_client::SenatusClient;
 use senatus_quorum::broker::{Broker, Expectation, VerifiedToken, VerifyError};
 use senatus_quorum::request::{AgentContext, DecisionRequest, PARAMS_BYTES_WIRE_MAX};
 use senatus_quorum::token::{DecodeError, TOKEN_TEXT_BYTES_MAX, Token};
 use senatus_quorum::{canonical_params, params_digest};
 use serde::Deserialize;
+
+use crate::cli_api::{ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis};
 
 /// Exit code for usage, input, file and trust-material errors (and for a
 /// request refused locally by validation).
@@ -39,8 +41,8 @@ pub const EXIT_REFUSED: u8 = 3;
 /// quorum, timeout, an error status, or a redemption refused.
 pub const EXIT_CLUSTER: u8 = 4;
 
-/// Connect timeout of every API call these commands make.
-pub const GATE_CONNECT_TIMEOUT_MS: u64 = 3_000;
+/// Connect timeout of every API call these commands make (TCP and TLS).
+pub const GATE_CONNECT_TIMEOUT_MS: u64 = crate::cli_api::API_CONNECT_TIMEOUT_MS;
 /// Default call timeout (`--timeout-ms`).
 pub const GATE_CALL_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Largest accepted `--timeout-ms`.
@@ -57,7 +59,8 @@ pub const DECIDE_EXIT_CODES: &str = "\
 Exit codes:
   0  the cluster answered; PERMIT, DENY and SILENCE are all answers
   2  usage, file or input error; an invalid request is refused here, naming
-     the field, without contacting the cluster
+     the field, without contacting the cluster; no genesis given, or the
+     server is not a validator of that genesis (TLS refused: nothing sent)
   4  the cluster did not answer: unreachable, no quorum (UNAVAILABLE: no
      token was issued), timeout, or another gRPC error (code and message
      are printed)";
@@ -65,8 +68,9 @@ Exit codes:
 const FETCH_EXIT_CODES: &str = "\
 Exit codes:
   0  genesis and seal chain verified and saved
-  2  usage or file error, or the fetched material does not verify (nothing
-     is written then)
+  2  usage or file error, no genesis held, the server is not a validator of
+     the genesis held (TLS refused), or the fetched material does not verify
+     or is for another genesis (nothing is written then)
   4  the cluster did not answer (unreachable, timeout, gRPC error)";
 
 const VERIFY_EXIT_CODES: &str = "\
@@ -82,7 +86,8 @@ Exit codes:
 const REDEEM_EXIT_CODES: &str = "\
 Exit codes:
   0  redeemed: the nonce is consumed at the printed ledger index; execute
-  2  usage, file or trust-material error (nothing was redeemed)
+  2  usage, file or trust-material error, or the server is not a validator
+     of --genesis (TLS refused) (nothing was redeemed)
   3  redemption DENIED: the token is refused offline (cluster not contacted)
   4  redemption DENIED by or for lack of the cluster: unreachable, timeout,
      no quorum, nonce already redeemed (ALREADY_EXISTS or
@@ -119,9 +124,10 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
 /// `senatus decide`.
 #[derive(Debug, clap::Args)]
 pub struct DecideArgs {
-    /// Public API address of any validator (host:port).
-    #[arg(long)]
-    pub api: String,
+    /// Any validator (it forwards to the leader), and the genesis its TLS
+    /// certificate must verify under.
+    #[command(flatten)]
+    pub target: ApiArgs,
     /// The request as JSON: {"surface","action","actor","tenant",
     /// "params":{...}, "context":{"uncertainty_permille":N,
     /// "resources":{NAME:AMOUNT}, "external_endpoints":[...]},
@@ -176,10 +182,12 @@ pub enum BrokerCommand {
     /// Fetch genesis and the seal chain from a validator, verify them
     /// (genesis signature, every seal from genesis on) and save
     /// DIR/genesis.json (the exact bytes sealed) and DIR/seals.json (a JSON
-    /// array of SignedSeal, seal 0 first) for offline verification. If
-    /// DIR/genesis.json already exists (or --genesis is given), the fetched
-    /// genesis must have the same digest: a broker never swaps its root of
-    /// trust. seals.json is replaced atomically.
+    /// array of SignedSeal, seal 0 first) for offline verification. The
+    /// broker must already hold genesis, obtained out of band (--genesis,
+    /// SENATUS_GENESIS, or DIR/genesis.json from an earlier fetch): the
+    /// connection is TLS pinned to it, and the served genesis must be the
+    /// same document (same digest): a broker never swaps its root of trust.
+    /// seals.json is replaced atomically.
     #[command(after_help = FETCH_EXIT_CODES)]
     FetchChain(FetchChainArgs),
     /// Verify a governance token fully offline, with nothing but genesis
@@ -206,9 +214,11 @@ pub struct FetchChainArgs {
     /// Directory to save into (created if absent).
     #[arg(long)]
     pub out: PathBuf,
-    /// A genesis obtained out of band (e.g. from the ceremony); the fetched
-    /// one must have the same digest.
-    #[arg(long)]
+    /// The genesis this broker holds, obtained out of band (e.g. from the
+    /// ceremony). Default: DIR/genesis.json from an earlier fetch. The
+    /// validator's TLS certificate must verify under it, and the genesis it
+    /// serves must be the same; with both, they must agree.
+    #[arg(long, value_name = "PATH", env = GENESIS_ENV, hide_env_values = true)]
     pub genesis: Option<PathBuf>,
     /// Call timeout in milliseconds.
     #[arg(long, default_value_t = GATE_CALL_TIMEOUT_MS_DEFAULT)]
@@ -218,7 +228,9 @@ pub struct FetchChainArgs {
 /// Trust material, token and expectation shared by `verify` and `redeem`.
 #[derive(Debug, clap::Args)]
 pub struct TokenCheckArgs {
-    /// The genesis this broker trusts (genesis.json).
+    /// The genesis this broker trusts (genesis.json). `redeem` also pins
+    /// its TLS connection to it: the validator's certificate must verify
+    /// under the identity key it lists.
     #[arg(long)]
     pub genesis: PathBuf,
     /// The seal chain (seals.json from fetch-chain: a JSON array of
@@ -271,7 +283,8 @@ pub struct VerifyArgs {
 /// Arguments of `senatus broker redeem`.
 #[derive(Debug, clap::Args)]
 pub struct RedeemArgs {
-    /// Public API address of any validator (host:port).
+    /// Public API address of any validator (host:port); TLS pinned to
+    /// --genesis.
     #[arg(long)]
     pub api: String,
     #[command(flatten)]
@@ -437,19 +450,6 @@ fn check_timeout(timeout_ms: u64) -> anyhow::Result<Duration> {
     Ok(Duration::from_millis(timeout_ms))
 }
 
-fn client(
-    api: &str,
-    timeout: Duration,
-) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
-    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{api}"))
-        .map_err(|e| anyhow::anyhow!("bad API address {api:?}: {e}"))?
-        .connect_timeout(Duration::from_millis(GATE_CONNECT_TIMEOUT_MS))
-        .timeout(timeout)
-        .tcp_nodelay(true);
-    Ok(SenatusClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(SEALS_BYTES_MAX as usize))
-}
-
 /// Runs one call with a hard deadline on top of tonic's own, so nothing
 /// (a stalled connect, a silent server) can hold the command past
 /// connect + call timeout.
@@ -473,7 +473,13 @@ fn request<T>(msg: T, timeout: Duration) -> tonic::Request<T> {
     r
 }
 
+/// One line for a failed call on `api`: a TLS failure as such (see
+/// [`explain`]), else the code, the message and a hint.
 fn status_line(s: &tonic::Status) -> String {
+    let e = explain(s);
+    if e.tls_failed {
+        return e.line;
+    }
     let hint = match s.code() {
         // The validator answered: it is locked down, and says by what.
         tonic::Code::Unavailable if s.message().starts_with("LockedDown") => "",
@@ -483,8 +489,19 @@ fn status_line(s: &tonic::Status) -> String {
         tonic::Code::Cancelled => " (timed out or connection dropped)",
         _ => "",
     };
-    let msg = s.message().replace('\n', " ");
-    format!("{:?}: {msg}{hint}", s.code())
+    format!("{}{hint}", e.line)
+}
+
+/// The exit code of a failed call: a server whose certificate does not
+/// verify under the genesis given is a trust-material error (the
+/// operator's genesis is not this cluster's), anything else a cluster
+/// that did not answer as needed.
+fn failed_call_code(s: &tonic::Status) -> u8 {
+    if explain(s).tls_refused {
+        EXIT_USAGE
+    } else {
+        EXIT_CLUSTER
+    }
 }
 
 // ---- decide ----------------------------------------------------------------
@@ -492,6 +509,8 @@ fn status_line(s: &tonic::Status) -> String {
 /// `senatus decide`.
 pub fn decide(a: &DecideArgs) -> anyhow::Result<()> {
     let timeout = check_timeout(a.timeout_ms)?;
+    // An invalid request is refused before anything else: it needs no
+    // trust material to be refused.
     let built = build_request(a)?;
     if let Some(out) = &a.token_out
         && out.exists()
@@ -501,14 +520,16 @@ pub fn decide(a: &DecideArgs) -> anyhow::Result<()> {
             out.display()
         );
     }
+    let genesis = a.target.genesis_path()?;
     let wire = to_wire(&built.request)?;
     if built.generated_key && !a.json {
         println!("idempotency key: {}", built.request.idempotency_key);
     }
+    let api = &a.target.api;
     let rt = runtime()?;
     let reply = rt.block_on(async {
-        let mut c = client(&a.api, timeout)?;
-        call("Decide", &a.api, timeout, c.decide(request(wire, timeout)))
+        let mut c = api_client(api, genesis)?;
+        call("Decide", api, timeout, c.decide(request(wire, timeout)))
             .await
             .map_err(|s| {
                 let no_token =
@@ -518,8 +539,8 @@ pub fn decide(a: &DecideArgs) -> anyhow::Result<()> {
                         ""
                     };
                 Failure::error(
-                    EXIT_CLUSTER,
-                    format!("decide failed on {}: {}{no_token}", a.api, status_line(&s)),
+                    failed_call_code(&s),
+                    format!("decide failed on {api}: {}{no_token}", status_line(&s)),
                 )
             })
     })?;
@@ -799,7 +820,7 @@ fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
     let deny = |m: String| Failure::error(EXIT_CLUSTER, format!("redemption DENIED: {m}"));
     let rt = runtime()?;
     let reply = rt.block_on(async {
-        let mut c = client(&a.api, timeout).map_err(|e| deny(format!("{e:#}")))?;
+        let mut c = api_client(&a.api, &a.check.genesis).map_err(|e| deny(format!("{e:#}")))?;
         let msg = pb::RedeemRequest {
             token: token.to_bytes(),
             ..Default::default()
@@ -813,11 +834,14 @@ fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
                     }
                     _ => "",
                 };
-                deny(format!(
-                    "nonce {nonce} on {}: {}{hint}",
-                    a.api,
-                    status_line(&s)
-                ))
+                Failure::error(
+                    failed_call_code(&s),
+                    format!(
+                        "redemption DENIED: nonce {nonce} on {}: {}{hint}",
+                        a.api,
+                        status_line(&s)
+                    ),
+                )
             })
     })?;
     if !reply.nonce.is_empty() && reply.nonce != nonce.0 {
@@ -842,21 +866,38 @@ fn fetch_chain(a: &FetchChainArgs) -> anyhow::Result<()> {
     let timeout = check_timeout(a.timeout_ms)?;
     let genesis_path = a.out.join("genesis.json");
     let seals_path = a.out.join("seals.json");
-    // Pins, checked before anything is fetched: an --genesis given by the
-    // operator, and a genesis already saved in the directory.
-    let mut pins = Vec::new();
+    // The genesis this broker holds, checked before anything is fetched:
+    // the one given (--genesis or SENATUS_GENESIS) and the one already
+    // saved in the directory, which must agree. The connection is pinned
+    // to it, and the served genesis must be it.
+    let mut held: Vec<(PathBuf, Arc<Genesis>)> = Vec::new();
     if let Some(p) = &a.genesis {
-        let g = Genesis::load(p).map_err(|e| anyhow::anyhow!("genesis {}: {e}", p.display()))?;
-        pins.push((p.clone(), g.digest()));
+        held.push((p.clone(), load_genesis(p)?));
     }
     if genesis_path.exists() {
-        let g = Genesis::load(&genesis_path)
-            .map_err(|e| anyhow::anyhow!("genesis {}: {e}", genesis_path.display()))?;
-        pins.push((genesis_path.clone(), g.digest()));
+        held.push((genesis_path.clone(), load_genesis(&genesis_path)?));
+    }
+    let Some((pin_path, pin)) = held.first().cloned() else {
+        anyhow::bail!(
+            "{}; a broker fetches the seal chain only from validators of the genesis it already holds (from the ceremony), which it keeps as {}",
+            crate::cli_api::GENESIS_MISSING,
+            genesis_path.display()
+        );
+    };
+    for (path, g) in &held[1..] {
+        if g.digest() != pin.digest() {
+            anyhow::bail!(
+                "{} is genesis {}, but {} is genesis {}; refusing to switch",
+                pin_path.display(),
+                pin.digest(),
+                path.display(),
+                g.digest()
+            );
+        }
     }
     let rt = runtime()?;
     let reply = rt.block_on(async {
-        let mut c = client(&a.api, timeout)?;
+        let mut c = api_client_pinned(&a.api, pin.clone())?;
         call(
             "GetSealChain",
             &a.api,
@@ -865,14 +906,27 @@ fn fetch_chain(a: &FetchChainArgs) -> anyhow::Result<()> {
         )
         .await
         .map_err(|s| {
-            Failure::error(
-                EXIT_CLUSTER,
-                format!(
-                    "fetching the seal chain from {}: {}",
-                    a.api,
-                    status_line(&s)
-                ),
-            )
+            let e = explain(&s);
+            if let Some(reason) = e.refused_because {
+                Failure::error(
+                    EXIT_USAGE,
+                    format!(
+                        "fetching the seal chain from {}: TLS: not a validator of genesis {} ({}): {reason}; refusing to switch",
+                        a.api,
+                        pin.digest(),
+                        pin_path.display(),
+                    ),
+                )
+            } else {
+                Failure::error(
+                    EXIT_CLUSTER,
+                    format!(
+                        "fetching the seal chain from {}: {}",
+                        a.api,
+                        status_line(&s)
+                    ),
+                )
+            }
         })
     })?;
     if reply.genesis_json.len() as u64 > GENESIS_BYTES_MAX {
@@ -889,14 +943,13 @@ fn fetch_chain(a: &FetchChainArgs) -> anyhow::Result<()> {
         .verify()
         .map_err(|e| anyhow::anyhow!("{shown} does not verify: {e}"))?;
     let digest = genesis.digest();
-    for (path, pinned) in &pins {
-        if *pinned != digest {
-            anyhow::bail!(
-                "{} serves genesis {digest}, but {} is genesis {pinned}; refusing to switch",
-                a.api,
-                path.display()
-            );
-        }
+    if digest != pin.digest() {
+        anyhow::bail!(
+            "{} serves genesis {digest}, but {} is genesis {}; refusing to switch",
+            a.api,
+            pin_path.display(),
+            pin.digest()
+        );
     }
     let mut seals = Vec::with_capacity(reply.seals_json.len());
     for (i, s) in reply.seals_json.iter().enumerate() {

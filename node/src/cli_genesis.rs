@@ -1,4 +1,5 @@
-//! `senatus genesis init|verify`: the ceremony and its verification.
+//! `senatus genesis init|verify|tls`: the ceremony, its verification, and
+//! re-issuing a validator's TLS key.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
 use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
+use senatus_genesis::config::NodeConfig;
+use senatus_genesis::keys::SecretKey;
 use senatus_genesis::lock;
 use senatus_genesis::seal::Seal;
-use senatus_genesis::{Genesis, PolicyLayer};
+use senatus_genesis::tls::TlsMaterial;
+use senatus_genesis::{Genesis, Key32, PolicyLayer};
+
+/// Default validity of a re-issued TLS endorsement (`genesis tls --days`).
+pub const TLS_VALIDITY_DAYS_DEFAULT: u64 = 365;
+/// Longest validity `genesis tls --days` accepts: ten years.
+pub const TLS_VALIDITY_DAYS_MAX: u64 = 3650;
+const DAY_MS: u64 = 24 * 3600 * 1000;
 
 /// Arguments of `senatus genesis init`.
 #[derive(Debug, clap::Args)]
@@ -46,6 +56,25 @@ pub struct VerifyArgs {
     /// Several may be given; each is verified in turn.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+}
+
+/// Arguments of `senatus genesis tls`.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// The validator's node.toml. Read from it: node_id, chain_id, genesis
+    /// (the node must be a validator of it), identity_key (the key that
+    /// endorses the new TLS key; it must be the one genesis lists), and
+    /// where to write: tls_key and tls_cert (default tls.key and tls.crt
+    /// beside node.toml).
+    #[arg(long, value_name = "NODE_TOML")]
+    pub config: PathBuf,
+    /// Validity of the new endorsement, in days from now.
+    #[arg(
+        long,
+        default_value_t = TLS_VALIDITY_DAYS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..=TLS_VALIDITY_DAYS_MAX)
+    )]
+    pub days: u64,
 }
 
 /// Runs the ceremony and writes it.
@@ -220,4 +249,170 @@ fn verify_one(path: &Path) -> anyhow::Result<String> {
         ));
     }
     Ok(s)
+}
+
+/// `senatus genesis tls`: a fresh TLS key for this validator, endorsed by
+/// its identity key, written over the old key and certificate.
+pub fn tls(args: &TlsArgs) -> anyhow::Result<()> {
+    let cfg_shown = args.config.display();
+    let config = NodeConfig::load(&args.config)?;
+    let genesis = Genesis::load(&config.genesis).map_err(|e| {
+        anyhow::anyhow!(
+            "genesis {} (from {cfg_shown}): {e}",
+            config.genesis.display()
+        )
+    })?;
+    let g = &genesis.body;
+    if config.chain_id != g.chain_id {
+        bail!(
+            "{cfg_shown} names chain {:?}, but genesis {} is chain {:?}",
+            config.chain_id,
+            config.genesis.display(),
+            g.chain_id
+        );
+    }
+    let node = config.node_id;
+    let listed = g.validators.iter().find(|v| v.id == node).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{cfg_shown} is node {node}, which is not a validator of genesis {}",
+            config.genesis.display()
+        )
+    })?;
+    let (identity, key_node) = SecretKey::read_identity(&config.identity_key)?;
+    if key_node != node {
+        bail!(
+            "identity key {} is node {key_node}'s, but {cfg_shown} is node {node}",
+            config.identity_key.display()
+        );
+    }
+    let public = Key32(identity.public());
+    if public != listed.identity_key {
+        bail!(
+            "identity key {} (public key {public}) is not node {node}'s identity key {} in genesis {}; refusing to issue a TLS certificate no validator would accept",
+            config.identity_key.display(),
+            listed.identity_key,
+            config.genesis.display()
+        );
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock before 1970")?
+        .as_millis();
+    let now = u64::try_from(now).context("clock out of range")?;
+    let expires = now.saturating_add(args.days.saturating_mul(DAY_MS));
+    let material = TlsMaterial::issue(
+        &identity,
+        &g.chain_id,
+        node,
+        now,
+        expires,
+        &mut rand::rngs::OsRng,
+    )?;
+    // What every peer and client will check, checked before writing.
+    material
+        .presented
+        .check(&genesis, now)
+        .context("the new TLS certificate does not verify under genesis")?;
+    write_tls_atomically(&material, &config.tls_key, &config.tls_cert)?;
+    println!(
+        "TLS key and certificate of node {node} (chain {}) re-issued",
+        g.chain_id
+    );
+    println!("  TLS public key  {}", material.presented.tls_key);
+    println!(
+        "  valid           {} to {} ({} days; Unix ms {now} to {expires})",
+        utc(now),
+        utc(expires),
+        args.days
+    );
+    println!(
+        "  endorsed by     identity key {public} ({})",
+        config.identity_key.display()
+    );
+    println!("  key             {} (0600)", config.tls_key.display());
+    println!("  certificate     {}", config.tls_cert.display());
+    println!("restart the node to use them (a running node keeps its current TLS key)");
+    Ok(())
+}
+
+/// Writes the key and the certificate next to their final paths, reads
+/// them back and checks they are what was issued, then renames each over
+/// the old file: a reader sees an old file or a new one, never a torn one.
+/// (The two renames are not one step: a crash between them leaves a key
+/// and a certificate that do not match, which the node refuses at boot
+/// naming both files; running this command again repairs it.)
+fn write_tls_atomically(m: &TlsMaterial, key: &Path, cert: &Path) -> anyhow::Result<()> {
+    let tmp = |p: &Path| -> anyhow::Result<PathBuf> {
+        let name = p
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{} names no file", p.display()))?;
+        let mut name = name.to_os_string();
+        name.push(".new");
+        Ok(p.with_file_name(name))
+    };
+    let (key_tmp, cert_tmp) = (tmp(key)?, tmp(cert)?);
+    for t in [&key_tmp, &cert_tmp] {
+        match std::fs::remove_file(t) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => bail!("removing a stale {}: {e}", t.display()),
+        }
+    }
+    m.write(&key_tmp, &cert_tmp)?;
+    std::fs::File::open(&cert_tmp)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("syncing {}", cert_tmp.display()))?;
+    let back = TlsMaterial::read(&key_tmp, &cert_tmp)?;
+    if back.presented != m.presented || back.cert_der != m.cert_der {
+        bail!(
+            "{} and {} do not read back as written; nothing replaced",
+            key_tmp.display(),
+            cert_tmp.display()
+        );
+    }
+    for (from, to) in [(&key_tmp, key), (&cert_tmp, cert)] {
+        std::fs::rename(from, to)
+            .with_context(|| format!("replacing {} with {}", to.display(), from.display()))?;
+        if let Some(dir) = to.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename itself durable (best effort: not every platform
+            // syncs directories).
+            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+        }
+    }
+    Ok(())
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of Unix milliseconds (proleptic Gregorian;
+/// days-to-civil after Howard Hinnant's `civil_from_days`).
+fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_dates_are_civil_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 12:34:56 UTC, a leap day.
+        assert_eq!(utc(951_827_696_000), "2000-02-29 12:34:56 UTC");
+        assert_eq!(utc(4_102_444_799_999), "2099-12-31 23:59:59 UTC");
+    }
 }

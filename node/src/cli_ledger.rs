@@ -3,16 +3,16 @@
 
 use std::io::{BufRead as _, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use senatus_genesis::{Digest, Genesis};
 use senatus_proto::v1 as pb;
-use senatus_proto::v1::senatus_client::SenatusClient;
 use serde::{Deserialize, Serialize};
 
+use crate::cli_api::{ApiArgs, ApiCallFailed, api_client, api_client_pinned, load_genesis};
 use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
-use crate::network::channel;
 use crate::service::GET_LEDGER_ENTRIES_MAX;
 
 /// `format` of the first line of an export file.
@@ -27,9 +27,10 @@ pub enum LedgerCommand {
     /// auditor can verify offline: a header line, then one line per entry
     /// with its exact encoded bytes (docs/PROTOCOL.md, ledger).
     Export {
-        /// Public API address of any validator (host:port).
-        #[arg(long)]
-        api: String,
+        /// Any validator, and the genesis its TLS certificate must verify
+        /// under.
+        #[command(flatten)]
+        target: ApiArgs,
         /// File to write; refused if it exists.
         #[arg(long)]
         out: PathBuf,
@@ -39,6 +40,8 @@ pub enum LedgerCommand {
     /// first bad index. Exits non-zero on any break.
     Verify {
         /// The genesis to verify against (its signature is checked first).
+        /// With --api the connection is TLS pinned to it too: the
+        /// validator's certificate must verify under it.
         #[arg(long)]
         genesis: PathBuf,
         /// Verify a running node's ledger through its public API...
@@ -50,9 +53,10 @@ pub enum LedgerCommand {
     },
     /// Append an operator record (free text) to the ledger through Raft.
     Append {
-        /// Public API address of any validator (host:port).
-        #[arg(long)]
-        api: String,
+        /// Any validator (it forwards to the leader), and the genesis its
+        /// TLS certificate must verify under.
+        #[command(flatten)]
+        target: ApiArgs,
         /// The record's text (at most 64 KiB).
         text: String,
     },
@@ -76,11 +80,6 @@ struct ExportLine {
     hash: Digest,
     /// Hex of the exact encoded entry: hash pre-image, then the hash.
     entry: String,
-}
-
-async fn client(api: &str) -> anyhow::Result<SenatusClient<tonic::transport::Channel>> {
-    let ch = channel(api).with_context(|| format!("bad address {api}"))?;
-    Ok(SenatusClient::new(ch).max_decoding_message_size(64 * 1024 * 1024))
 }
 
 fn req<T>(msg: T) -> tonic::Request<T> {
@@ -108,21 +107,24 @@ fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<LedgerEntry> {
     })
 }
 
-/// Streams a node's ledger page by page to `sink`; returns the head it read.
+/// Streams a node's ledger page by page to `sink`, over a connection
+/// pinned to `genesis`; returns the head it read. A failed call is an
+/// [`ApiCallFailed`].
 pub(crate) async fn fetch_ledger(
     api: &str,
+    genesis: Arc<Genesis>,
     mut sink: impl FnMut(LedgerEntry) -> anyhow::Result<()>,
 ) -> anyhow::Result<(pb::LedgerHeadReply, pb::StatusReply)> {
-    let mut c = client(api).await?;
+    let mut c = api_client_pinned(api, genesis)?;
     let status = c
         .status(req(pb::StatusRequest {}))
         .await
-        .with_context(|| format!("status of {api}"))?
+        .map_err(|s| ApiCallFailed::error(&format!("status of {api}"), &s))?
         .into_inner();
     let head = c
         .ledger_head(req(pb::LedgerHeadRequest {}))
         .await
-        .with_context(|| format!("ledger head of {api}"))?
+        .map_err(|s| ApiCallFailed::error(&format!("ledger head of {api}"), &s))?
         .into_inner();
     let mut next = 1u64;
     while next <= head.index {
@@ -133,7 +135,7 @@ pub(crate) async fn fetch_ledger(
                 limit: GET_LEDGER_ENTRIES_MAX,
             }))
             .await
-            .with_context(|| format!("ledger entries from {next} on {api}"))?
+            .map_err(|s| ApiCallFailed::error(&format!("ledger entries from {next} on {api}"), &s))?
             .into_inner();
         if page.entries.is_empty() {
             bail!(
@@ -158,20 +160,24 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs a ledger subcommand.
 pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
     match cmd {
-        LedgerCommand::Export { api, out } => export(api, out),
+        LedgerCommand::Export { target, out } => {
+            export(&target.api, &load_genesis(target.genesis_path()?)?, out)
+        }
         LedgerCommand::Verify { genesis, api, file } => {
             verify(genesis, api.as_deref(), file.as_deref())
         }
-        LedgerCommand::Append { api, text } => {
+        LedgerCommand::Append { target, text } => {
+            let api = &target.api;
+            let genesis = target.genesis_path()?;
             let rt = runtime()?;
             rt.block_on(async {
-                let mut c = client(api).await?;
+                let mut c = api_client(api, genesis)?;
                 let r = c
                     .append_record(req(pb::AppendRecordRequest {
                         payload: text.as_bytes().to_vec(),
                     }))
                     .await
-                    .map_err(|s| anyhow::anyhow!("append failed: {}: {}", s.code(), s.message()))?
+                    .map_err(|s| ApiCallFailed::error(&format!("append failed on {api}"), &s))?
                     .into_inner();
                 println!(
                     "appended ledger index {} hash {}",
@@ -184,7 +190,7 @@ pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
     }
 }
 
-fn export(api: &str, out: &PathBuf) -> anyhow::Result<()> {
+fn export(api: &str, genesis: &Arc<Genesis>, out: &PathBuf) -> anyhow::Result<()> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -193,7 +199,7 @@ fn export(api: &str, out: &PathBuf) -> anyhow::Result<()> {
     let mut w = std::io::BufWriter::new(file);
     let mut lines = Vec::new();
     let rt = runtime()?;
-    let (head, status) = rt.block_on(fetch_ledger(api, |e| {
+    let (head, status) = rt.block_on(fetch_ledger(api, genesis.clone(), |e| {
         lines.push(ExportLine {
             index: e.index,
             kind: e.kind.code(),
@@ -276,14 +282,14 @@ pub(crate) fn read_export(
 }
 
 fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
-    let g = Genesis::load(genesis)?;
+    let g = load_genesis(genesis)?;
     let gd = g.digest();
     let mut v = ChainVerifier::new(gd);
     let mut count = 0u64;
     let claimed_head = match (api, file) {
         (Some(api), _) => {
             let rt = runtime()?;
-            let (head, _) = rt.block_on(fetch_ledger(api, |e| {
+            let (head, _) = rt.block_on(fetch_ledger(api, g.clone(), |e| {
                 count += 1;
                 v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))
             }))?;
@@ -321,15 +327,18 @@ fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Res
     Ok(())
 }
 
-/// `senatus status --api ADDR`: one node's view of the cluster.
-pub fn status(api: &str) -> anyhow::Result<()> {
+/// `senatus status --api ADDR --genesis PATH`: one node's view of the
+/// cluster.
+pub fn status(target: &ApiArgs) -> anyhow::Result<()> {
+    let api = &target.api;
+    let genesis = target.genesis_path()?;
     let rt = runtime()?;
     rt.block_on(async {
-        let mut c = client(api).await?;
+        let mut c = api_client(api, genesis)?;
         let s = c
             .status(req(pb::StatusRequest {}))
             .await
-            .map_err(|s| anyhow::anyhow!("status of {api}: {}: {}", s.code(), s.message()))?
+            .map_err(|s| ApiCallFailed::error(&format!("status of {api}"), &s))?
             .into_inner();
         println!(
             "node {} ({}) chain {}: {} term {} leader {} commit {} applied {} ledger {} {} voters {:?}",

@@ -26,7 +26,7 @@ use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::DecisionRequest;
 use senatus_quorum::token::{self, Token, TokenPayload};
 
-use crate::cli_gate::{EXIT_CLUSTER, EXIT_REFUSED, Failure};
+use crate::cli_gate::{EXIT_CLUSTER, EXIT_REFUSED, EXIT_USAGE, Failure};
 use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
 
 /// Help text appended to `senatus replay --help`.
@@ -37,7 +37,8 @@ Exit codes:
      (payload, Merkle root and proof) and its signature verifies under the
      epoch's group key
   2  usage, file or trust-material error; the decision id is not in the
-     ledger; the ledger, seal chain or policy layer does not verify
+     ledger; the ledger, seal chain or policy layer does not verify; the
+     node is not a validator of --genesis (TLS refused)
   3  the issued token DIFFERS from the replay (the line names the field)
   4  the node did not answer";
 
@@ -48,6 +49,8 @@ pub struct ReplayArgs {
     /// every token carries.
     pub decision_id: String,
     /// The genesis to replay against (its signature is checked first).
+    /// With --api the connection is TLS pinned to it too: the validator's
+    /// certificate must verify under it.
     #[arg(long)]
     pub genesis: PathBuf,
     /// The seal chain (seals.json from `senatus broker fetch-chain`).
@@ -244,15 +247,20 @@ fn find(
     match (api, file) {
         (Some(api), _) => {
             let rt = crate::cli_ledger::runtime()?;
+            let pinned = std::sync::Arc::new(genesis.clone());
             let (head, _) = rt
-                .block_on(crate::cli_ledger::fetch_ledger(api, &mut visit))
-                .map_err(|e| {
-                    if e.downcast_ref::<tonic::Status>().is_some() {
-                        Failure::error(EXIT_CLUSTER, format!("{e:#}"))
-                    } else {
-                        e
-                    }
-                })?;
+                .block_on(crate::cli_ledger::fetch_ledger(api, pinned, &mut visit))
+                .map_err(
+                    |e| match e.downcast_ref::<crate::cli_api::ApiCallFailed>() {
+                        // Not a validator of this genesis: the auditor's trust
+                        // material does not fit this node (exit 2).
+                        Some(f) if f.why.tls_refused => {
+                            Failure::error(EXIT_USAGE, format!("{e:#}"))
+                        }
+                        Some(_) => Failure::error(EXIT_CLUSTER, format!("{e:#}")),
+                        None => e,
+                    },
+                )?;
             if head.genesis_digest != gd.0 {
                 bail!(
                     "node {api} serves genesis {}, not {gd}",

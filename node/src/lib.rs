@@ -4,6 +4,7 @@
 pub mod amend;
 pub mod breach;
 pub mod cli_amend;
+pub mod cli_api;
 pub mod cli_breach;
 pub mod cli_gate;
 pub mod cli_genesis;

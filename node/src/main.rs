@@ -34,11 +34,7 @@ enum Command {
     Ledger(cli_ledger::LedgerCommand),
     /// Show one validator's view: role, term, leader, commit index, ledger
     /// head.
-    Status {
-        /// Public API address of the validator (host:port).
-        #[arg(long)]
-        api: String,
-    },
+    Status(senatus_node::cli_api::ApiArgs),
     /// Run a local five-validator testnet on 127.0.0.1 (up, down, status).
     #[command(subcommand)]
     Testnet(senatus_testnet::cli::TestnetCommand),
@@ -88,6 +84,13 @@ enum GenesisCommand {
     /// Verify a genesis (signature, structure, policy digest) or a node's
     /// full genesis lock, and print a summary.
     Verify(cli_genesis::VerifyArgs),
+    /// Re-issue this validator's TLS key and certificate from its identity
+    /// key: a fresh TLS key, endorsed by the identity key for now..now+N
+    /// days, written over the node's tls_key (0600) and tls_cert. Needs no
+    /// membership change and no other validator; restart the node to use
+    /// it. Run it before the old endorsement expires (peers and clients
+    /// refuse an expired one).
+    Tls(cli_genesis::TlsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,9 +110,10 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Genesis(GenesisCommand::Init(a)) => cli_genesis::init(a),
         Command::Genesis(GenesisCommand::Verify(a)) => cli_genesis::verify(a),
+        Command::Genesis(GenesisCommand::Tls(a)) => cli_genesis::tls(a),
         Command::Node(a) => run_node(a),
         Command::Ledger(c) => cli_ledger::run(c),
-        Command::Status { api } => cli_ledger::status(api),
+        Command::Status(a) => cli_ledger::status(a),
         Command::Testnet(c) => std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
@@ -133,9 +137,12 @@ fn main() -> ExitCode {
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("SENATUS_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colour only on a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .try_init();
 }

@@ -18,11 +18,11 @@ use senatus_testnet::RaftOverrides;
 const TEST_BOUND: Duration = Duration::from_secs(180);
 const VOTES_WITHIN: Duration = Duration::from_secs(30);
 
-async fn cli(args: &[&str]) -> Output {
+/// Runs `senatus ARGS` against `net`: its genesis is the one the public
+/// API's TLS is pinned to (`SENATUS_GENESIS`).
+async fn cli(net: &senatus_testnet::Testnet, args: &[&str]) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || senatus_cli(args))
-        .await
-        .expect("cli task")
+    senatus_cli_for(net, args).await
 }
 
 fn s(p: &Path) -> &str {
@@ -140,7 +140,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             assert!(t.contains(&old.to_hex()));
             std::fs::write(&c, t.replace(&old.to_hex(), &new.to_hex())).expect("write");
         });
-        let out = cli(&[
+        let out = cli(&net, &[
             "amend",
             "propose",
             "--api",
@@ -231,10 +231,10 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             .await
             .expect("converged");
         let other = tmp.path().join("other");
-        let o = cli(&["genesis", "init", "--out", s(&other)]).await;
+        let o = cli(&net, &["genesis", "init", "--out", s(&other)]).await;
         assert!(o.status.success(), "{}", show(&o));
         let good = proposed(tmp.path(), "good", |_| {});
-        let out = cli(&[
+        let out = cli(&net, &[
             "amend",
             "propose",
             "--api",
@@ -264,7 +264,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
 
         // 3. A valid amendment, proposed by a validator: every validator
         //    approves; it passes with exactly the first three approvers.
-        let out = cli(&[
+        let out = cli(&net, &[
             "amend",
             "propose",
             "--api",
@@ -346,7 +346,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
 
         // 5. The CLI shows it; a restarted validator rebuilds the same
         //    tally from its own ledger.
-        let st = cli(&["amend", "status", "--api", &api(3), &good_id]).await;
+        let st = cli(&net, &["amend", "status", "--api", &api(3), &good_id]).await;
         assert!(st.status.success(), "{}", show(&st));
         let text = String::from_utf8_lossy(&st.stdout);
         assert!(text.contains("PASSED"), "{text}");
@@ -363,7 +363,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             "rebuilt from the ledger"
         );
 
-        let unknown = cli(&["amend", "status", "--api", &api(1), &"cd".repeat(32)]).await;
+        let unknown = cli(&net, &["amend", "status", "--api", &api(1), &"cd".repeat(32)]).await;
         assert_eq!(unknown.status.code(), Some(2), "{}", show(&unknown));
     })
     .await;
@@ -546,14 +546,17 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             .expect("seal 1 verifies as plain Ed25519");
         senatus_genesis::seal::verify_chain(&genesis, &chain).expect("chain verifies from genesis");
         // The operator's view of the same chain, verified back to genesis.
-        let out = cli(&[
-            "seal",
-            "chain",
-            "--api",
-            &api(4),
-            "--genesis",
-            s(&tmp.path().join("net/genesis.json")),
-        ])
+        let out = cli(
+            &net,
+            &[
+                "seal",
+                "chain",
+                "--api",
+                &api(4),
+                "--genesis",
+                s(&tmp.path().join("net/genesis.json")),
+            ],
+        )
         .await;
         assert!(out.status.success(), "seal chain: {}", show(&out));
         let text = String::from_utf8_lossy(&out.stdout);
@@ -589,17 +592,20 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
         // layer comes from the verified ledger, and the rebuilt token is the
         // issued one, byte for byte.
         let t2 = senatus_quorum::token::Token::from_bytes(&permits[0].token).expect("token");
-        let out = cli(&[
-            "replay",
-            &hex::encode(&permits[0].decision_id),
-            "--genesis",
-            s(&tmp.path().join("net/genesis.json")),
-            "--api",
-            &api(3),
-            "--token",
-            &t2.to_text(),
-            "--json",
-        ])
+        let out = cli(
+            &net,
+            &[
+                "replay",
+                &hex::encode(&permits[0].decision_id),
+                "--genesis",
+                s(&tmp.path().join("net/genesis.json")),
+                "--api",
+                &api(3),
+                "--token",
+                &t2.to_text(),
+                "--json",
+            ],
+        )
         .await;
         assert!(out.status.success(), "replay of v2: {}", show(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -740,7 +746,7 @@ async fn of_two_competing_proposals_for_one_version_exactly_one_passes() {
             "--key",
             &key,
         ];
-        let (oa, ob) = tokio::join!(cli(&args_a), cli(&args_b));
+        let (oa, ob) = tokio::join!(cli(&net, &args_a), cli(&net, &args_b));
         let mut ids = Vec::new();
         for o in [&oa, &ob] {
             if o.status.success() {
@@ -1130,10 +1136,14 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
             .wait_leader(Duration::from_secs(10))
             .await
             .expect("leader");
-        let mut peer = peer_client(&net, leader).await;
-        for (what, seal_digest, signature, why) in &forgeries {
-            // Straight into the leader's log: every validator checks the
-            // Seal entry on apply, and refuses it identically.
+        // A validator (not the leader) forwards each forgery to the leader.
+        // Seal entries are appended only by the leader itself, so the peer
+        // port refuses them from anyone else before they reach the log.
+        // (A Byzantine leader could still append one; every validator then
+        // refuses it on apply with `why`: the unit tests of node/src/amend.rs
+        // feed exactly these forgeries to `apply`.)
+        let mut peer = peer_client(&net, leader, other_than(&net, &[leader])).await;
+        for (what, seal_digest, signature, _why) in &forgeries {
             let entry = senatus_node::amend::SealEntry {
                 proposal,
                 seal_digest: *seal_digest,
@@ -1148,10 +1158,15 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
             let status = r.expect_err(what);
             assert_eq!(
                 status.code(),
-                tonic::Code::InvalidArgument,
+                tonic::Code::PermissionDenied,
                 "{what}: {status:?}"
             );
-            assert!(status.message().contains(why), "{what}: {status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains("Seal entries are appended only by the leader itself"),
+                "{what}: {status:?}"
+            );
 
             // The broker, holding only genesis and the chain, refuses a seal
             // whose signature is not t validators' over that seal. (Three

@@ -166,9 +166,7 @@ async fn a_policy_file_edited_on_disk_locks_its_validator_across_restart() {
             "--out".into(),
             s(&dir).into(),
         ];
-        let out = tokio::task::spawn_blocking(move || senatus_cli(args))
-            .await
-            .expect("cli");
+        let out = senatus_cli_for(&net, args).await;
         assert!(out.status.success(), "{}", show(&out));
         let file = dir.join(format!("{}.cert", hex::encode(&cert)));
         let args = vec![
@@ -552,7 +550,8 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
         ];
         for (what, bytes, why) in &forged {
             for n in net.ids() {
-                let mut peer = peer_client(&net, n).await;
+                // Validator 1 sends them, as `from` says.
+                let mut peer = peer_client(&net, n, 1).await;
                 let err = peer
                     .certify(pb::CertifyRequest {
                         from: 1,
@@ -568,7 +567,7 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
                 .wait_leader(Duration::from_secs(10))
                 .await
                 .expect("leader");
-            let mut peer = peer_client(&net, leader).await;
+            let mut peer = peer_client(&net, leader, 1).await;
             let err = peer
                 .forward_write(pb::WriteCommand {
                     kind: 8,
@@ -736,7 +735,8 @@ async fn two_signed_heads_for_one_index_certify_their_signer() {
                 head,
             )
         };
-        let mut peer = peer_client(&net, 1).await;
+        // Validator 2 hands its own two statements to validator 1.
+        let mut peer = peer_client(&net, 1, 2).await;
         for head in [[1u8; 32], [2u8; 32]] {
             peer.certify(pb::CertifyRequest {
                 from: 2,

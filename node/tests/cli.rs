@@ -11,6 +11,7 @@ fn senatus(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
         .env_remove("SENATUS_LOG")
+        .env_remove("SENATUS_GENESIS")
         .output()
         .expect("run senatus")
 }
@@ -21,6 +22,7 @@ fn senatus_bounded(args: &[&str], limit: std::time::Duration) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
         .env_remove("SENATUS_LOG")
+        .env_remove("SENATUS_GENESIS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -66,6 +68,7 @@ fn every_command_explains_itself() {
         vec!["genesis", "--help"],
         vec!["genesis", "init", "--help"],
         vec!["genesis", "verify", "--help"],
+        vec!["genesis", "tls", "--help"],
         vec!["node", "--help"],
         vec!["ledger", "--help"],
         vec!["ledger", "export", "--help"],
@@ -400,14 +403,22 @@ fn ledger_tools_fail_closed_when_the_node_is_unreachable() {
         .expect("addr")
         .port();
     let api = format!("127.0.0.1:{port}");
-    let out = senatus(&["ledger", "append", "--api", &api, "hello"]);
+    let g = dir.join("genesis.json");
+    let out = senatus(&[
+        "ledger",
+        "append",
+        "--api",
+        &api,
+        "--genesis",
+        g.to_str().expect("p"),
+        "hello",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("append failed"),
         "{}",
         text(&out.stderr)
     );
-    let g = dir.join("genesis.json");
     let out = senatus(&[
         "ledger",
         "verify",
@@ -417,4 +428,138 @@ fn ledger_tools_fail_closed_when_the_node_is_unreachable() {
         &api,
     ]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn commands_that_reach_a_validator_need_genesis_and_say_so_in_one_line() {
+    // Nothing listens there, and nothing is attempted: the missing genesis
+    // is refused before any connection.
+    let api = "127.0.0.1:9";
+    for args in [
+        vec!["status", "--api", api],
+        vec!["ledger", "append", "--api", api, "x"],
+        vec!["ledger", "export", "--api", api, "--out", "/nonexistent/x"],
+        vec!["amend", "status", "--api", api],
+        vec!["seal", "chain", "--api", api],
+        vec!["certificates", "list", "--api", api],
+        vec![
+            "decide",
+            "--api",
+            api,
+            "--surface",
+            "payments",
+            "--action",
+            "transfer",
+            "--actor",
+            "agent-7",
+            "--tenant",
+            "acme",
+        ],
+        vec![
+            "broker",
+            "fetch-chain",
+            "--api",
+            api,
+            "--out",
+            "/nonexistent/b",
+        ],
+    ] {
+        let out = senatus(&args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        assert!(
+            err.contains("TLS pinned to genesis")
+                && err.contains("--genesis")
+                && err.contains("SENATUS_GENESIS"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn genesis_tls_reissues_a_validators_tls_key_from_its_identity_key() {
+    use senatus_genesis::tls::TlsMaterial;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = ceremony(tmp.path());
+    let node = dir.join("node-2");
+    let config = node.join("node.toml");
+    let cfg = config.to_str().expect("p");
+    let before =
+        TlsMaterial::read(&node.join("tls.key"), &node.join("tls.crt")).expect("ceremony TLS");
+
+    let out = senatus(&["genesis", "tls", "--config", cfg, "--days", "30"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let after = TlsMaterial::read(&node.join("tls.key"), &node.join("tls.crt")).expect("new TLS");
+    assert_ne!(
+        after.presented.tls_key, before.presented.tls_key,
+        "a fresh TLS key"
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&after.presented.tls_key.to_string()),
+        "prints the new TLS public key: {stdout}"
+    );
+    assert!(stdout.contains("30 days"), "{stdout}");
+    let e = &after.presented.endorsement;
+    assert_eq!(e.node_id.get(), 2);
+    assert_eq!(e.expires_at_ms - e.issued_at_ms, 30 * 24 * 3600 * 1000);
+    let genesis = senatus_genesis::Genesis::load(&dir.join("genesis.json")).expect("genesis");
+    assert_eq!(
+        after
+            .presented
+            .check(&genesis, e.issued_at_ms)
+            .expect("verifies under genesis")
+            .get(),
+        2
+    );
+    let mode = std::fs::metadata(node.join("tls.key"))
+        .expect("key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "key file mode {mode:o}");
+    assert!(!node.join("tls.key.new").exists() && !node.join("tls.crt.new").exists());
+    // The node's boot check accepts it.
+    let out = senatus(&["node", "--config", cfg, "--check"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    // An identity key for node 2 that genesis does not list: refused,
+    // naming the file, and nothing is replaced.
+    let stranger = senatus_genesis::keys::SecretKey::generate(&mut rand::rngs::OsRng);
+    std::fs::remove_file(node.join("identity.key")).expect("rm");
+    stranger
+        .write(
+            &node.join("identity.key"),
+            Some(senatus_genesis::NodeId::new(2).expect("id")),
+        )
+        .expect("write key");
+    let out = senatus(&["genesis", "tls", "--config", cfg]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("identity.key") && err.contains("is not node 2's identity key"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    // Another validator's identity key in its place: refused too.
+    std::fs::copy(dir.join("node-3/identity.key"), node.join("identity.key")).expect("copy");
+    let out = senatus(&["genesis", "tls", "--config", cfg]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("identity.key") && err.contains("node 3"),
+        "{err}"
+    );
+    let kept = TlsMaterial::read(&node.join("tls.key"), &node.join("tls.crt")).expect("kept");
+    assert_eq!(kept.presented, after.presented, "nothing replaced");
+
+    // Out-of-range validity is refused by the parser.
+    let out = senatus(&["genesis", "tls", "--config", cfg, "--days", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }

@@ -35,6 +35,18 @@ fn senatus(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
         .env_remove("SENATUS_LOG")
+        .env_remove("SENATUS_GENESIS")
+        .output()
+        .expect("run senatus")
+}
+
+/// `senatus ARGS` with `SENATUS_GENESIS=genesis`: the genesis the public
+/// API's TLS is pinned to.
+fn senatus_pinned(genesis: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_senatus"))
+        .args(args)
+        .env_remove("SENATUS_LOG")
+        .env("SENATUS_GENESIS", genesis)
         .output()
         .expect("run senatus")
 }
@@ -671,12 +683,15 @@ fn decide_refuses_invalid_requests_locally_naming_the_field() {
 
 #[test]
 fn decide_without_a_cluster_fails_within_bounds_and_issues_nothing() {
+    let net = Net::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let f = write_request(tmp.path(), "good.json", &good_request());
     let token_out = tmp.path().join("token.txt");
     let started = Instant::now();
     let out = senatus(&[
         "decide",
+        "--genesis",
+        path(&net.genesis_path()),
         "--api",
         &closed_port(),
         "--file",
@@ -786,11 +801,14 @@ fn redeem_without_a_cluster_is_denied_and_a_bad_token_never_leaves() {
 
 #[test]
 fn fetch_chain_without_a_cluster_writes_nothing() {
+    let net = Net::new();
     let tmp = tempfile::tempdir().expect("tempdir");
     let out_dir = tmp.path().join("broker");
     let out = senatus(&[
         "broker",
         "fetch-chain",
+        "--genesis",
+        path(&net.genesis_path()),
         "--api",
         &closed_port(),
         "--out",
@@ -954,10 +972,18 @@ impl pb::senatus_server::Senatus for StandIn {
     }
 }
 
-/// Serves a [`StandIn`] on a loopback port until the runtime is dropped.
+/// Serves a [`StandIn`] on a loopback port until the runtime is dropped,
+/// over TLS as validator 1 of the ceremony (its `tls.key` and `tls.crt`),
+/// as a real validator's public API.
 fn stand_in(net: Net) -> (tokio::runtime::Runtime, String, Digest) {
     let genesis_json = std::fs::read_to_string(net.genesis_path()).expect("genesis");
     let digest = net.genesis.digest();
+    let node1 = net.dir.join("node-1");
+    let material =
+        senatus_genesis::tls::TlsMaterial::read(&node1.join("tls.key"), &node1.join("tls.crt"))
+            .expect("validator 1's TLS material");
+    let tls = senatus_transport::NodeTls::new(&material, std::sync::Arc::new(net.genesis.clone()));
+    let config = tls.api_server().expect("API server TLS config");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
@@ -969,10 +995,17 @@ fn stand_in(net: Net) -> (tokio::runtime::Runtime, String, Digest) {
         next_index: AtomicU64::new(10),
         redeemed: Mutex::new(HashSet::new()),
     });
+    let _in_runtime = rt.enter();
+    let incoming = senatus_transport::incoming(
+        listener,
+        config,
+        senatus_transport::AcceptLimits::default(),
+        "stand-in api",
+    );
     rt.spawn(
         tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+            .serve_with_incoming(incoming),
     );
     (rt, addr.to_string(), digest)
 }
@@ -1035,19 +1068,52 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("refusing to switch"));
     assert!(!tmp.path().join("elsewhere/genesis.json").exists());
+    // Its TLS identity is what failed: one line naming the address and the
+    // endorsement that does not verify under that genesis.
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "fetching the seal chain from {api}: TLS: not a validator of genesis"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("not endorsed by node 1's identity key"),
+        "{err}"
+    );
+    // An agent pinned to another genesis sends nothing: the same refusal.
+    let req = write_request(tmp.path(), "elsewhere.json", &good_request());
+    let out = senatus_pinned(
+        &other.genesis_path(),
+        &["decide", "--api", &api, "--file", path(&req)],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "decide failed on {api}: TLS: not a validator of the genesis given"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("transport error"), "{err}");
 
     // The agent asks, from a file, and keeps the token.
     let req = write_request(tmp.path(), "req.json", &good_request());
     let token_file = tmp.path().join("token.txt");
-    let out = senatus(&[
-        "decide",
-        "--api",
-        &api,
-        "--file",
-        path(&req),
-        "--token-out",
-        path(&token_file),
-    ]);
+    let out = senatus_pinned(
+        &keep,
+        &[
+            "decide",
+            "--api",
+            &api,
+            "--file",
+            path(&req),
+            "--token-out",
+            path(&token_file),
+        ],
+    );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for want in [
@@ -1064,15 +1130,18 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     let token_text = std::fs::read_to_string(&token_file).expect("token file");
     assert!(stdout.contains(token_text.trim()));
     // --token-out never overwrites.
-    let out = senatus(&[
-        "decide",
-        "--api",
-        &api,
-        "--file",
-        path(&req),
-        "--token-out",
-        path(&token_file),
-    ]);
+    let out = senatus_pinned(
+        &keep,
+        &[
+            "decide",
+            "--api",
+            &api,
+            "--file",
+            path(&req),
+            "--token-out",
+            path(&token_file),
+        ],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("refusing to overwrite"));
 
@@ -1117,28 +1186,31 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
 
     // Flags instead of a file, JSON output, a generated idempotency key,
     // a DENY: an answer, exit 0, with a receipt that is not a permit.
-    let out = senatus(&[
-        "decide",
-        "--api",
-        &api,
-        "--surface",
-        "payments",
-        "--action",
-        "transfer",
-        "--actor",
-        "agent-7",
-        "--tenant",
-        "denied-tenant",
-        "--params",
-        &transfer_params().to_string(),
-        "--uncertainty",
-        "12",
-        "--resource",
-        "cpu_millis=250",
-        "--endpoint",
-        "https://api.example.com/v1",
-        "--json",
-    ]);
+    let out = senatus_pinned(
+        &keep,
+        &[
+            "decide",
+            "--api",
+            &api,
+            "--surface",
+            "payments",
+            "--action",
+            "transfer",
+            "--actor",
+            "agent-7",
+            "--tenant",
+            "denied-tenant",
+            "--params",
+            &transfer_params().to_string(),
+            "--uncertainty",
+            "12",
+            "--resource",
+            "cpu_millis=250",
+            "--endpoint",
+            "https://api.example.com/v1",
+            "--json",
+        ],
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(v["outcome"], "DENY");
@@ -1157,7 +1229,7 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     let mut r = good_request();
     r["actor"] = json!("agent-noquorum");
     let f = write_request(tmp.path(), "noquorum.json", &r);
-    let out = senatus(&["decide", "--api", &api, "--file", path(&f)]);
+    let out = senatus_pinned(&keep, &["decide", "--api", &api, "--file", path(&f)]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("Unavailable: no quorum"), "{err}");
@@ -1166,7 +1238,7 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     let mut r = good_request();
     r["actor"] = json!("agent-liar");
     let f = write_request(tmp.path(), "liar.json", &r);
-    let out = senatus(&["decide", "--api", &api, "--file", path(&f)]);
+    let out = senatus_pinned(&keep, &["decide", "--api", &api, "--file", path(&f)]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(

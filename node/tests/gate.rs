@@ -379,10 +379,13 @@ async fn without_a_quorum_a_decision_fails_with_no_token() {
     .await;
 }
 
-/// Runs the `senatus` binary under test, bounded by its own timeouts.
-fn cli(args: &[&str]) -> std::process::Output {
+/// Runs the `senatus` binary under test, bounded by its own timeouts, with
+/// `SENATUS_GENESIS=genesis` (the genesis the public API's TLS is pinned
+/// to; the broker's own `--genesis` wins where it gives one).
+fn cli(genesis: &std::path::Path, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
+        .env("SENATUS_GENESIS", genesis)
         .output()
         .expect("run senatus")
 }
@@ -402,25 +405,32 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
             out_dir.to_str().expect("utf8").to_string(),
             token.to_str().expect("utf8").to_string(),
         );
+        let g = net.genesis_path();
         let outputs = tokio::task::spawn_blocking(move || {
-            let decide = cli(&[
-                "decide",
-                "--api",
-                &a2,
-                "--surface",
-                "payments",
-                "--action",
-                "transfer",
-                "--actor",
-                "agent-cli",
-                "--tenant",
-                "acme",
-                "--params",
-                params,
-                "--token-out",
-                &token_s,
-            ]);
-            let fetch = cli(&["broker", "fetch-chain", "--api", &a1, "--out", &out_s]);
+            let decide = cli(
+                &g,
+                &[
+                    "decide",
+                    "--api",
+                    &a2,
+                    "--surface",
+                    "payments",
+                    "--action",
+                    "transfer",
+                    "--actor",
+                    "agent-cli",
+                    "--tenant",
+                    "acme",
+                    "--params",
+                    params,
+                    "--token-out",
+                    &token_s,
+                ],
+            );
+            let fetch = cli(
+                &g,
+                &["broker", "fetch-chain", "--api", &a1, "--out", &out_s],
+            );
             let genesis = format!("{out_s}/genesis.json");
             let seals = format!("{out_s}/seals.json");
             let scope = [
@@ -439,9 +449,15 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
                 "--params",
                 params,
             ];
-            let verify = cli(&[&["broker", "verify"], &scope[..]].concat());
-            let redeem = cli(&[&["broker", "redeem", "--api", a3.as_str()], &scope[..]].concat());
-            let again = cli(&[&["broker", "redeem", "--api", a1.as_str()], &scope[..]].concat());
+            let verify = cli(&g, &[&["broker", "verify"], &scope[..]].concat());
+            let redeem = cli(
+                &g,
+                &[&["broker", "redeem", "--api", a3.as_str()], &scope[..]].concat(),
+            );
+            let again = cli(
+                &g,
+                &[&["broker", "redeem", "--api", a1.as_str()], &scope[..]].concat(),
+            );
             [decide, fetch, verify, redeem, again]
         })
         .await

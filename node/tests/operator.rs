@@ -30,6 +30,7 @@ fn senatus(args: &[&str]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
         .env("SENATUS_LOG", "warn")
+        .env_remove("SENATUS_GENESIS")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -140,9 +141,12 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
         );
     }
 
-    // Every node answers `status`, and `testnet status` shows one leader.
+    // Every node answers `status` (over TLS pinned to the testnet's
+    // genesis), and `testnet status` shows one leader.
+    let genesis = dir.join("genesis.json");
+    let g = genesis.to_str().expect("path");
     for (id, _, api, _) in &nodes {
-        let s = ok(&["status", "--api", api]);
+        let s = ok(&["status", "--api", api, "--genesis", g]);
         assert!(s.contains(&format!("node {id} ")), "{s}");
     }
     let st = ok(&["testnet", "status", "--dir", d]);
@@ -156,31 +160,59 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
 
     // Records through two different nodes, then the chain verified live.
     for (_, _, api, _) in nodes.iter().take(2) {
-        let out = ok(&["ledger", "append", "--api", api, "operator record"]);
+        let out = ok(&[
+            "ledger",
+            "append",
+            "--api",
+            api,
+            "--genesis",
+            g,
+            "operator record",
+        ]);
         assert!(out.contains("appended ledger index"), "{out}");
     }
     ok(&["testnet", "wait", "--dir", d]);
-    let genesis = dir.join("genesis.json");
-    let g = genesis.to_str().expect("path");
     let verified = ok(&["ledger", "verify", "--genesis", g, "--api", &nodes[4].2]);
     assert!(verified.contains("ledger OK: 2 entries"), "{verified}");
 
-    // Against another cluster's genesis, the same ledger is refused.
+    // Against another cluster's genesis: the validator is not one of its
+    // validators (TLS refuses before any entry is read), and the same
+    // ledger, exported, is refused as another genesis's export.
     let other = tmp.path().join("other");
     ok(&["genesis", "init", "--out", other.to_str().expect("path")]);
     let foreign = other.join("genesis.json");
+    let foreign = foreign.to_str().expect("path");
     let out = senatus(&[
         "ledger",
         "verify",
         "--genesis",
-        foreign.to_str().expect("path"),
+        foreign,
         "--api",
         &nodes[0].2,
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", show(&out));
     assert!(
-        text(&out.stderr).contains("ledger index 1"),
-        "names the first entry that does not link to this genesis: {}",
+        text(&out.stderr).contains("not a validator of the genesis given"),
+        "the TLS refusal, in one line: {}",
+        show(&out)
+    );
+    let export = tmp.path().join("ledger.jsonl");
+    let export = export.to_str().expect("path");
+    ok(&[
+        "ledger",
+        "export",
+        "--genesis",
+        g,
+        "--api",
+        &nodes[0].2,
+        "--out",
+        export,
+    ]);
+    let out = senatus(&["ledger", "verify", "--genesis", foreign, "--file", export]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("export is for genesis"),
+        "names the genesis the export links to: {}",
         show(&out)
     );
 

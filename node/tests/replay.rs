@@ -185,8 +185,8 @@ async fn every_decision_replays_byte_identical_from_a_node_and_from_an_export() 
         let api = |id: u64| net.spec(id).expect("spec").api.clone();
         let export = tmp.path().join("ledger.jsonl");
         let exported = tokio::task::spawn_blocking({
-            let (a, out) = (api(4), s(&export));
-            move || senatus_cli(vec!["ledger".into(), "export".into(), "--api".into(), a, "--out".into(), out])
+            let (a, out, g) = (api(4), s(&export), g.clone());
+            move || senatus_cli(vec!["ledger".into(), "export".into(), "--api".into(), a, "--genesis".into(), g, "--out".into(), out])
         })
         .await
         .expect("export task");

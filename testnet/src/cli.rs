@@ -166,6 +166,10 @@ async fn run_async(cmd: &TestnetCommand, senatus_exe: &Path) -> anyhow::Result<(
             );
             print!("{}", net.describe());
             println!(
+                "clients: the public API is TLS pinned to genesis; export SENATUS_GENESIS={} (or pass --genesis)",
+                net.genesis_path().display()
+            );
+            println!(
                 "status: senatus testnet status --dir {}\nstop:   senatus testnet down --dir {}",
                 net.dir().display(),
                 net.dir().display()

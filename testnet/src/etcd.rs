@@ -37,9 +37,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use senatus_proto::etcd::kv_client::KvClient;
 use senatus_proto::etcd::{PutRequest, PutResponse};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
-use crate::rpc::lazy_channel;
+/// Longest wait for a TCP connection to a member on loopback.
+const CONNECT_TIMEOUT_MS: u64 = 1000;
+
+/// A plaintext channel to an etcd member that connects on first use.
+fn plain_channel(addr: &str) -> anyhow::Result<Channel> {
+    let ep = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| anyhow::anyhow!("bad etcd address {addr}: {e}"))?
+        .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
+        .tcp_nodelay(true);
+    Ok(ep.connect_lazy())
+}
 
 /// The Debian package that provides `etcd`.
 pub const ETCD_PACKAGE: &str = "etcd-server";
@@ -227,11 +237,12 @@ impl EtcdCluster {
         &self.members
     }
 
-    /// One lazily connecting gRPC channel per member, in member order.
+    /// One lazily connecting gRPC channel per member, in member order:
+    /// plaintext, etcd's own client protocol as the baseline runs it.
     pub fn channels(&self) -> anyhow::Result<Vec<Channel>> {
         self.members
             .iter()
-            .map(|m| lazy_channel(&m.client_addr.to_string()))
+            .map(|m| plain_channel(&m.client_addr.to_string()))
             .collect()
     }
 

@@ -78,7 +78,7 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
         net_dir.display()
     );
     let net = Testnet::up(&net_dir, senatus_exe, opts).await?;
-    let genesis = Genesis::load(&net_dir.join("genesis.json")).context("reading genesis")?;
+    let genesis = Genesis::clone(net.genesis());
     let clients: Vec<_> = net
         .ids()
         .into_iter()

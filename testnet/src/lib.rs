@@ -4,7 +4,8 @@
 //! processes that were started.
 //!
 //! The crate talks to nodes only through the `senatus` executable and the
-//! public gRPC API, so it tests the binary an operator runs. It does not
+//! public gRPC API (TLS 1.3 pinned to the ceremony's `genesis.json`, as any
+//! client), so it tests the binary an operator runs. It does not
 //! depend on `senatus-node` (that binary embeds [`cli`] as
 //! `senatus testnet`).
 //!

@@ -165,9 +165,10 @@ pub async fn status(dir: &Path) -> anyhow::Result<Vec<NodeView>> {
             .and_then(|m| m.nodes.iter().find(|n| n.id == id))
             .map(|n| n.pid)
     };
+    let genesis = rpc::load_genesis(dir)?;
     let mut nodes = Vec::new();
     for s in &specs {
-        nodes.push((s.id, rpc::lazy_channel(&s.api)?));
+        nodes.push((s.id, rpc::api_channel(&genesis, s.id, &s.api)?));
     }
     let mut answers = rpc::statuses(nodes).await;
     Ok(specs
@@ -188,9 +189,10 @@ pub async fn status(dir: &Path) -> anyhow::Result<Vec<NodeView>> {
 /// Returns the leader and the head; on timeout the error lists each node.
 pub async fn wait_healthy(dir: &Path, timeout: Duration) -> anyhow::Result<(u64, Head)> {
     let specs = discover(dir)?;
+    let genesis = rpc::load_genesis(dir)?;
     let mut nodes = Vec::new();
     for s in &specs {
-        nodes.push((s.id, rpc::lazy_channel(&s.api)?));
+        nodes.push((s.id, rpc::api_channel(&genesis, s.id, &s.api)?));
     }
     let deadline = Instant::now() + timeout;
     loop {
@@ -309,7 +311,7 @@ pub async fn start_node(
         }
     }
     m.save(dir)?;
-    let channel = rpc::lazy_channel(&spec.api)?;
+    let channel = rpc::api_channel(&rpc::load_genesis(dir)?, id, &spec.api)?;
     let deadline = Instant::now() + timeout;
     loop {
         match rpc::status(channel.clone()).await {

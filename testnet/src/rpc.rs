@@ -1,7 +1,11 @@
-//! Talking to nodes over the public gRPC API.
+//! Talking to nodes over the public gRPC API: TLS 1.3 pinned to the
+//! testnet's genesis, as every client of a validator.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
+use senatus_genesis::{Genesis, NodeId};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::senatus_client::SenatusClient;
 use tonic::transport::{Channel, Endpoint};
@@ -43,14 +47,29 @@ impl std::fmt::Display for Head {
     }
 }
 
-/// A channel to `addr` that connects on first use and reconnects after
-/// the node restarts.
-pub(crate) fn lazy_channel(addr: &str) -> anyhow::Result<Channel> {
+/// The genesis of the ceremony in `dir` (`dir/genesis.json`), loaded and
+/// verified once: what every connection to the testnet's nodes is pinned
+/// to.
+pub(crate) fn load_genesis(dir: &Path) -> anyhow::Result<Arc<Genesis>> {
+    let path = dir.join("genesis.json");
+    Genesis::load(&path)
+        .map(Arc::new)
+        .map_err(|e| anyhow::anyhow!("testnet genesis {}: {e}", path.display()))
+}
+
+/// A channel to node `id`'s public API at `addr`, over TLS pinned to
+/// `genesis`: the node must present validator `id`'s certificate. Connects
+/// on first use (TCP and handshake within the connect timeout) and again
+/// after the node restarts. Must be called inside a tokio runtime.
+pub(crate) fn api_channel(genesis: &Arc<Genesis>, id: u64, addr: &str) -> anyhow::Result<Channel> {
+    let node = NodeId::new(id).map_err(|e| anyhow::anyhow!("node id {id}: {e}"))?;
+    let tls = senatus_transport::api_client(genesis.clone(), Some(node))
+        .map_err(|e| anyhow::anyhow!("TLS client for node {id}: {e}"))?;
     let ep = Endpoint::from_shared(format!("http://{addr}"))
         .map_err(|e| anyhow::anyhow!("bad node address {addr}: {e}"))?
         .connect_timeout(Duration::from_millis(CONNECT_TIMEOUT_MS))
         .tcp_nodelay(true);
-    Ok(ep.connect_lazy())
+    Ok(senatus_transport::lazy_channel(&ep, tls))
 }
 
 /// A client on `channel` with a reply limit large enough for any page.

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use senatus_genesis::Genesis;
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::senatus_client::SenatusClient;
 use tonic::transport::Channel;
@@ -81,6 +82,8 @@ struct Slot {
 #[derive(Debug)]
 pub struct Testnet {
     dir: PathBuf,
+    /// `dir/genesis.json`, loaded once; every channel is pinned to it.
+    genesis: Arc<Genesis>,
     exe: PathBuf,
     log_filter: String,
     own_group: bool,
@@ -124,13 +127,14 @@ impl Testnet {
         if !dir.join("genesis.json").exists() {
             genesis_init(&exe, &dir, opts.base_port)?;
         }
+        let genesis = rpc::load_genesis(&dir)?;
         let specs = discover(&dir)?;
         for s in &specs {
             patch_raft(&s.config, &opts.raft).with_context(|| format!("node {}", s.id))?;
         }
         let mut slots = BTreeMap::new();
         for spec in specs {
-            let channel = rpc::lazy_channel(&spec.api)?;
+            let channel = rpc::api_channel(&genesis, spec.id, &spec.api)?;
             slots.insert(
                 spec.id,
                 Slot {
@@ -143,6 +147,7 @@ impl Testnet {
         }
         let net = Testnet {
             dir,
+            genesis,
             exe,
             log_filter: opts.log_filter,
             own_group: opts.detach,
@@ -166,6 +171,18 @@ impl Testnet {
     /// The testnet directory (absolute).
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The testnet's genesis (`dir/genesis.json`, verified), which every
+    /// connection to its nodes' public API is TLS pinned to.
+    pub fn genesis(&self) -> &Arc<Genesis> {
+        &self.genesis
+    }
+
+    /// The path of the testnet's genesis, for a client that needs it
+    /// (`--genesis`, `SENATUS_GENESIS`).
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.join("genesis.json")
     }
 
     /// Node ids, ascending.
@@ -377,8 +394,9 @@ impl Testnet {
         lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n    ")
     }
 
-    /// A channel to node `id`'s public API (connects on first use,
-    /// reconnects after restarts).
+    /// A channel to node `id`'s public API over TLS pinned to genesis (the
+    /// node must present validator `id`'s certificate); connects on first
+    /// use, reconnects after restarts.
     pub fn channel(&self, id: u64) -> anyhow::Result<Channel> {
         Ok(self.slot(id)?.channel.clone())
     }

@@ -67,17 +67,31 @@ pub async fn with_fault(net: &Testnet, ids: &[u64], fault: &str) {
         .expect("converged");
 }
 
-/// A peer-service client of node `id` (what another validator would use).
+/// A peer-service client of node `id`, authenticated by mutual TLS as
+/// validator `as_node` (its `tls.key` and `tls.crt` from the testnet's
+/// ceremony): what that validator would use. The connection is pinned to
+/// validator `id`'s certificate.
 pub async fn peer_client(
     net: &Testnet,
     id: u64,
+    as_node: u64,
 ) -> senatus_proto::v1::peer_client::PeerClient<tonic::transport::Channel> {
-    senatus_proto::v1::peer_client::PeerClient::connect(format!(
+    let dir = net.dir().join(format!("node-{as_node}"));
+    let material =
+        senatus_genesis::tls::TlsMaterial::read(&dir.join("tls.key"), &dir.join("tls.crt"))
+            .unwrap_or_else(|e| panic!("TLS material of validator {as_node}: {e}"));
+    let tls = senatus_transport::NodeTls::new(&material, net.genesis().clone());
+    let target = senatus_genesis::NodeId::new(id).expect("node id");
+    let config = tls.peer_client(target).expect("peer TLS client config");
+    let endpoint = tonic::transport::Endpoint::from_shared(format!(
         "http://{}",
         net.spec(id).expect("spec").peer
     ))
-    .await
-    .expect("peer connect")
+    .expect("peer endpoint")
+    .connect_timeout(Duration::from_secs(5));
+    senatus_proto::v1::peer_client::PeerClient::new(senatus_transport::lazy_channel(
+        &endpoint, config,
+    ))
 }
 
 /// Proposes the layer in `dir` through node `via` with `senatus amend
@@ -97,7 +111,8 @@ pub async fn propose_via(net: &Testnet, tmp: &Path, via: u64, dir: &Path, why: &
         "--key".into(),
         path(&tmp.join("net/authority.key")),
     ];
-    let out = tokio::task::spawn_blocking(move || senatus_cli(args))
+    let genesis = net.genesis_path();
+    let out = tokio::task::spawn_blocking(move || senatus_cli_with_genesis(&genesis, args))
         .await
         .expect("cli task");
     assert!(out.status.success(), "propose: {}", show(&out));
@@ -342,12 +357,34 @@ pub async fn raw_call(
 }
 
 /// Runs the `senatus` binary under test to completion (for tests that
-/// drive the CLI; call it through `spawn_blocking` from async code).
+/// drive the CLI; call it through `spawn_blocking` from async code), with
+/// no `SENATUS_GENESIS` from the environment the tests run in.
 pub fn senatus_cli(args: Vec<String>) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
+        .env_remove("SENATUS_GENESIS")
         .output()
         .expect("run senatus")
+}
+
+/// [`senatus_cli`] with `SENATUS_GENESIS` set to `genesis`: the commands
+/// that talk to the public API pin their TLS connection to it (an explicit
+/// `--genesis` in `args` still wins).
+pub fn senatus_cli_with_genesis(genesis: &Path, args: Vec<String>) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_senatus"))
+        .args(args)
+        .env("SENATUS_GENESIS", genesis)
+        .output()
+        .expect("run senatus")
+}
+
+/// [`senatus_cli_with_genesis`] with the genesis of `net`, off the async
+/// runtime.
+pub async fn senatus_cli_for(net: &Testnet, args: Vec<String>) -> std::process::Output {
+    let genesis = net.genesis_path();
+    tokio::task::spawn_blocking(move || senatus_cli_with_genesis(&genesis, args))
+        .await
+        .expect("cli task")
 }
 
 /// Exit status, stdout and stderr of a finished command, for messages.
