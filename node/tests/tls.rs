@@ -322,7 +322,7 @@ enum HostileCall {
 
 impl HostileCall {
     async fn send(self, c: &mut PeerClient<Channel>) -> Result<(), tonic::Status> {
-        let r = match self {
+        match self {
             HostileCall::Append(m) => c.append_entries(m).await.map(drop),
             HostileCall::Vote(m) => c.vote(m).await.map(drop),
             HostileCall::Snapshot(m) => c.install_snapshot(m).await.map(drop),
@@ -331,12 +331,11 @@ impl HostileCall {
             HostileCall::SignBatch(m) => c.sign_batch(m).await.map(drop),
             HostileCall::SignSeal(m) => c.sign_seal(m).await.map(drop),
             HostileCall::Certify(m) => c.certify(m).await.map(drop),
-        };
-        r
+        }
     }
 }
 
-async fn unchanged_and_deciding(net: &Testnet, tmp: &Path, before: &pb::DecideReply) {
+async fn unchanged_and_deciding(net: &Testnet, before: &pb::DecideReply) {
     // Every ledger identical, the earlier token still unredeemed (it
     // redeems now, once), and the cluster still deciding.
     let head = net
@@ -365,7 +364,6 @@ async fn unchanged_and_deciding(net: &Testnet, tmp: &Path, before: &pb::DecideRe
     .expect("the token was never redeemed by the outsider");
     assert!(redeemed.into_inner().ledger_index > head.index);
     permit(net, 3, "after-the-attack").await;
-    let _ = tmp;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,7 +412,7 @@ async fn a_client_without_a_validator_key_is_refused_on_every_peer_rpc_of_every_
                 }
             }
         }
-        unchanged_and_deciding(&net, tmp.path(), &before).await;
+        unchanged_and_deciding(&net, &before).await;
     })
     .await;
 }
@@ -668,7 +666,7 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
                 "the leader logs the refusal of {rpc} with the sender"
             );
         }
-        unchanged_and_deciding(&net, tmp.path(), &before).await;
+        unchanged_and_deciding(&net, &before).await;
     })
     .await;
 }
