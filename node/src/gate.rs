@@ -167,16 +167,10 @@ pub enum GateError {
     /// The seal's key material is inconsistent.
     #[error("seal key material: {0}")]
     Seal(String),
-    /// A validator address is unusable.
-    #[error("validator {id} address {addr}: {reason}")]
-    Address {
-        /// Validator id.
-        id: u64,
-        /// The address.
-        addr: String,
-        /// Why.
-        reason: String,
-    },
+    /// A channel to another validator cannot be built (its address, or
+    /// this node's TLS configuration); the error names the validator.
+    #[error(transparent)]
+    Channel(#[from] crate::network::ChannelError),
 }
 
 impl Gate {
@@ -215,23 +209,14 @@ impl Gate {
             if vid == id {
                 continue;
             }
-            let address = |e: crate::network::ChannelError| GateError::Address {
-                id: vid,
-                addr: v.peer_addr.clone(),
-                reason: e.to_string(),
-            };
             peers.insert(
                 vid,
-                PeerClient::new(
-                    crate::network::peer_channel(tls, vid, &v.peer_addr).map_err(address)?,
-                ),
+                PeerClient::new(crate::network::peer_channel(tls, vid, &v.peer_addr)?),
             );
             apis.insert(
                 vid,
-                SenatusClient::new(
-                    crate::network::api_channel(tls, vid, &v.api_addr).map_err(address)?,
-                )
-                .max_decoding_message_size(crate::service::API_MESSAGE_BYTES_MAX),
+                SenatusClient::new(crate::network::api_channel(tls, vid, &v.api_addr)?)
+                    .max_decoding_message_size(crate::service::API_MESSAGE_BYTES_MAX),
             );
         }
         let (queue, queue_rx) = mpsc::channel(config.queue_requests_max);
