@@ -32,13 +32,15 @@ pub enum KeyFileError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Larger than [`KEY_FILE_BYTES_MAX`].
-    #[error("key file {path} is {bytes} bytes, over the {KEY_FILE_BYTES_MAX}-byte limit")]
+    /// Larger than its limit ([`KEY_FILE_BYTES_MAX`] for key files).
+    #[error("key file {path} is {bytes} bytes, over the {max}-byte limit")]
     TooLarge {
         /// The file.
         path: String,
         /// Its size.
         bytes: u64,
+        /// The limit.
+        max: u64,
     },
     /// Truncated or garbled JSON, unknown or missing fields.
     #[error("key file {path} is malformed: {message}")]
@@ -122,13 +124,23 @@ impl SecretKey {
 
     /// Writes an identity key file (`node_id` set) or authority key file.
     pub fn write(&self, path: &Path, node_id: Option<NodeId>) -> Result<(), KeyFileError> {
+        let format = if node_id.is_some() {
+            IDENTITY_KEY_FORMAT
+        } else {
+            AUTHORITY_KEY_FORMAT
+        };
+        self.write_as(path, format, node_id)
+    }
+
+    /// Writes a key file of `format` (identity, authority, TLS: one layout).
+    pub(crate) fn write_as(
+        &self,
+        path: &Path,
+        format: &str,
+        node_id: Option<NodeId>,
+    ) -> Result<(), KeyFileError> {
         let file = IdentityFile {
-            format: if node_id.is_some() {
-                IDENTITY_KEY_FORMAT
-            } else {
-                AUTHORITY_KEY_FORMAT
-            }
-            .to_string(),
+            format: format.to_string(),
             node_id,
             secret_key: Zeroizing::new(hex::encode(self.0.to_bytes())),
         };
@@ -139,7 +151,15 @@ impl SecretKey {
 
     /// Reads an identity key file; returns the key and the node id it names.
     pub fn read_identity(path: &Path) -> Result<(Self, NodeId), KeyFileError> {
-        let (key, node) = Self::read(path, IDENTITY_KEY_FORMAT)?;
+        Self::read_with_node(path, IDENTITY_KEY_FORMAT)
+    }
+
+    /// Reads a key file of `format` that must name a node.
+    pub(crate) fn read_with_node(
+        path: &Path,
+        format: &'static str,
+    ) -> Result<(Self, NodeId), KeyFileError> {
+        let (key, node) = Self::read(path, format)?;
         let node = node.ok_or_else(|| KeyFileError::Malformed {
             path: path.display().to_string(),
             message: "missing field `node_id`".into(),
@@ -154,7 +174,7 @@ impl SecretKey {
 
     fn read(path: &Path, expected: &'static str) -> Result<(Self, Option<NodeId>), KeyFileError> {
         let shown = path.display().to_string();
-        let bytes = read_bounded(path)?;
+        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
         let file: IdentityFile =
             serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
                 path: shown.clone(),
@@ -229,7 +249,7 @@ impl FrostShare {
     /// Reads a key package file.
     pub fn read(path: &Path) -> Result<Self, KeyFileError> {
         let shown = path.display().to_string();
-        let bytes = read_bounded(path)?;
+        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
         let file: FrostFile =
             serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
                 path: shown.clone(),
@@ -282,17 +302,19 @@ fn redact_serde(e: &serde_json::Error) -> String {
     msg
 }
 
-fn read_bounded(path: &Path) -> Result<Vec<u8>, KeyFileError> {
+/// Reads a key-material file of at most `max` bytes.
+pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, KeyFileError> {
     let shown = path.display().to_string();
     let io = |source| KeyFileError::Io {
         path: shown.clone(),
         source,
     };
     let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > KEY_FILE_BYTES_MAX {
+    if meta.len() > max {
         return Err(KeyFileError::TooLarge {
             path: shown,
             bytes: meta.len(),
+            max,
         });
     }
     std::fs::read(path).map_err(io)

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::codec::{DecodeError, Decoder, Encoder};
 use crate::document::{Genesis, Key32, Sig64};
 use crate::ids::NodeId;
-use crate::keys::{KeyFileError, SecretKey, write_secret_file};
+use crate::keys::{KeyFileError, SecretKey};
 
 /// Domain object of the endorsement's signed message.
 pub const ENDORSEMENT_SIGNED_OBJECT: &str = "tls-key";
@@ -42,6 +42,8 @@ pub const ENDORSEMENT_OID_TEXT: &str = "2.25.18129853696343424083873289820440012
 pub const TLS_KEY_FORMAT: &str = "senatus.tls-key.v1";
 /// Largest certificate accepted from a file or a handshake.
 pub const CERT_BYTES_MAX: usize = 16 * 1024;
+/// Largest certificate file read: the PEM of [`CERT_BYTES_MAX`] bytes.
+pub const CERT_PEM_BYTES_MAX: u64 = (CERT_BYTES_MAX as u64) * 2;
 /// Longest chain id an endorsement may carry (genesis allows no longer).
 pub const CHAIN_ID_BYTES_MAX: usize = 256;
 /// How far a verifier's clock may be behind the issuer's when a certificate
@@ -291,7 +293,7 @@ impl PresentedIdentity {
 /// A validator's TLS key and certificate.
 pub struct TlsMaterial {
     /// The TLS secret key.
-    key: SigningKey,
+    key: SecretKey,
     /// The DER certificate carrying the endorsement.
     pub cert_der: Vec<u8>,
     /// What the certificate says.
@@ -324,8 +326,8 @@ impl TlsMaterial {
                 "validity [{issued_at_ms}, {expires_at_ms}) is empty"
             )));
         }
-        let key = SigningKey::generate(rng);
-        let tls_key = Key32(key.verifying_key().to_bytes());
+        let key = SecretKey::generate(rng);
+        let tls_key = Key32(key.public());
         let endorsement = Endorsement::sign(
             identity,
             chain_id,
@@ -334,7 +336,7 @@ impl TlsMaterial {
             issued_at_ms,
             expires_at_ms,
         );
-        let cert_der = make_cert(&key, &endorsement)?;
+        let cert_der = make_cert(key.signing_key(), &endorsement)?;
         Ok(TlsMaterial {
             key,
             cert_der,
@@ -349,7 +351,7 @@ impl TlsMaterial {
     pub fn pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         let mut out = Zeroizing::new(Vec::with_capacity(48));
         out.extend_from_slice(&PKCS8_ED25519_PREFIX);
-        out.extend_from_slice(self.key.as_bytes());
+        out.extend_from_slice(self.key.signing_key().as_bytes());
         out
     }
 
@@ -360,13 +362,8 @@ impl TlsMaterial {
 
     /// Writes the key file (0600) and the certificate (PEM).
     pub fn write(&self, key_path: &Path, cert_path: &Path) -> Result<(), TlsIdentityError> {
-        let file = serde_json::json!({
-            "format": TLS_KEY_FORMAT,
-            "node_id": self.presented.endorsement.node_id.get(),
-            "secret_key": hex::encode(self.key.as_bytes()),
-        });
-        let json = Zeroizing::new(serde_json::to_string_pretty(&file).expect("json"));
-        write_secret_file(key_path, json.as_bytes())?;
+        let node = self.presented.endorsement.node_id;
+        self.key.write_as(key_path, TLS_KEY_FORMAT, Some(node))?;
         std::fs::write(cert_path, self.cert_pem()).map_err(|source| {
             TlsIdentityError::KeyFile(KeyFileError::Io {
                 path: cert_path.display().to_string(),
@@ -380,8 +377,15 @@ impl TlsMaterial {
     /// both name the same validator. The endorsement itself is checked
     /// against genesis by [`PresentedIdentity::check`].
     pub fn read(key_path: &Path, cert_path: &Path) -> Result<TlsMaterial, TlsIdentityError> {
-        let (key, node) = read_key_file(key_path)?;
-        let text = read_bounded(cert_path)?;
+        let (key, node) =
+            SecretKey::read_with_node(key_path, TLS_KEY_FORMAT).map_err(|e| match e {
+                KeyFileError::Malformed { path, message } => TlsIdentityError::File {
+                    path,
+                    message: format!("not a TLS key file ({message})"),
+                },
+                e => TlsIdentityError::KeyFile(e),
+            })?;
+        let text = crate::keys::read_bounded(cert_path, CERT_PEM_BYTES_MAX)?;
         let cert_der = pem_decode("CERTIFICATE", &text).map_err(|why| TlsIdentityError::File {
             path: cert_path.display().to_string(),
             message: why,
@@ -391,7 +395,7 @@ impl TlsMaterial {
                 path: cert_path.display().to_string(),
                 message: e.to_string(),
             })?;
-        let public = Key32(key.verifying_key().to_bytes());
+        let public = Key32(key.public());
         if public != presented.tls_key {
             return Err(TlsIdentityError::KeyMismatch {
                 key_path: key_path.display().to_string(),
@@ -540,64 +544,6 @@ fn der_time(ms: u64) -> Result<Vec<u8>, TlsIdentityError> {
     } else {
         der(0x18, format!("{:04}{rest}", t.year()).as_bytes())
     })
-}
-
-fn read_bounded(path: &Path) -> Result<Vec<u8>, TlsIdentityError> {
-    let shown = path.display().to_string();
-    let io = |source| {
-        TlsIdentityError::KeyFile(KeyFileError::Io {
-            path: shown.clone(),
-            source,
-        })
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > (CERT_BYTES_MAX * 2) as u64 {
-        return Err(TlsIdentityError::File {
-            path: shown.clone(),
-            message: format!("{} bytes, above {}", meta.len(), CERT_BYTES_MAX * 2),
-        });
-    }
-    std::fs::read(path).map_err(io)
-}
-
-fn read_key_file(path: &Path) -> Result<(SigningKey, NodeId), TlsIdentityError> {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct KeyFile {
-        format: String,
-        node_id: u64,
-        secret_key: Zeroizing<String>,
-    }
-    let shown = path.display().to_string();
-    let bad = |message: String| TlsIdentityError::File {
-        path: shown.clone(),
-        message,
-    };
-    let bytes = Zeroizing::new(read_bounded(path)?);
-    // serde's messages may quote input; say only where it failed.
-    let file: KeyFile = serde_json::from_slice(&bytes).map_err(|e| {
-        bad(format!(
-            "not a TLS key file (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if file.format != TLS_KEY_FORMAT {
-        return Err(bad(format!(
-            "format is {:?}, expected {TLS_KEY_FORMAT:?}",
-            file.format
-        )));
-    }
-    let node = NodeId::new(file.node_id).map_err(|e| bad(format!("node_id: {e}")))?;
-    let raw = Zeroizing::new(
-        hex::decode(file.secret_key.as_bytes()).map_err(|_| bad("secret_key is not hex".into()))?,
-    );
-    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(
-        raw.as_slice()
-            .try_into()
-            .map_err(|_| bad(format!("secret_key is {} bytes, want 32", raw.len())))?,
-    );
-    Ok((SigningKey::from_bytes(&arr), node))
 }
 
 /// The content of a DER OCTET STRING that is the whole of `bytes`.
