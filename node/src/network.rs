@@ -7,6 +7,7 @@
 //! outbound call has a deadline (openraft's hard TTL) and every inbound
 //! message a size limit.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::BasicNode;
@@ -97,30 +98,28 @@ fn endpoint(id: u64, addr: &str) -> Result<Endpoint, ChannelError> {
 /// A lazily connecting mutual-TLS channel to validator `id`'s peer port:
 /// presents this validator's certificate, accepts only `id`'s.
 pub fn peer_channel(tls: &NodeTls, id: u64, addr: &str) -> Result<Channel, ChannelError> {
-    let target = NodeId::new(id).map_err(|e| ChannelError::Address {
-        id,
-        addr: addr.to_string(),
-        reason: e.to_string(),
-    })?;
-    let config = tls
-        .peer_client(target)
-        .map_err(|source| ChannelError::Tls { id, source })?;
-    Ok(senatus_transport::lazy_channel(
-        &endpoint(id, addr)?,
-        config,
-    ))
+    channel(id, addr, |target| tls.peer_client(target))
 }
 
 /// A lazily connecting TLS channel to validator `id`'s public API, which
 /// must present `id`'s certificate (a follower forwarding to its leader).
 pub fn api_channel(tls: &NodeTls, id: u64, addr: &str) -> Result<Channel, ChannelError> {
+    channel(id, addr, |target| {
+        senatus_transport::api_client(tls.genesis().clone(), Some(target))
+    })
+}
+
+fn channel(
+    id: u64,
+    addr: &str,
+    config: impl FnOnce(NodeId) -> Result<Arc<rustls::ClientConfig>, senatus_transport::ConfigError>,
+) -> Result<Channel, ChannelError> {
     let target = NodeId::new(id).map_err(|e| ChannelError::Address {
         id,
         addr: addr.to_string(),
         reason: e.to_string(),
     })?;
-    let config = senatus_transport::api_client(tls.genesis().clone(), Some(target))
-        .map_err(|source| ChannelError::Tls { id, source })?;
+    let config = config(target).map_err(|source| ChannelError::Tls { id, source })?;
     Ok(senatus_transport::lazy_channel(
         &endpoint(id, addr)?,
         config,
@@ -169,9 +168,7 @@ impl PeerConnection {
         }
         let ch =
             peer_channel(&self.tls, self.target, &self.addr).map_err(|e| Unreachable::new(&e))?;
-        let c = PeerClient::new(ch)
-            .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX);
+        let c = peer_client(ch);
         self.client = Some(c.clone());
         Ok(c)
     }
@@ -304,15 +301,11 @@ pub fn entries_hint(bytes: usize, entries: usize) -> Option<u64> {
     Some(fit.clamp(1, entries as u64 - 1))
 }
 
-/// A peer client for write forwarding and certificates.
-pub fn forward_client(
-    tls: &NodeTls,
-    id: u64,
-    addr: &str,
-) -> Result<PeerClient<Channel>, ChannelError> {
-    Ok(PeerClient::new(peer_channel(tls, id, addr)?)
+/// A peer client on `channel`, with the peer message limits both ways.
+pub fn peer_client(channel: Channel) -> PeerClient<Channel> {
+    PeerClient::new(channel)
         .max_decoding_message_size(PEER_MESSAGE_BYTES_MAX)
-        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX))
+        .max_encoding_message_size(PEER_MESSAGE_BYTES_MAX)
 }
 
 /// Forwards a client write to the leader's peer service.

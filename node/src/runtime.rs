@@ -251,7 +251,10 @@ pub async fn start(
     let forward: BTreeMap<u64, _> = members
         .iter()
         .filter(|(k, _)| **k != id)
-        .map(|(k, v)| Ok((*k, crate::network::forward_client(&tls, *k, &v.addr)?)))
+        .map(|(k, v)| {
+            let ch = crate::network::peer_channel(&tls, *k, &v.addr)?;
+            Ok((*k, crate::network::peer_client(ch)))
+        })
         .collect::<Result<_, crate::network::ChannelError>>()
         .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?;
     let breach = Arc::new(

@@ -256,20 +256,25 @@ impl NodeTls {
     /// validator of genesis required.
     pub fn peer_server(&self) -> Result<Arc<ServerConfig>, ConfigError> {
         let verifier = Arc::new(GenesisVerifier::new(self.genesis.clone(), None));
-        let mut c = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
-        c.alpn_protocols = vec![ALPN_H2.to_vec()];
-        Ok(Arc::new(c))
+        self.server(Some(verifier))
     }
 
     /// The public API's server side: TLS 1.3, no client certificate.
     pub fn api_server(&self) -> Result<Arc<ServerConfig>, ConfigError> {
-        let mut c = ServerConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .with_no_client_auth()
-            .with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
+        self.server(None)
+    }
+
+    fn server(
+        &self,
+        clients: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<Arc<ServerConfig>, ConfigError> {
+        let b = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?;
+        let b = match clients {
+            Some(v) => b.with_client_cert_verifier(v),
+            None => b.with_no_client_auth(),
+        };
+        let mut c = b.with_single_cert(vec![self.cert.clone()], self.key.clone_key())?;
         c.alpn_protocols = vec![ALPN_H2.to_vec()];
         Ok(Arc::new(c))
     }
@@ -277,15 +282,7 @@ impl NodeTls {
     /// The peer port's client side towards validator `target`: presents
     /// this validator's certificate and accepts only `target`'s.
     pub fn peer_client(&self, target: NodeId) -> Result<Arc<ClientConfig>, ConfigError> {
-        let verifier = Arc::new(GenesisVerifier::new(self.genesis.clone(), Some(target)));
-        let mut c = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])?
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(vec![self.cert.clone()], self.key.clone_key())?;
-        c.alpn_protocols = vec![ALPN_H2.to_vec()];
-        c.enable_sni = false;
-        Ok(Arc::new(c))
+        client(self.genesis.clone(), Some(target), Some(self))
     }
 }
 
@@ -295,12 +292,26 @@ pub fn api_client(
     genesis: Arc<Genesis>,
     expect: Option<NodeId>,
 ) -> Result<Arc<ClientConfig>, ConfigError> {
+    client(genesis, expect, None)
+}
+
+/// TLS 1.3 towards a validator of `genesis` (or only `expect`),
+/// presenting `me`'s certificate if given. SNI is off: the verifier pins
+/// the key, not a name.
+fn client(
+    genesis: Arc<Genesis>,
+    expect: Option<NodeId>,
+    me: Option<&NodeTls>,
+) -> Result<Arc<ClientConfig>, ConfigError> {
     let verifier = Arc::new(GenesisVerifier::new(genesis, expect));
-    let mut c = ClientConfig::builder_with_provider(provider())
+    let b = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let mut c = match me {
+        Some(me) => b.with_client_auth_cert(vec![me.cert.clone()], me.key.clone_key())?,
+        None => b.with_no_client_auth(),
+    };
     c.alpn_protocols = vec![ALPN_H2.to_vec()];
     c.enable_sni = false;
     Ok(Arc::new(c))
