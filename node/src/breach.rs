@@ -26,9 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use senatus_genesis::{Digest, Genesis, NodeId};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
-use senatus_quorum::certificate::{
-    BreachKind, CERTIFICATE_BYTES_MAX, Certificate, Evidence, SignedCertificate, Subject,
-};
+use senatus_quorum::certificate::{BreachKind, Certificate, Evidence, SignedCertificate, Subject};
 use tonic::Status;
 use tonic::transport::Channel;
 
@@ -36,6 +34,7 @@ use crate::gate::{lock, now_ms};
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
 use crate::service::Shared;
+pub use senatus_replica::certified::{Certified, LedgerCertificate, check_against_chain, decode};
 
 /// How often the in-memory policy layer and the cheap fingerprint of the
 /// on-disk layer are re-checked.
@@ -60,100 +59,6 @@ pub const LEDGER_APPEND_ATTEMPTS_MAX: u32 = 20;
 /// Most certificates this validator keeps (in memory and on disk); past
 /// it, new ones are refused (they stay refused until an operator acts).
 pub const CERTIFICATES_MAX: usize = 4096;
-
-/// A certificate as the ledger recorded it.
-#[derive(Debug, Clone)]
-pub struct LedgerCertificate {
-    /// Ledger index of its Certificate entry.
-    pub index: u64,
-    /// The certificate.
-    pub cert: SignedCertificate,
-}
-
-/// Certificates on the ledger and the reinstatements sealed amendments
-/// made: derived state, rebuilt from the ledger like the amendment tally.
-#[derive(Debug, Clone, Default)]
-pub struct Certified {
-    on_ledger: BTreeMap<Digest, LedgerCertificate>,
-    /// Certificate id -> ledger index of the seal that reinstated it.
-    reinstated: BTreeMap<Digest, u64>,
-    /// Vote equivocations seen on apply, awaiting a certificate (the leader
-    /// issues it).
-    equivocations: Vec<senatus_quorum::amend::Equivocation>,
-}
-
-impl Certified {
-    /// Records a validated certificate appended at `index`.
-    pub fn record(&mut self, index: u64, cert: SignedCertificate) {
-        self.on_ledger
-            .insert(cert.id().0, LedgerCertificate { index, cert });
-    }
-
-    /// The ledger index of certificate `id`, if it is on the ledger.
-    pub fn ledger_index(&self, id: &Digest) -> Option<u64> {
-        self.on_ledger.get(id).map(|c| c.index)
-    }
-
-    /// Marks `ids` reinstated by the seal at `index` (the first seal that
-    /// names an id counts).
-    pub fn reinstate(&mut self, ids: &[Digest], index: u64) {
-        for id in ids {
-            self.reinstated.entry(*id).or_insert(index);
-        }
-    }
-
-    /// The seal index that reinstated certificate `id`, if one did.
-    pub fn reinstated(&self, id: &Digest) -> Option<u64> {
-        self.reinstated.get(id).copied()
-    }
-
-    /// True when certificate `id` is in force for a ledger entry at `at`:
-    /// no seal before `at` reinstated it.
-    fn in_force(&self, id: &Digest, at: u64) -> bool {
-        self.reinstated.get(id).is_none_or(|r| *r >= at)
-    }
-
-    /// The certificate on the ledger before index `at`, still in force at
-    /// `at`, whose subject is `subject`.
-    pub fn subject_at(&self, subject: &Subject, at: u64) -> Option<Digest> {
-        self.on_ledger
-            .iter()
-            .find(|(id, c)| {
-                c.index < at && self.in_force(id, at) && &c.cert.certificate.subject == subject
-            })
-            .map(|(id, _)| *id)
-    }
-
-    /// The agents (tenant, actor) certified on the ledger before `at` and
-    /// still in force at `at`, with the certificate.
-    pub fn agents_at(&self, at: u64) -> BTreeMap<(String, String), Digest> {
-        let mut out = BTreeMap::new();
-        for (id, c) in &self.on_ledger {
-            if let Subject::Agent { tenant, actor } = &c.cert.certificate.subject
-                && c.index < at
-                && self.in_force(id, at)
-            {
-                out.entry((tenant.clone(), actor.clone())).or_insert(*id);
-            }
-        }
-        out
-    }
-
-    /// Every certificate on the ledger, by id.
-    pub fn all(&self) -> impl Iterator<Item = &LedgerCertificate> {
-        self.on_ledger.values()
-    }
-
-    /// Queues vote equivocation evidence seen on apply.
-    pub fn push_equivocation(&mut self, e: senatus_quorum::amend::Equivocation) {
-        self.equivocations.push(e);
-    }
-
-    /// Takes the queued equivocation evidence.
-    pub fn take_equivocations(&mut self) -> Vec<senatus_quorum::amend::Equivocation> {
-        std::mem::take(&mut self.equivocations)
-    }
-}
 
 /// Why this validator is locked down.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,12 +163,12 @@ impl Breach {
 
     /// The certificate locking this validator, if any: one it validated
     /// itself or one on the ledger, about it, not reinstated.
-    pub fn lockdown(&self, amend: &crate::amend::AmendHandle) -> Option<Lockdown> {
+    pub fn lockdown(&self, amend: &crate::store::StateHandle) -> Option<Lockdown> {
         self.in_force_about(&Subject::Validator(self.me), amend)
     }
 
     /// The certificate excluding validator `node` from signing, if any.
-    pub fn excluded(&self, node: NodeId, amend: &crate::amend::AmendHandle) -> Option<Digest> {
+    pub fn excluded(&self, node: NodeId, amend: &crate::store::StateHandle) -> Option<Digest> {
         self.in_force_about(&Subject::Validator(node), amend)
             .map(|l| l.id)
     }
@@ -276,7 +181,7 @@ impl Breach {
     fn in_force_about(
         &self,
         subject: &Subject,
-        amend: &crate::amend::AmendHandle,
+        amend: &crate::store::StateHandle,
     ) -> Option<Lockdown> {
         let local: Vec<(Digest, BreachKind)> = lock(&self.known)
             .iter()
@@ -302,7 +207,7 @@ impl Breach {
     }
 
     /// Every certificate this validator validated, with the ledger's view.
-    pub fn views(&self, amend: &crate::amend::AmendHandle) -> Vec<pb::CertificateView> {
+    pub fn views(&self, amend: &crate::store::StateHandle) -> Vec<pb::CertificateView> {
         let mut all: BTreeMap<Digest, SignedCertificate> = lock(&self.known).clone();
         let ledger: Vec<LedgerCertificate> = amend
             .with(|s| s.certified().all().cloned().collect())
@@ -574,7 +479,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// facts (the amendment state) and this node's own ledger and nonce store.
 pub fn validate(shared: &Shared, cert: &SignedCertificate) -> Result<(), String> {
     check_public(shared, cert)?;
-    local_facts(&shared.sm, cert, None)
+    // Everything this node's ledger holds counts: the certificate is not
+    // being appended at an index, it arrived by broadcast.
+    senatus_replica::state::local_facts(&shared.sm, cert, u64::MAX).map_err(|e| e.to_string())
 }
 
 fn check_public(shared: &Shared, cert: &SignedCertificate) -> Result<(), String> {
@@ -583,96 +490,6 @@ fn check_public(shared: &Shared, cert: &SignedCertificate) -> Result<(), String>
         .amendments()
         .with(|s| s.check_certificate(cert))
         .ok_or_else(|| "this node does not track the seal chain".to_string())?
-}
-
-/// The checks that need this node's stored ledger: a ledger break's
-/// `expected` hash is the hash this node holds at that index (the issuer's
-/// copy differs from the chain everyone else holds), and a replayed
-/// token's first redemption is in this node's nonce store. `pending`
-/// holds entries applied earlier in the same apply call.
-pub fn local_facts(
-    sm: &crate::store::StateMachineStore,
-    cert: &SignedCertificate,
-    pending: Option<&crate::store::PendingApply<'_>>,
-) -> Result<(), String> {
-    match &cert.certificate.evidence {
-        Evidence::LedgerBreak {
-            index, expected, ..
-        } => {
-            let mine = match pending.and_then(|p| p.hash_at(*index)) {
-                Some(h) => Some(h),
-                None => sm
-                    .ledger_entry(*index)
-                    .map_err(|e| format!("ledger read failed: {e}"))?
-                    .map(|e| e.hash),
-            };
-            match mine {
-                Some(h) if h == *expected => Ok(()),
-                Some(h) => Err(format!(
-                    "ledger-break evidence: this validator's entry {index} has hash {h}, the certificate says the chain has {expected}"
-                )),
-                None => Err(format!(
-                    "ledger-break evidence: this validator has no entry {index}"
-                )),
-            }
-        }
-        Evidence::TokenReplayed { token, first_index } => {
-            let t = senatus_quorum::token::Token::from_bytes(token)
-                .map_err(|e| format!("token-replayed evidence: {e}"))?;
-            let nonce = t.payload.nonce.0.to_vec();
-            let first = match pending.and_then(|p| p.redeemed(&nonce)) {
-                Some(i) => Some(i),
-                None => sm
-                    .nonce_redemption(&nonce)
-                    .map_err(|e| format!("nonce read failed: {e}"))?,
-            };
-            match first {
-                Some(i) if i == *first_index => Ok(()),
-                Some(i) => Err(format!(
-                    "token-replayed evidence: nonce {} was redeemed at ledger index {i}, not {first_index}",
-                    hex::encode(&nonce)
-                )),
-                None => Err(format!(
-                    "token-replayed evidence: nonce {} was never redeemed here",
-                    hex::encode(&nonce)
-                )),
-            }
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The public checks of a certificate under the newest seal of `chain`
-/// (its membership and key package, and a broker over genesis and the
-/// chain): what every validator and `senatus certificates verify` run.
-pub fn check_against_chain(
-    cert: &SignedCertificate,
-    genesis: &senatus_genesis::Genesis,
-    chain: &[senatus_genesis::SignedSeal],
-) -> Result<(), String> {
-    let seal = &chain
-        .last()
-        .ok_or_else(|| "empty seal chain".to_string())?
-        .seal;
-    let pubkeys = senatus_quorum::signing::public_key_package(seal).map_err(|e| e.to_string())?;
-    let broker = senatus_quorum::broker::Broker::new(genesis, chain).map_err(|e| e.to_string())?;
-    cert.check(&senatus_quorum::certificate::CheckContext {
-        membership: &seal.membership,
-        pubkeys: &pubkeys,
-        broker: &broker,
-    })
-    .map_err(|e| e.to_string())
-}
-
-/// Decodes a certificate from the wire, bounded.
-pub fn decode(bytes: &[u8]) -> Result<SignedCertificate, String> {
-    if bytes.len() > CERTIFICATE_BYTES_MAX {
-        return Err(format!(
-            "certificate is {} bytes, above certificate_bytes_max {CERTIFICATE_BYTES_MAX}",
-            bytes.len()
-        ));
-    }
-    SignedCertificate::decode(bytes).map_err(|e| e.to_string())
 }
 
 /// The drift and ledger detectors: runs until `stop`, checking the active

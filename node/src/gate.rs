@@ -43,6 +43,7 @@ use tonic::transport::Channel;
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
 use crate::service::Shared;
+pub use senatus_replica::records::{idempotency_key, redemption_nonce, redemption_payload};
 
 /// Tunables of the gate, with their units last.
 #[derive(Debug, Clone, Copy)]
@@ -115,7 +116,7 @@ pub struct Gate {
     genesis: Genesis,
     /// The sealed versions (derived from the ledger): the active one decides
     /// new batches; each batch is evaluated under the seal it names.
-    amend: crate::amend::AmendHandle,
+    amend: crate::store::StateHandle,
     group_key: Key32,
     threshold: usize,
     pubkeys: frost_ed25519::keys::PublicKeyPackage,
@@ -181,7 +182,7 @@ impl Gate {
         id: u64,
         material: &senatus_genesis::lock::BootMaterial,
         config: GateConfig,
-        amend: crate::amend::AmendHandle,
+        amend: crate::store::StateHandle,
         tls: &senatus_transport::NodeTls,
     ) -> Result<Gate, GateError> {
         let genesis = material.genesis.clone();
@@ -1343,15 +1344,6 @@ fn answers(
         .collect()
 }
 
-/// The store key of a request's idempotency key: SHA3-256 over
-/// `"senatus/idempotency/v1" 0x00 str tenant str actor str key`, so keys of
-/// different agents and tenants never collide.
-pub fn idempotency_key(r: &DecisionRequest) -> Vec<u8> {
-    let mut e = senatus_genesis::codec::Encoder::new("idempotency", 1);
-    e.str(&r.tenant).str(&r.actor).str(&r.idempotency_key);
-    e.digest_of().0.to_vec()
-}
-
 fn with_no_token(s: &Status) -> Status {
     Status::new(s.code(), format!("{}; no token", s.message()))
 }
@@ -1384,31 +1376,6 @@ pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, Statu
         .validate()
         .map_err(|e| Status::invalid_argument(e.to_string()))?;
     Ok(request)
-}
-
-/// Payload of a `Redemption` ledger entry: the token's nonce, decision id
-/// and digest.
-///
-/// ```text
-/// redemption = "senatus/redemption/v1" 0x00  bytes16 nonce (u32 length 16, then 16 bytes)
-///              fixed32 decision_id  fixed32 token_digest
-/// ```
-pub fn redemption_payload(t: &token::Token) -> Vec<u8> {
-    let mut e = senatus_genesis::codec::Encoder::new("redemption", 1);
-    e.bytes(&t.payload.nonce.0)
-        .digest(&t.payload.decision_id)
-        .digest(&t.digest());
-    e.finish()
-}
-
-/// The nonce of a `Redemption` payload (what the state machine keys on).
-pub fn redemption_nonce(payload: &[u8]) -> Option<Vec<u8>> {
-    let mut d = senatus_genesis::codec::Decoder::new(payload, "redemption", 1).ok()?;
-    let nonce = d.bytes("nonce").ok()?.to_vec();
-    d.digest("decision_id").ok()?;
-    d.digest("token_digest").ok()?;
-    d.finish().ok()?;
-    (nonce.len() == token::NONCE_BYTES).then_some(nonce)
 }
 
 /// Faults a test can switch on in one validator process through the

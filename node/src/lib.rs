@@ -3,15 +3,10 @@
 
 pub mod amend;
 pub mod breach;
-pub mod cli_amend;
-pub mod cli_api;
-pub mod cli_breach;
-pub mod cli_gate;
-pub mod cli_genesis;
-pub mod cli_ledger;
-pub mod cli_replay;
+pub mod cli;
 pub mod gate;
-pub mod ledger;
+/// The ledger model and chain verifier (from the replicated core).
+pub use senatus_replica::ledger;
 pub mod metrics;
 pub mod network;
 pub mod raft_types;

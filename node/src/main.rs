@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use senatus_node::{cli_gate, cli_genesis, cli_ledger};
+use senatus_node::cli;
 
 /// senatus: a validator cluster that governs what autonomous agents may do
 /// before they do it.
@@ -31,10 +31,10 @@ enum Command {
     Node(NodeArgs),
     /// Export, verify or append to the hash-chained ledger.
     #[command(subcommand)]
-    Ledger(cli_ledger::LedgerCommand),
+    Ledger(cli::ledger::LedgerCommand),
     /// Show one validator's view: role, term, leader, commit index, ledger
     /// head.
-    Status(senatus_node::cli_api::ApiArgs),
+    Status(cli::api::ApiArgs),
     /// Run a local five-validator testnet on 127.0.0.1 (up, down, status).
     #[command(subcommand)]
     Testnet(senatus_testnet::cli::TestnetCommand),
@@ -43,28 +43,28 @@ enum Command {
     /// reasons, the ledger index, the decision id, the signers, the expiry
     /// and the threshold-signed token. The request is validated here first;
     /// an invalid one is refused naming the field and never sent.
-    #[command(after_help = cli_gate::DECIDE_EXIT_CODES)]
-    Decide(cli_gate::DecideArgs),
+    #[command(after_help = cli::gate::DECIDE_EXIT_CODES)]
+    Decide(cli::gate::DecideArgs),
     /// Broker tools for an execution surface: fetch and verify the seal
     /// chain, verify tokens offline, redeem them exactly once.
     #[command(subcommand)]
-    Broker(cli_gate::BrokerCommand),
+    Broker(cli::gate::BrokerCommand),
     /// Amend the sealed policy: propose a new layer, follow the votes.
     #[command(subcommand)]
-    Amend(senatus_node::cli_amend::AmendCommand),
+    Amend(cli::amend::AmendCommand),
     /// The seal chain: every seal, verified back to genesis.
     #[command(subcommand)]
-    Seal(senatus_node::cli_amend::SealCommand),
+    Seal(cli::amend::SealCommand),
     /// Shutdown certificates: list what a validator validated (and whether
     /// it is locked down), or verify one certificate offline.
-    #[command(subcommand, after_help = senatus_node::cli_breach::CERTIFICATES_EXIT_CODES)]
-    Certificates(senatus_node::cli_breach::CertificatesCommand),
+    #[command(subcommand, after_help = cli::breach::CERTIFICATES_EXIT_CODES)]
+    Certificates(cli::breach::CertificatesCommand),
     /// Forensic replay of one decision: rebuild it from a ledger verified
     /// from genesis (request, policy version, outcome, reasons, the token
     /// payload, Merkle root and the message the validators signed) and, given
     /// the issued token, show it is byte-identical and its signature verifies.
-    #[command(after_help = senatus_node::cli_replay::REPLAY_EXIT_CODES)]
-    Replay(senatus_node::cli_replay::ReplayArgs),
+    #[command(after_help = cli::replay::REPLAY_EXIT_CODES)]
+    Replay(cli::replay::ReplayArgs),
     /// Benchmark (not a test): start a fresh local 5-validator testnet in
     /// DIR, drive Decide at each concurrency level, measure broker
     /// verifications/s on one core, then run the same load generator
@@ -80,17 +80,17 @@ enum GenesisCommand {
     /// identity keys, 3-of-5 FROST shares (trusted dealer), the signed
     /// genesis, and one folder per validator with its config, keys (0600)
     /// and a copy of the policy layer.
-    Init(cli_genesis::InitArgs),
+    Init(cli::genesis::InitArgs),
     /// Verify a genesis (signature, structure, policy digest) or a node's
     /// full genesis lock, and print a summary.
-    Verify(cli_genesis::VerifyArgs),
+    Verify(cli::genesis::VerifyArgs),
     /// Re-issue this validator's TLS key and certificate from its identity
     /// key: a fresh TLS key, endorsed by the identity key for now..now+N
     /// days, written over the node's tls_key (0600) and tls_cert. Needs no
     /// membership change and no other validator; restart the node to use
     /// it. Run it before the old endorsement expires (peers and clients
     /// refuse an expired one).
-    Tls(cli_genesis::TlsArgs),
+    Tls(cli::genesis::TlsArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -108,28 +108,28 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match &cli.command {
-        Command::Genesis(GenesisCommand::Init(a)) => cli_genesis::init(a),
-        Command::Genesis(GenesisCommand::Verify(a)) => cli_genesis::verify(a),
-        Command::Genesis(GenesisCommand::Tls(a)) => cli_genesis::tls(a),
+        Command::Genesis(GenesisCommand::Init(a)) => cli::genesis::init(a),
+        Command::Genesis(GenesisCommand::Verify(a)) => cli::genesis::verify(a),
+        Command::Genesis(GenesisCommand::Tls(a)) => cli::genesis::tls(a),
         Command::Node(a) => run_node(a),
-        Command::Ledger(c) => cli_ledger::run(c),
-        Command::Status(a) => cli_ledger::status(a),
+        Command::Ledger(c) => cli::ledger::run(c),
+        Command::Status(a) => cli::ledger::status(a),
         Command::Testnet(c) => std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
-        Command::Decide(a) => cli_gate::decide(a),
-        Command::Broker(c) => cli_gate::broker(c),
-        Command::Amend(c) => senatus_node::cli_amend::run(c),
-        Command::Seal(c) => senatus_node::cli_amend::run_seal(c),
-        Command::Certificates(c) => senatus_node::cli_breach::run(c),
-        Command::Replay(a) => senatus_node::cli_replay::run(a),
+        Command::Decide(a) => cli::gate::decide(a),
+        Command::Broker(c) => cli::gate::broker(c),
+        Command::Amend(c) => cli::amend::run(c),
+        Command::Seal(c) => cli::amend::run_seal(c),
+        Command::Certificates(c) => cli::breach::run(c),
+        Command::Replay(a) => cli::replay::run(a),
         Command::Bench(a) => run_bench(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("senatus: {e:#}");
-            ExitCode::from(cli_gate::exit_code(&e))
+            ExitCode::from(cli::gate::exit_code(&e))
         }
     }
 }

@@ -197,7 +197,7 @@ pub async fn start(
     )
     .map_err(|e| StartError::Raft(format!("amendment tally: {e}")))?
     .with_genesis(material.genesis.clone());
-    sm.enable_amendments(amend)
+    sm.load_state(Some(amend))
         .map_err(|source| StartError::Store {
             path: db_path.display().to_string(),
             source,

@@ -17,7 +17,7 @@ use crate::ledger::{EntryKind, LedgerEntry};
 use crate::metrics::{Gauges, Metrics};
 use crate::network::{self, decode, encode};
 use crate::raft_types::{Command, CommandResponse, TypeConfig};
-use crate::store::StateMachineStore;
+use crate::store::{StateMachineStore, StoreError};
 
 /// Largest public API request accepted by the gRPC layer (tonic refuses
 /// larger ones with `OUT_OF_RANGE`).
@@ -609,13 +609,14 @@ impl ApiService {
     }
 }
 
-fn entry_to_wire(e: LedgerEntry) -> pb::LedgerEntry {
+fn entry_to_wire(e: LedgerEntry, state_digest: Option<Digest>) -> pb::LedgerEntry {
     pb::LedgerEntry {
         index: e.index,
         kind: u32::from(e.kind.code()),
         payload: e.payload,
         prev_hash: e.prev_hash.0.to_vec(),
         hash: e.hash.0.to_vec(),
+        state_digest: state_digest.map(|d| d.0.to_vec()).unwrap_or_default(),
     }
 }
 
@@ -667,8 +668,12 @@ impl pb::senatus_server::Senatus for ApiService {
                     bytes += e.payload.len() + LEDGER_ENTRY_WIRE_OVERHEAD_BYTES;
                     first || bytes <= GET_LEDGER_REPLY_BYTES_MAX
                 })
-                .map(entry_to_wire)
-                .collect();
+                .map(|e| {
+                    let digest = self.0.sm.state_digest_at(e.index)?;
+                    Ok(entry_to_wire(e, digest))
+                })
+                .collect::<Result<_, StoreError>>()
+                .map_err(|e| Status::data_loss(format!("state digest read failed: {e}")))?;
             Ok(pb::GetLedgerReply { entries })
         })
         .await
@@ -684,10 +689,16 @@ impl pb::senatus_server::Senatus for ApiService {
                 .sm
                 .ledger_head()
                 .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            let state_digest = self
+                .0
+                .sm
+                .state_digest_at(h.index)
+                .map_err(|e| Status::data_loss(format!("state digest read failed: {e}")))?;
             Ok(pb::LedgerHeadReply {
                 index: h.index,
                 hash: h.hash.0.to_vec(),
                 genesis_digest: self.0.genesis_digest.0.to_vec(),
+                state_digest: state_digest.map(|d| d.0.to_vec()).unwrap_or_default(),
             })
         })
         .await

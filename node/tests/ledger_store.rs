@@ -373,11 +373,9 @@ async fn snapshot_transfers_the_whole_state_and_survives_restart() {
     src.sm.apply([membership(1)]).await.expect("membership");
     apply_commands(&mut src.sm, 2, 12).await;
 
-    // Reserved keyspaces travel with the snapshot.
-    let nonces = src.db.cf_handle(cf::NONCES).expect("cf");
-    src.db
-        .put_cf(nonces, b"nonce-1", 7u64.to_be_bytes())
-        .expect("put");
+    // The policy keyspace travels with the snapshot (nonce and idempotency
+    // records are derived from its ledger on install: see
+    // `a_snapshot_whose_records_its_ledger_did_not_make_is_refused`).
     let policy = src.db.cf_handle(cf::POLICY).expect("cf");
     src.db
         .put_cf(policy, b"active", b"policy bytes")
@@ -407,7 +405,21 @@ async fn snapshot_transfers_the_whole_state_and_survives_restart() {
         dst.sm.applied_state().await.expect("dst"),
         src.sm.applied_state().await.expect("src")
     );
-    assert_eq!(dst.sm.nonce_redemption(b"nonce-1").expect("nonce"), Some(7));
+    assert_eq!(dst.sm.nonce_redemption(b"nonce-1").expect("nonce"), None);
+    // The state digest after every entry is the source's, derived again.
+    for index in 1..=src_head.index {
+        assert_eq!(
+            dst.sm.state_digest_at(index).expect("dst digest"),
+            src.sm.state_digest_at(index).expect("src digest"),
+            "index {index}"
+        );
+    }
+    assert!(
+        dst.sm
+            .state_digest_at(src_head.index)
+            .expect("digest")
+            .is_some()
+    );
     assert_eq!(
         dst.sm.active_policy().expect("policy"),
         Some(b"policy bytes".to_vec())
@@ -424,6 +436,51 @@ async fn snapshot_transfers_the_whole_state_and_survives_restart() {
         .expect("present");
     assert_eq!(current.meta, snap.meta);
     assert_eq!(current.snapshot.get_ref(), snap.snapshot.get_ref());
+}
+
+/// A snapshot is only its ledger: nonce and idempotency records its
+/// ledger did not make (a redemption left out, a nonce made up) are
+/// refused, and the receiver's state stays as it was (issue 14's
+/// "self-consistent snapshot").
+#[tokio::test]
+async fn a_snapshot_whose_records_its_ledger_did_not_make_is_refused() {
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let dst_dir = tempfile::tempdir().expect("tempdir");
+    let mut src = open_raw(src_dir.path());
+    apply_commands(&mut src.sm, 1, 4).await;
+    let nonces = src.db.cf_handle(cf::NONCES).expect("cf");
+    src.db
+        .put_cf(nonces, b"nonce-1", 7u64.to_be_bytes())
+        .expect("put");
+    let (meta, bytes) = src.sm.build_snapshot_bytes().expect("build");
+
+    let mut dst = open_raw(dst_dir.path());
+    let before = apply_commands(&mut dst.sm, 1, 2).await[1];
+    let err = dst
+        .sm
+        .install_snapshot_bytes(&meta, &bytes)
+        .expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::RecordsMismatch {
+                cf: "nonces",
+                sent: 1,
+                derived: 0,
+                first_difference: 0,
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(dst.sm.ledger_head().expect("head"), before);
+    assert_eq!(dst.sm.nonce_redemption(b"nonce-1").expect("nonce"), None);
+    // The refused snapshot left the state apply runs on untouched too.
+    let next = dst
+        .sm
+        .apply([normal(3, EntryKind::Record, b"after")])
+        .await
+        .expect("apply");
+    assert_eq!(next[0].appended().map(|h| h.index), Some(3));
 }
 
 #[tokio::test]

@@ -13,9 +13,8 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
-use super::{
-    StoreError, cf, cf_handle, from_json, index_key, key, parse_index_key, rocks, to_json,
-};
+use super::db::{StoreError, cf_handle, from_json, parse_index_key, rocks};
+use super::keys::{cf, index_key, key, to_json};
 use crate::raft_types::{LogId, RaftEntry, StorageError, TypeConfig, Vote};
 
 /// Raft log storage over the shared RocksDB. Cloning is cheap; clones share

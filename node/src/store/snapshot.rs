@@ -22,7 +22,7 @@
 
 use senatus_genesis::codec::{Digest, Encoder, sha3};
 
-use super::cf;
+use super::keys::{cf, to_json};
 use crate::ledger::{ChainError, DecodeError, LedgerEntry, LedgerHead, Reader};
 use crate::raft_types::{LogId, StoredMembership};
 
@@ -96,6 +96,23 @@ pub enum SnapshotError {
     /// The snapshot's ledger chain is broken.
     #[error("snapshot ledger chain broken: {0}")]
     Chain(#[from] ChainError),
+    /// The snapshot's ledger does not apply again from genesis.
+    #[error("snapshot ledger does not apply again: {0}")]
+    Derived(String),
+    /// The snapshot's records are not the ones its own ledger makes.
+    #[error(
+        "snapshot {cf} records are not the ones its ledger makes: {sent} sent, {derived} derived, first difference at record {first_difference}"
+    )]
+    RecordsMismatch {
+        /// The column family.
+        cf: &'static str,
+        /// Records the snapshot carries.
+        sent: usize,
+        /// Records its ledger makes.
+        derived: usize,
+        /// Position (in key order) of the first record that differs.
+        first_difference: usize,
+    },
     /// The snapshot content disagrees with the metadata it was sent with.
     #[error("snapshot {field} is {found}, but its meta says {expected}")]
     MetaMismatch {
@@ -116,8 +133,8 @@ impl SnapshotContents {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new(SNAPSHOT_TAG, SNAPSHOT_VERSION);
         e.digest(&self.genesis);
-        e.bytes(&super::to_json(&self.last_applied));
-        e.bytes(&super::to_json(&self.last_membership));
+        e.bytes(&to_json(&self.last_applied));
+        e.bytes(&to_json(&self.last_membership));
         e.u64(self.head.index).digest(&self.head.hash);
         e.count(self.ledger.len());
         for entry in &self.ledger {

@@ -15,17 +15,21 @@ use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use rocksdb::{DB, IteratorMode, SnapshotWithThreadMode, WriteBatch, WriteOptions};
 use senatus_genesis::codec::Digest;
 
-use super::snapshot::{CfPairs, RESERVED_CFS, SnapshotContents, SnapshotError};
-use super::{
-    SNAPSHOT_BYTES_MAX_DEFAULT, StoreError, cf, cf_handle, from_json, index_key, key, key_label,
-    parse_index_key, rocks, to_json,
+use senatus_replica::records::{IdempotencyRecord, MemRecords, Overlay, Records};
+use senatus_replica::state::{ApplyError, Effects, State};
+
+use super::db::{StoreError, cf_handle, from_json, parse_index_key, rocks};
+use super::keys::{cf, index_key, key, key_label, to_json};
+use super::snapshot::{
+    CfPairs, RESERVED_CFS, SNAPSHOT_BYTES_MAX_DEFAULT, SnapshotContents, SnapshotError,
 };
-use crate::ledger::EntryKind;
+
+use super::state::StateHandle;
 use crate::ledger::{ChainError, ChainVerifier, LedgerEntry, LedgerHead};
 use crate::raft_types::{
-    Command, CommandRejection, CommandResponse, LogId, RaftEntry, SnapshotMeta, StorageError,
-    StoredMembership, TypeConfig,
+    CommandResponse, LogId, RaftEntry, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use senatus_replica::amend::AmendState;
 
 /// Largest number of entries one [`StateMachineStore::ledger_range`] call
 /// returns, whatever the caller asks for.
@@ -43,9 +47,10 @@ pub struct StateMachineStore {
     /// Serialises writes of the `snapshot` column family (a snapshot build
     /// runs concurrently with apply and install).
     snapshot_lock: Arc<Mutex<()>>,
-    /// The amendment tally, derived from the ledger (absent until
-    /// [`StateMachineStore::enable_amendments`]).
-    amend: crate::amend::AmendHandle,
+    /// The replicated state `apply` runs on, derived from the ledger
+    /// (loaded by [`StateMachineStore::load_state`], or on first use
+    /// without amendments).
+    state: StateHandle,
 }
 
 impl std::fmt::Debug for StateMachineStore {
@@ -143,82 +148,30 @@ impl<'a> StateBatch<'a> {
         self.put(cf::IDEMPOTENCY, idem, &rec.to_bytes())
     }
 
+    /// Records the state digest after the ledger entry at `index`.
+    pub fn put_state_digest(&mut self, index: u64, digest: &Digest) -> Result<(), StoreError> {
+        self.put(cf::STATE, &index_key(index), &digest.0)
+    }
+
+    /// Persists what `apply` made of one command, and nothing else: the
+    /// entry, the nonce it redeemed, the idempotency keys it resolved and
+    /// the state digest after it.
+    pub fn put_effects(&mut self, effects: &Effects) -> Result<(), StoreError> {
+        if let Some((nonce, index)) = &effects.redeemed {
+            self.put_redeemed_nonce(nonce, *index)?;
+        }
+        for (key, record) in &effects.idempotency {
+            self.put_idempotency(key, record)?;
+        }
+        self.put_ledger_entry(&effects.entry)?;
+        self.put_state_digest(effects.entry.index, &effects.state_digest)
+    }
+
     fn commit(self) -> Result<(), StoreError> {
         self.store
             .db
             .write_opt(self.batch, &synced())
             .map_err(rocks("write batch", cf::SM_META))
-    }
-}
-
-/// Where a request's idempotency key first led: the decision at
-/// `position` of the Decision entry at `ledger_index`, for the request with
-/// digest `request_digest`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdempotencyRecord {
-    /// Ledger index of the Decision entry.
-    pub ledger_index: u64,
-    /// Position of the request in that entry.
-    pub position: u32,
-    /// SHA3-256 of the request's canonical bytes.
-    pub request_digest: Digest,
-}
-
-impl IdempotencyRecord {
-    /// Encoded length: index (8) + position (4) + digest (32).
-    pub const LEN: usize = 44;
-
-    fn to_bytes(self) -> [u8; Self::LEN] {
-        let mut out = [0u8; Self::LEN];
-        out[..8].copy_from_slice(&self.ledger_index.to_be_bytes());
-        out[8..12].copy_from_slice(&self.position.to_be_bytes());
-        out[12..].copy_from_slice(&self.request_digest.0);
-        out
-    }
-
-    fn from_bytes(b: &[u8]) -> Option<Self> {
-        if b.len() != Self::LEN {
-            return None;
-        }
-        Some(IdempotencyRecord {
-            ledger_index: u64::from_be_bytes(b[..8].try_into().ok()?),
-            position: u32::from_be_bytes(b[8..12].try_into().ok()?),
-            request_digest: Digest(b[12..].try_into().ok()?),
-        })
-    }
-}
-
-/// State written by earlier entries of one apply call, not yet readable
-/// from the store.
-#[derive(Default)]
-struct ApplyScratch {
-    redeemed: std::collections::HashMap<Vec<u8>, u64>,
-    idempotency: std::collections::HashSet<Vec<u8>>,
-    /// Hashes of the entries appended so far in this apply call.
-    hashes: std::collections::HashMap<u64, Digest>,
-}
-
-/// What earlier entries of the apply call in progress wrote, for checks
-/// that read the ledger (certificate evidence).
-pub struct PendingApply<'a> {
-    scratch: &'a ApplyScratch,
-}
-
-impl std::fmt::Debug for PendingApply<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PendingApply").finish_non_exhaustive()
-    }
-}
-
-impl PendingApply<'_> {
-    /// The hash of entry `index`, if this apply call appended it.
-    pub fn hash_at(&self, index: u64) -> Option<Digest> {
-        self.scratch.hashes.get(&index).copied()
-    }
-
-    /// Where `nonce` was redeemed, if this apply call redeemed it.
-    pub fn redeemed(&self, nonce: &[u8]) -> Option<u64> {
-        self.scratch.redeemed.get(nonce).copied()
     }
 }
 
@@ -276,31 +229,55 @@ impl StateMachineStore {
             genesis: genesis_digest,
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             snapshot_lock: Arc::new(Mutex::new(())),
-            amend: crate::amend::AmendHandle::default(),
+            state: StateHandle::default(),
         })
     }
 
-    /// Starts tallying amendments over `state` (the active layer and seal):
-    /// replays every Proposal and Vote already in the verified ledger, then
-    /// updates on every apply.
-    pub fn enable_amendments(&self, mut state: crate::amend::AmendState) -> Result<(), StoreError> {
-        let snap = self.db.snapshot();
-        let (_, ledger) = self.read_chain(&snap, true)?;
-        drop(snap);
-        state
-            .replay(&ledger)
-            .map_err(|reason| StoreError::Corrupt {
-                cf: cf::LEDGER,
-                key: "amendments".into(),
-                reason,
-            })?;
-        self.amend.set(state);
+    /// Rebuilds the replicated state from the stored ledger, with `amend`
+    /// (the tally over seal 0) or without amendments, by running every
+    /// entry through `apply` again: the same function that appended it.
+    /// Then `apply` goes on from there.
+    pub fn load_state(&self, amend: Option<AmendState>) -> Result<(), StoreError> {
+        let state = self.replay_stored(State::new(self.genesis, amend))?;
+        self.state.set(state);
         Ok(())
     }
 
-    /// The amendment tally (shared with the voter and the API).
-    pub fn amendments(&self) -> &crate::amend::AmendHandle {
-        &self.amend
+    /// Replays the stored ledger into `state`, reading the stored records
+    /// (apply disregards those made at or after the entry it replays).
+    fn replay_stored(&self, mut state: State) -> Result<State, StoreError> {
+        let snap = self.db.snapshot();
+        let (_, ledger) = self.read_chain(&snap, true)?;
+        drop(snap);
+        for entry in &ledger {
+            state.replay(self, entry).map_err(|e| StoreError::Corrupt {
+                cf: cf::LEDGER,
+                key: format!("index {}", entry.index),
+                reason: e.to_string(),
+            })?;
+        }
+        Ok(state)
+    }
+
+    /// The replicated state (shared with the gate, the voter and the API).
+    pub fn amendments(&self) -> &StateHandle {
+        &self.state
+    }
+
+    /// The state digest after the ledger entry at `index`, as this node
+    /// computed it when it applied that entry.
+    pub fn state_digest_at(&self, index: u64) -> Result<Option<Digest>, StoreError> {
+        match self.get_in(None, cf::STATE, &index_key(index))? {
+            None => Ok(None),
+            Some(v) => {
+                let d: [u8; 32] = v.as_slice().try_into().map_err(|_| StoreError::Corrupt {
+                    cf: cf::STATE,
+                    key: format!("index {index}"),
+                    reason: format!("{} bytes, want 32", v.len()),
+                })?;
+                Ok(Some(Digest(d)))
+            }
+        }
     }
 
     /// Sets `snapshot_bytes_max`: larger snapshots are neither built nor
@@ -583,17 +560,32 @@ impl StateMachineStore {
     // ---- apply -------------------------------------------------------------
 
     /// Applies committed Raft entries in one atomic, synced write and returns
-    /// one response per entry.
+    /// one response per entry. Each command goes through the replicated
+    /// core's `apply`; this persists its effects and nothing else.
     pub fn apply_entries<I>(&self, entries: I) -> Result<Vec<CommandResponse>, StoreError>
     where
         I: IntoIterator<Item = RaftEntry>,
     {
-        let mut head = self.ledger_head()?;
+        if !self.state.is_loaded() {
+            self.load_state(None)?;
+        }
+        // Check what was written against what apply holds: they are one
+        // state, or the store changed under it.
+        let stored = self.ledger_head()?;
+        let held = self.state.head().unwrap_or(stored);
+        if held != stored {
+            return Err(StoreError::Corrupt {
+                cf: cf::SM_META,
+                key: key_label(key::LEDGER_HEAD),
+                reason: format!("stored head is {stored}, the replicated state is at {held}"),
+            });
+        }
         let mut batch = StateBatch::new(self);
-        let mut scratch = ApplyScratch::default();
+        let mut overlay = Overlay::new(self);
         let mut responses = Vec::new();
         let mut last_applied = None;
         let mut membership = None;
+        let mut head = stored;
         for entry in entries {
             last_applied = Some(entry.log_id);
             let response = match entry.payload {
@@ -602,9 +594,19 @@ impl StateMachineStore {
                     membership = Some(StoredMembership::new(Some(entry.log_id), m));
                     CommandResponse::NoCommand
                 }
-                EntryPayload::Normal(cmd) => {
-                    self.apply_command(&mut batch, &mut head, &mut scratch, cmd)?
-                }
+                EntryPayload::Normal(cmd) => match self.state.apply(&overlay, &cmd) {
+                    Ok(effects) => {
+                        batch.put_effects(&effects)?;
+                        overlay.absorb(&effects);
+                        head = effects.entry.head();
+                        CommandResponse::Appended(head)
+                    }
+                    Err(ApplyError::Rejected(rejection)) => {
+                        tracing::warn!(%rejection, "committed command refused on apply");
+                        CommandResponse::Rejected(rejection)
+                    }
+                    Err(ApplyError::Records(e)) => return Err(e),
+                },
             };
             responses.push(response);
         }
@@ -618,128 +620,6 @@ impl StateMachineStore {
         }
         batch.commit()?;
         Ok(responses)
-    }
-
-    fn apply_command(
-        &self,
-        batch: &mut StateBatch<'_>,
-        head: &mut LedgerHead,
-        scratch: &mut ApplyScratch,
-        cmd: Command,
-    ) -> Result<CommandResponse, StoreError> {
-        if let Err(rejection) = cmd.validate() {
-            tracing::warn!(%rejection, "committed command refused on apply");
-            return Ok(CommandResponse::Rejected(rejection));
-        }
-        // A nonce is redeemed at most once (I6): every validator refuses a
-        // second redemption identically, from its own store.
-        let mut nonce = None;
-        if cmd.kind == EntryKind::Redemption {
-            let Some(n) = crate::gate::redemption_nonce(&cmd.payload) else {
-                return Ok(CommandResponse::Rejected(
-                    CommandRejection::MalformedRedemption,
-                ));
-            };
-            let first = match scratch.redeemed.get(&n) {
-                Some(i) => Some(*i),
-                None => self.nonce_redemption(&n)?,
-            };
-            if let Some(first_index) = first {
-                return Ok(CommandResponse::Rejected(CommandRejection::NonceReplayed {
-                    nonce: hex::encode(&n),
-                    first_index,
-                }));
-            }
-            nonce = Some(n);
-        }
-        // Each request's idempotency key resolves to its first decision.
-        let mut keys = Vec::new();
-        if cmd.kind == EntryKind::Decision {
-            let Ok(decisions) = senatus_quorum::batch::DecisionBatch::decode(&cmd.payload) else {
-                return Ok(CommandResponse::Rejected(
-                    CommandRejection::MalformedDecision,
-                ));
-            };
-            // A batch is decided under the seal active at its own index,
-            // never a mix: one proposed before a reseal that commits after
-            // it is refused everywhere, and the leader decides it again.
-            if let Some(Some((version, seal))) = self.amend.with(|s| {
-                (!s.is_active(decisions.policy_version.0, &decisions.seal_digest))
-                    .then(|| (s.seal().version.0, s.seal().digest()))
-            }) {
-                return Ok(CommandResponse::Rejected(CommandRejection::StalePolicy {
-                    batch_version: decisions.policy_version.0,
-                    active_version: version,
-                    active_seal: seal.to_hex(),
-                }));
-            }
-            for (position, r) in decisions.requests.iter().enumerate() {
-                let key = crate::gate::idempotency_key(r);
-                if scratch.idempotency.contains(&key) || self.idempotency_result(&key)?.is_some() {
-                    continue;
-                }
-                scratch.idempotency.insert(key.clone());
-                keys.push((key, u32::try_from(position).unwrap_or(u32::MAX), r.digest()));
-            }
-        }
-        // A certificate's evidence that names this ledger (a break at an
-        // index, a nonce's first redemption) is checked against it here;
-        // the rest on the amendment state below.
-        if cmd.kind == EntryKind::Certificate {
-            let checked = crate::breach::decode(&cmd.payload).and_then(|cert| {
-                crate::breach::local_facts(self, &cert, Some(&PendingApply { scratch }))
-            });
-            if let Err(why) = checked {
-                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
-                    format!("certificate: {why}"),
-                )));
-            }
-        }
-        // Amendments last: the tally changes only for an entry that is
-        // appended. Proposals and votes it refuses append nothing.
-        let is_amendment = matches!(
-            cmd.kind,
-            EntryKind::Proposal
-                | EntryKind::Vote
-                | EntryKind::Seal
-                | EntryKind::Redeclaration
-                | EntryKind::Certificate
-        );
-        match self
-            .amend
-            .with(|s| s.apply(head.index + 1, cmd.kind, &cmd.payload))
-        {
-            Some(Err(r)) => {
-                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
-                    r.to_string(),
-                )));
-            }
-            None if is_amendment => {
-                return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
-                    crate::amend::AmendRejection::NotEnabled.to_string(),
-                )));
-            }
-            _ => {}
-        }
-        let entry = LedgerEntry::next(head, cmd.kind, cmd.payload);
-        if let Some(n) = nonce {
-            batch.put_redeemed_nonce(&n, entry.index)?;
-            scratch.redeemed.insert(n, entry.index);
-        }
-        for (key, position, request_digest) in keys {
-            batch.put_idempotency(
-                &key,
-                &IdempotencyRecord {
-                    ledger_index: entry.index,
-                    position,
-                    request_digest,
-                },
-            )?;
-        }
-        batch.put_ledger_entry(&entry)?;
-        scratch.hashes.insert(entry.index, entry.hash);
-        *head = entry.head();
-        Ok(CommandResponse::Appended(*head))
     }
 
     // ---- snapshots ---------------------------------------------------------
@@ -818,51 +698,53 @@ impl StateMachineStore {
             .into());
         }
 
+        // Everything derived from the ledger is derived here again, by the
+        // same `apply` that made it, and must match what was sent: a
+        // snapshot cannot carry records its own ledger did not make.
+        let fresh = match self.state.with_state(State::fresh) {
+            Some(fresh) => fresh,
+            None => Ok(State::new(self.genesis, None)),
+        };
+        let mut state = fresh.map_err(|reason| StoreError::Corrupt {
+            cf: cf::LEDGER,
+            key: "replicated state".into(),
+            reason,
+        })?;
+        let mut records = MemRecords::new();
+        let mut derived = Vec::with_capacity(contents.ledger.len());
+        for entry in &contents.ledger {
+            let effects = match state.replay(&records, entry) {
+                Ok(e) => e,
+                Err(e) => return Err(SnapshotError::Derived(e.to_string()).into()),
+            };
+            records.absorb(&effects);
+            derived.push(effects);
+        }
+        check_derived(&contents.reserved, &derived)?;
+
         let mut batch = StateBatch::new(self);
         // Delete the current contents of every replaced column family; puts
         // later in the same batch win over these deletes.
-        for name in [cf::LEDGER].into_iter().chain(RESERVED_CFS) {
+        for name in [cf::LEDGER, cf::STATE].into_iter().chain(RESERVED_CFS) {
             let h = cf_handle(&self.db, name)?;
             for item in self.db.iterator_cf(h, IteratorMode::Start) {
                 let (k, _) = item.map_err(rocks("iterate", name))?;
                 batch.batch.delete_cf(h, k);
             }
         }
-        for entry in &contents.ledger {
-            batch.put_ledger_entry(entry)?;
+        for effects in &derived {
+            batch.put_effects(effects)?;
         }
-        for (name, pairs) in RESERVED_CFS.into_iter().zip(&contents.reserved) {
-            for (k, v) in pairs {
-                batch.put(name, k, v)?;
-            }
+        // The policy column family is not derived from the ledger; it
+        // travels as sent.
+        for (k, v) in &contents.reserved[0] {
+            batch.put(RESERVED_CFS[0], k, v)?;
         }
         batch.put_ledger_head(&head)?;
         batch.put_applied(&contents.last_applied)?;
         batch.put_membership(&contents.last_membership)?;
-        // The tally is derived from the ledger: rebuild it from the new one
-        // before the state is visible.
-        let amend = match self.amend.with(|old| old.fresh()) {
-            Some(fresh) => {
-                let mut fresh = fresh.map_err(|e| StoreError::Corrupt {
-                    cf: cf::LEDGER,
-                    key: "amendments".into(),
-                    reason: e.to_string(),
-                })?;
-                fresh
-                    .replay(&contents.ledger)
-                    .map_err(|reason| StoreError::Corrupt {
-                        cf: cf::LEDGER,
-                        key: "amendments".into(),
-                        reason,
-                    })?;
-                Some(fresh)
-            }
-            None => None,
-        };
         self.save_current_snapshot(meta, bytes, Some(batch))?;
-        if let Some(a) = amend {
-            self.amend.set(a);
-        }
+        self.state.set(state);
         tracing::info!(
             snapshot = %meta.snapshot_id,
             ledger_index = head.index,
@@ -920,6 +802,59 @@ impl StateMachineStore {
             });
         };
         Ok(Some((meta, data)))
+    }
+}
+
+/// Compares a snapshot's nonce and idempotency records with those its own
+/// ledger derives: they must be exactly the same pairs.
+fn check_derived(reserved: &[CfPairs; 3], derived: &[Effects]) -> Result<(), SnapshotError> {
+    let mut nonces: CfPairs = Vec::new();
+    let mut idempotency: CfPairs = Vec::new();
+    for e in derived {
+        if let Some((nonce, index)) = &e.redeemed {
+            nonces.push((nonce.clone(), index.to_be_bytes().to_vec()));
+        }
+        for (key, record) in &e.idempotency {
+            idempotency.push((key.clone(), record.to_bytes().to_vec()));
+        }
+    }
+    nonces.sort();
+    idempotency.sort();
+    for (name, sent, derived) in [
+        (cf::NONCES, &reserved[1], &nonces),
+        (cf::IDEMPOTENCY, &reserved[2], &idempotency),
+    ] {
+        if sent != derived {
+            let first = sent
+                .iter()
+                .zip(derived.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(sent.len().min(derived.len()));
+            return Err(SnapshotError::RecordsMismatch {
+                cf: name,
+                sent: sent.len(),
+                derived: derived.len(),
+                first_difference: first,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The stored records, as `apply` reads them.
+impl Records for StateMachineStore {
+    type Error = StoreError;
+
+    fn redeemed(&self, nonce: &[u8]) -> Result<Option<u64>, StoreError> {
+        self.nonce_redemption(nonce)
+    }
+
+    fn idempotency(&self, key: &[u8]) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.idempotency_result(key)
+    }
+
+    fn entry_hash(&self, index: u64) -> Result<Option<Digest>, StoreError> {
+        Ok(self.ledger_entry(index)?.map(|e| e.hash))
     }
 }
 

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use senatus_proto::v1 as pb;
 
-use crate::cli_amend::{cluster_error, fetch_chain, request, runtime};
-use crate::cli_api::{ApiArgs, api_client};
-use crate::cli_gate::{EXIT_REFUSED, EXIT_USAGE, Failure};
+use crate::cli::amend::{cluster_error, fetch_chain, request, runtime};
+use crate::cli::api::{ApiArgs, api_client};
+use crate::cli::gate::{EXIT_REFUSED, EXIT_USAGE, Failure};
 
 /// Exit codes of `senatus certificates`, for `--help`.
 pub const CERTIFICATES_EXIT_CODES: &str = "Exit codes: 0 done (verify: the certificate checks out), 2 usage or file error, 3 the certificate does not check out, 4 the cluster did not answer.";

@@ -26,7 +26,7 @@ use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::DecisionRequest;
 use senatus_quorum::token::{self, Token, TokenPayload};
 
-use crate::cli_gate::{EXIT_CLUSTER, EXIT_REFUSED, EXIT_USAGE, Failure};
+use crate::cli::gate::{EXIT_CLUSTER, EXIT_REFUSED, EXIT_USAGE, Failure};
 use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
 
 /// Help text appended to `senatus replay --help`.
@@ -132,7 +132,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<()> {
     let id = parse_decision_id(&a.decision_id)?;
     let genesis = Genesis::load(&a.genesis)
         .map_err(|e| anyhow::anyhow!("genesis {}: {e}", a.genesis.display()))?;
-    let chain = crate::cli_gate::read_seal_chain(&genesis, a.seals.as_deref())?;
+    let chain = crate::cli::gate::read_seal_chain(&genesis, a.seals.as_deref())?;
     senatus_genesis::seal::verify_chain(&genesis, &chain)
         .map_err(|e| anyhow::anyhow!("seal chain does not verify: {e}"))?;
     let issued = match (&a.token, &a.token_file) {
@@ -213,7 +213,7 @@ fn find(
     let gd = genesis.digest();
     let mut chain = ChainVerifier::new(gd);
     let mut found: Option<Found> = None;
-    let mut visit = |e: LedgerEntry| -> anyhow::Result<()> {
+    let mut visit = |e: LedgerEntry, _: Option<Digest>| -> anyhow::Result<()> {
         chain
             .push(&e)
             .map_err(|err| anyhow::anyhow!("ledger does not verify: {err}"))?;
@@ -246,12 +246,12 @@ fn find(
     };
     match (api, file) {
         (Some(api), _) => {
-            let rt = crate::cli_ledger::runtime()?;
+            let rt = crate::cli::ledger::runtime()?;
             let pinned = std::sync::Arc::new(genesis.clone());
             let (head, _) = rt
-                .block_on(crate::cli_ledger::fetch_ledger(api, pinned, &mut visit))
+                .block_on(crate::cli::ledger::fetch_ledger(api, pinned, &mut visit))
                 .map_err(
-                    |e| match e.downcast_ref::<crate::cli_api::ApiCallFailed>() {
+                    |e| match e.downcast_ref::<crate::cli::api::ApiCallFailed>() {
                         // Not a validator of this genesis: the auditor's trust
                         // material does not fit this node (exit 2).
                         Some(f) if f.why.tls_refused => {
@@ -269,7 +269,7 @@ fn find(
             }
         }
         (None, Some(path)) => {
-            crate::cli_ledger::read_export(path, gd, &mut visit)?;
+            crate::cli::ledger::read_export(path, gd, |e| visit(e, None))?;
         }
         (None, None) => bail!("give --api or --file"),
     }

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use senatus_genesis::{Digest, Genesis};
+use senatus_genesis::{Digest, Genesis, PolicyLayer};
 use senatus_proto::v1 as pb;
+use senatus_replica::{MemRecords, State};
 use serde::{Deserialize, Serialize};
 
-use crate::cli_api::{ApiArgs, ApiCallFailed, api_client, api_client_pinned, load_genesis};
+use crate::amend::AmendState;
+use crate::cli::api::{ApiArgs, ApiCallFailed, api_client, api_client_pinned, load_genesis};
 use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
 use crate::service::GET_LEDGER_ENTRIES_MAX;
 
@@ -37,7 +39,11 @@ pub enum LedgerCommand {
     },
     /// Verify a ledger from genesis to head: every entry's hash and its link
     /// to the one before, entry 1 linking to the genesis digest. Names the
-    /// first bad index. Exits non-zero on any break.
+    /// first bad index. With the policy layer genesis sealed, also runs
+    /// every entry through the replicated core again (docs/PROTOCOL.md,
+    /// section 19) and, with --api, compares the state digest the node
+    /// reports at every index with the one computed here. Exits non-zero on
+    /// any break or difference.
     Verify {
         /// The genesis to verify against (its signature is checked first).
         /// With --api the connection is TLS pinned to it too: the
@@ -50,6 +56,11 @@ pub enum LedgerCommand {
         /// ...or an exported file.
         #[arg(long)]
         file: Option<PathBuf>,
+        /// The policy layer genesis sealed (version 1), to replay the state.
+        /// Default: `policy/` beside the genesis file, used when its digest
+        /// is the one genesis seals; without it only the chain is verified.
+        #[arg(long)]
+        policy: Option<PathBuf>,
     },
     /// Append an operator record (free text) to the ledger through Raft.
     Append {
@@ -88,7 +99,9 @@ fn req<T>(msg: T) -> tonic::Request<T> {
     r
 }
 
-fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<LedgerEntry> {
+/// A wire entry as the domain entry, with the state digest the node
+/// reported after it (when it did).
+fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<(LedgerEntry, Option<Digest>)> {
     let digest = |b: Vec<u8>, what: &str| -> anyhow::Result<Digest> {
         let a: [u8; 32] = b
             .try_into()
@@ -97,23 +110,29 @@ fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<LedgerEntry> {
     };
     let code = u8::try_from(e.kind)
         .map_err(|_| anyhow::anyhow!("ledger index {}: kind {} out of range", e.index, e.kind))?;
-    Ok(LedgerEntry {
+    let state_digest = match e.state_digest.is_empty() {
+        true => None,
+        false => Some(digest(e.state_digest.clone(), "state_digest")?),
+    };
+    let entry = LedgerEntry {
         index: e.index,
         kind: EntryKind::from_code(code)
             .map_err(|err| anyhow::anyhow!("ledger index {}: {err}", e.index))?,
         prev_hash: digest(e.prev_hash.clone(), "prev_hash")?,
         hash: digest(e.hash.clone(), "hash")?,
         payload: e.payload,
-    })
+    };
+    Ok((entry, state_digest))
 }
 
-/// Streams a node's ledger page by page to `sink`, over a connection
-/// pinned to `genesis`; returns the head it read. A failed call is an
+/// Streams a node's ledger page by page to `sink`, each entry with the
+/// state digest the node reports after it, over a connection pinned to
+/// `genesis`; returns the head it read. A failed call is an
 /// [`ApiCallFailed`].
 pub(crate) async fn fetch_ledger(
     api: &str,
     genesis: Arc<Genesis>,
-    mut sink: impl FnMut(LedgerEntry) -> anyhow::Result<()>,
+    mut sink: impl FnMut(LedgerEntry, Option<Digest>) -> anyhow::Result<()>,
 ) -> anyhow::Result<(pb::LedgerHeadReply, pb::StatusReply)> {
     let mut c = api_client_pinned(api, genesis)?;
     let status = c
@@ -145,7 +164,8 @@ pub(crate) async fn fetch_ledger(
         }
         for e in page.entries {
             next = e.index + 1;
-            sink(entry_from_wire(e)?)?;
+            let (entry, state_digest) = entry_from_wire(e)?;
+            sink(entry, state_digest)?;
         }
     }
     Ok((head, status))
@@ -163,9 +183,12 @@ pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
         LedgerCommand::Export { target, out } => {
             export(&target.api, &load_genesis(target.genesis_path()?)?, out)
         }
-        LedgerCommand::Verify { genesis, api, file } => {
-            verify(genesis, api.as_deref(), file.as_deref())
-        }
+        LedgerCommand::Verify {
+            genesis,
+            api,
+            file,
+            policy,
+        } => verify(genesis, api.as_deref(), file.as_deref(), policy.as_deref()),
         LedgerCommand::Append { target, text } => {
             let api = &target.api;
             let genesis = target.genesis_path()?;
@@ -199,7 +222,7 @@ fn export(api: &str, genesis: &Arc<Genesis>, out: &PathBuf) -> anyhow::Result<()
     let mut w = std::io::BufWriter::new(file);
     let mut lines = Vec::new();
     let rt = runtime()?;
-    let (head, status) = rt.block_on(fetch_ledger(api, genesis.clone(), |e| {
+    let (head, status) = rt.block_on(fetch_ledger(api, genesis.clone(), |e, _| {
         lines.push(ExportLine {
             index: e.index,
             kind: e.kind.code(),
@@ -281,17 +304,111 @@ pub(crate) fn read_export(
     Ok(header)
 }
 
-fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
+/// Runs a ledger through the replicated core again and compares the state
+/// digest at every index with the one a node reported.
+struct StateCheck {
+    state: State,
+    records: MemRecords,
+    compared: u64,
+}
+
+impl StateCheck {
+    /// Over the policy layer at `policy` (or `policy/` beside the genesis
+    /// file): `None` when none is given and the default is absent or is not
+    /// the layer genesis seals.
+    fn new(
+        genesis: &Genesis,
+        genesis_path: &Path,
+        policy: Option<&Path>,
+    ) -> anyhow::Result<Option<Self>> {
+        let layer = match policy {
+            Some(dir) => {
+                let layer = PolicyLayer::load_dir(dir)
+                    .map_err(|e| anyhow::anyhow!("policy layer {}: {e}", dir.display()))?;
+                if layer.digest() != genesis.body.policy_digest {
+                    bail!(
+                        "policy layer {} has digest {}, genesis seals {}",
+                        dir.display(),
+                        layer.digest(),
+                        genesis.body.policy_digest
+                    );
+                }
+                layer
+            }
+            None => {
+                let dir = genesis_path
+                    .parent()
+                    .unwrap_or_else(|| Path::new("."))
+                    .join("policy");
+                match PolicyLayer::load_dir(&dir) {
+                    Ok(l) if l.digest() == genesis.body.policy_digest => l,
+                    _ => return Ok(None),
+                }
+            }
+        };
+        let amend = AmendState::new(
+            Arc::new(layer),
+            senatus_genesis::Seal::genesis(genesis),
+            genesis.body.authority_key,
+        )
+        .map_err(|e| anyhow::anyhow!("amendment state over genesis: {e}"))?
+        .with_genesis(genesis.clone());
+        Ok(Some(StateCheck {
+            state: State::new(genesis.digest(), Some(amend)),
+            records: MemRecords::new(),
+            compared: 0,
+        }))
+    }
+
+    fn push(&mut self, e: &LedgerEntry, reported: Option<Digest>) -> anyhow::Result<()> {
+        let effects = self
+            .state
+            .replay(&self.records, e)
+            .map_err(|err| anyhow::anyhow!("replicated state: {err}"))?;
+        self.records.absorb(&effects);
+        if let Some(r) = reported {
+            if r != effects.state_digest {
+                bail!(
+                    "ledger index {}: the node reports state digest {r}, replaying the ledger gives {}",
+                    e.index,
+                    effects.state_digest
+                );
+            }
+            self.compared += 1;
+        }
+        Ok(())
+    }
+}
+
+fn verify(
+    genesis: &Path,
+    api: Option<&str>,
+    file: Option<&Path>,
+    policy: Option<&Path>,
+) -> anyhow::Result<()> {
     let g = load_genesis(genesis)?;
     let gd = g.digest();
     let mut v = ChainVerifier::new(gd);
+    let mut state = StateCheck::new(&g, genesis, policy)?;
     let mut count = 0u64;
     let claimed_head = match (api, file) {
         (Some(api), _) => {
             let rt = runtime()?;
-            let (head, _) = rt.block_on(fetch_ledger(api, g.clone(), |e| {
+            let (head, _) = rt.block_on(fetch_ledger(api, g.clone(), |e, reported| {
                 count += 1;
-                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))
+                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))?;
+                match &mut state {
+                    Some(s) => {
+                        let r = reported.ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "ledger index {}: the node reports no state digest",
+                                e.index
+                            )
+                        })?;
+                        s.push(&e, Some(r))
+                    }
+                    None => Ok(()),
+                }
             }))?;
             if head.genesis_digest != gd.0 {
                 bail!(
@@ -304,7 +421,11 @@ fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Res
         (None, Some(path)) => {
             let header = read_export(path, gd, |e| {
                 count += 1;
-                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))
+                v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))?;
+                match &mut state {
+                    Some(s) => s.push(&e, None),
+                    None => Ok(()),
+                }
             })?;
             (header.head_index, header.head_hash.to_hex())
         }
@@ -324,6 +445,20 @@ fn verify(genesis: &Path, api: Option<&str>, file: Option<&Path>) -> anyhow::Res
         "ledger OK: {count} entries from genesis {gd} to head {} {}",
         head.index, head.hash
     );
+    match &state {
+        Some(s) if api.is_some() => println!(
+            "state OK: every entry applies again; the node's state digest matches at all {} entries; state digest {}",
+            s.compared,
+            s.state.digest()
+        ),
+        Some(s) => println!(
+            "state OK: every entry applies again; state digest {}",
+            s.state.digest()
+        ),
+        None => {
+            println!("state not replayed: no policy layer genesis seals beside it (give --policy)")
+        }
+    }
     Ok(())
 }
 

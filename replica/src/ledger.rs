@@ -423,24 +423,27 @@ pub struct DecodeError {
 
 /// Strict reader for the canonical encoding (`senatus_genesis::codec`).
 #[derive(Debug)]
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0 }
     }
 
-    pub(crate) fn error(&self, reason: impl Into<String>) -> DecodeError {
+    /// An error at the current position.
+    pub fn error(&self, reason: impl Into<String>) -> DecodeError {
         DecodeError {
             offset: self.pos,
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .pos
             .checked_add(n)
@@ -456,7 +459,8 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
-    pub(crate) fn tag(&mut self, object: &str, version: u8) -> Result<(), DecodeError> {
+    /// The domain-separation tag `senatus/<object>/v<version>` and its zero byte.
+    pub fn tag(&mut self, object: &str, version: u8) -> Result<(), DecodeError> {
         let mut want = domain_tag(object, version).into_bytes();
         want.push(0);
         let start = self.pos;
@@ -471,29 +475,33 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+    /// A `u8`.
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
         Ok(self.take(1)?[0])
     }
 
-    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+    /// A big-endian `u32`.
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+    /// A big-endian `u64`.
+    pub fn u64(&mut self) -> Result<u64, DecodeError> {
         let mut a = [0u8; 8];
         a.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(a))
     }
 
-    pub(crate) fn digest(&mut self) -> Result<Digest, DecodeError> {
+    /// A 32-byte digest.
+    pub fn digest(&mut self) -> Result<Digest, DecodeError> {
         let mut a = [0u8; 32];
         a.copy_from_slice(self.take(32)?);
         Ok(Digest(a))
     }
 
     /// A `u32`-length-prefixed byte string of at most `max` bytes.
-    pub(crate) fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
+    pub fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
         if len > max {
             return Err(self.error(format!("length {len} exceeds the bound {max}")));
@@ -502,7 +510,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A `u32` list count of at most `max` items.
-    pub(crate) fn count(&mut self, max: usize) -> Result<usize, DecodeError> {
+    pub fn count(&mut self, max: usize) -> Result<usize, DecodeError> {
         let n = self.u32()? as usize;
         if n > max {
             return Err(self.error(format!("count {n} exceeds the bound {max}")));
@@ -510,12 +518,13 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    pub(crate) fn position(&self) -> usize {
+    /// Bytes read so far.
+    pub fn position(&self) -> usize {
         self.pos
     }
 
     /// Fails if any byte is left.
-    pub(crate) fn finish(self) -> Result<(), DecodeError> {
+    pub fn finish(self) -> Result<(), DecodeError> {
         if self.pos != self.buf.len() {
             return Err(self.error(format!("{} trailing bytes", self.buf.len() - self.pos)));
         }

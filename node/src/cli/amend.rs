@@ -14,10 +14,10 @@ use senatus_genesis::{Genesis, Key32, PolicyLayer, SignedSeal};
 use senatus_proto::v1 as pb;
 use senatus_quorum::amend::{Proposal, ProposalId};
 
-use crate::cli_api::{
+use crate::cli::api::{
     ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis, require_genesis,
 };
-use crate::cli_gate::{EXIT_CLUSTER, EXIT_USAGE, Failure};
+use crate::cli::gate::{EXIT_CLUSTER, EXIT_USAGE, Failure};
 
 /// Call timeout of the amendment commands.
 pub const AMEND_CALL_TIMEOUT_MS: u64 = 15_000;
@@ -182,7 +182,7 @@ fn propose(
 }
 
 fn parse_id(text: &str) -> anyhow::Result<ProposalId> {
-    let d = crate::cli_replay::parse_decision_id(text)
+    let d = crate::cli::replay::parse_decision_id(text)
         .map_err(|e| anyhow::anyhow!("proposal id: {e}"))?;
     Ok(ProposalId(d))
 }
@@ -382,7 +382,7 @@ pub(crate) async fn fetch_chain(
         .map(|s| serde_json::from_str::<SignedSeal>(s))
         .collect::<Result<Vec<_>, _>>()
         .context("the cluster's seal chain does not parse")?;
-    let chain = crate::cli_gate::full_chain(&genesis, seals);
+    let chain = crate::cli::gate::full_chain(&genesis, seals);
     senatus_genesis::seal::verify_chain(&genesis, &chain)
         .map_err(|e| anyhow::anyhow!("the cluster's seal chain does not verify: {e}"))?;
     Ok((genesis, chain))

@@ -30,7 +30,7 @@ use senatus_quorum::token::{DecodeError, TOKEN_TEXT_BYTES_MAX, Token};
 use senatus_quorum::{canonical_params, params_digest};
 use serde::Deserialize;
 
-use crate::cli_api::{ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis};
+use crate::cli::api::{ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis};
 
 /// Exit code for usage, input, file and trust-material errors (and for a
 /// request refused locally by validation).
@@ -42,7 +42,7 @@ pub const EXIT_REFUSED: u8 = 3;
 pub const EXIT_CLUSTER: u8 = 4;
 
 /// Connect timeout of every API call these commands make (TCP and TLS).
-pub const GATE_CONNECT_TIMEOUT_MS: u64 = crate::cli_api::API_CONNECT_TIMEOUT_MS;
+pub const GATE_CONNECT_TIMEOUT_MS: u64 = crate::cli::api::API_CONNECT_TIMEOUT_MS;
 /// Default call timeout (`--timeout-ms`).
 pub const GATE_CALL_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Largest accepted `--timeout-ms`.
@@ -880,7 +880,7 @@ fn fetch_chain(a: &FetchChainArgs) -> anyhow::Result<()> {
     let Some((pin_path, pin)) = held.first().cloned() else {
         anyhow::bail!(
             "{}; a broker fetches the seal chain only from validators of the genesis it already holds (from the ceremony), which it keeps as {}",
-            crate::cli_api::GENESIS_MISSING,
+            crate::cli::api::GENESIS_MISSING,
             genesis_path.display()
         );
     };

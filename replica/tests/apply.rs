@@ -1,0 +1,387 @@
+//! The replicated core fed one command at a time, the way openraft's engine
+//! tests feed one event: each test asserts the exact effects or the exact
+//! rejection, and that a refused command changes nothing.
+
+use std::sync::Arc;
+
+use rand::SeedableRng as _;
+use senatus_genesis::codec::{Digest, Encoder, sha3};
+use senatus_genesis::{Epoch, PolicyLayer, PolicyVersion, Seal};
+use senatus_quorum::batch::DecisionBatch;
+use senatus_quorum::request::{AgentContext, DecisionRequest};
+use senatus_replica::amend::AmendState;
+use senatus_replica::command::{Command, CommandRejection};
+use senatus_replica::ledger::{EntryKind, LEDGER_PAYLOAD_BYTES_MAX, LedgerEntry, LedgerHead};
+use senatus_replica::records::{
+    IdempotencyRecord, MemRecords, REDEMPTION_OBJECT, Records, idempotency_key,
+};
+use senatus_replica::state::{ApplyError, Effects, ReplayError, State};
+
+fn genesis_digest() -> Digest {
+    sha3(b"replica apply test genesis")
+}
+
+fn ceremony() -> senatus_genesis::ceremony::Ceremony {
+    let params = senatus_genesis::ceremony::CeremonyParams {
+        chain_id: "senatus-replica-test".into(),
+        threshold: 3,
+        nodes: (1..=5)
+            .map(|i| senatus_genesis::ceremony::NodeAddrs {
+                peer: format!("127.0.0.{i}:7000"),
+                api: format!("127.0.0.{i}:7001"),
+                metrics: format!("127.0.0.{i}:7002"),
+            })
+            .collect(),
+        policy: PolicyLayer::example(),
+        created_at_ms: 1_700_000_000_000,
+    };
+    senatus_genesis::ceremony::Ceremony::run(params, &mut rand::rngs::StdRng::seed_from_u64(3))
+        .expect("ceremony")
+}
+
+/// A state that tallies amendments over the example layer, and its seal 0.
+fn governed() -> (State, Seal) {
+    let c = ceremony();
+    let seal = Seal::genesis(&c.genesis);
+    let amend = AmendState::new(
+        Arc::new(PolicyLayer::example()),
+        seal.clone(),
+        c.genesis.body.authority_key,
+    )
+    .expect("amendment state")
+    .with_genesis(c.genesis.clone());
+    (State::new(c.genesis.digest(), Some(amend)), seal)
+}
+
+/// Applies or panics with the rejection.
+fn apply(state: &mut State, records: &mut MemRecords, cmd: &Command) -> Effects {
+    let effects = state.apply(&*records, cmd).expect("applies");
+    records.absorb(&effects);
+    effects
+}
+
+fn refused(state: &mut State, records: &MemRecords, cmd: &Command) -> CommandRejection {
+    let before = (state.head(), state.digest());
+    let r = match state.apply(records, cmd) {
+        Err(ApplyError::Rejected(r)) => r,
+        other => panic!("expected a rejection, got {other:?}"),
+    };
+    assert_eq!(
+        (state.head(), state.digest()),
+        before,
+        "a refusal changes nothing"
+    );
+    r
+}
+
+fn record(payload: &[u8]) -> Command {
+    Command::new(EntryKind::Record, payload.to_vec())
+}
+
+fn redemption(nonce: [u8; 16]) -> Command {
+    let mut e = Encoder::new(REDEMPTION_OBJECT, 1);
+    e.bytes(&nonce)
+        .digest(&Digest([1; 32]))
+        .digest(&Digest([2; 32]));
+    Command::new(EntryKind::Redemption, e.finish())
+}
+
+fn request(actor: &str, idempotency_key: &str) -> DecisionRequest {
+    DecisionRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: actor.into(),
+        tenant: "acme".into(),
+        params: serde_json::json!({ "amount": 100, "currency": "EUR", "to_account": "DE00" }),
+        context: AgentContext::default(),
+        idempotency_key: idempotency_key.into(),
+    }
+}
+
+fn decisions(seal: &Seal, requests: Vec<DecisionRequest>) -> Command {
+    let batch = DecisionBatch {
+        issued_at_ms: 1_700_000_000_000,
+        expires_at_ms: 1_700_000_060_000,
+        policy_version: PolicyVersion(seal.version.0),
+        seal_digest: seal.digest(),
+        epoch: Epoch(0),
+        requests,
+    };
+    Command::new(EntryKind::Decision, batch.encode())
+}
+
+#[test]
+fn a_record_appends_the_specified_entry_and_nothing_else() {
+    let mut state = State::new(genesis_digest(), None);
+    let mut records = MemRecords::new();
+    let empty = state.digest();
+    let e = apply(&mut state, &mut records, &record(b"r1"));
+    assert_eq!(
+        e.entry,
+        LedgerEntry::next(
+            &LedgerHead::genesis(genesis_digest()),
+            EntryKind::Record,
+            b"r1".to_vec()
+        )
+    );
+    assert_eq!(e.redeemed, None);
+    assert_eq!(e.idempotency, vec![]);
+    assert_eq!(e.state_digest, state.digest());
+    assert_ne!(e.state_digest, empty);
+    assert_eq!(state.head(), e.entry.head());
+}
+
+#[test]
+fn a_nonce_is_redeemed_once_and_the_second_attempt_names_the_first() {
+    let mut state = State::new(genesis_digest(), None);
+    let mut records = MemRecords::new();
+    apply(&mut state, &mut records, &record(b"r1"));
+    let first = apply(&mut state, &mut records, &redemption([7; 16]));
+    assert_eq!(first.redeemed, Some((vec![7; 16], 2)));
+    assert_eq!(
+        refused(&mut state, &records, &redemption([7; 16])),
+        CommandRejection::NonceReplayed {
+            nonce: hex::encode([7; 16]),
+            first_index: 2
+        }
+    );
+    // Another nonce still redeems.
+    let other = apply(&mut state, &mut records, &redemption([8; 16]));
+    assert_eq!(other.redeemed, Some((vec![8; 16], 3)));
+}
+
+#[test]
+fn malformed_and_oversized_commands_are_refused_with_their_reason() {
+    let mut state = State::new(genesis_digest(), None);
+    let records = MemRecords::new();
+    assert_eq!(
+        refused(
+            &mut state,
+            &records,
+            &Command::new(EntryKind::Redemption, b"not a redemption".to_vec())
+        ),
+        CommandRejection::MalformedRedemption
+    );
+    assert_eq!(
+        refused(
+            &mut state,
+            &records,
+            &Command::new(EntryKind::Decision, b"not a batch".to_vec())
+        ),
+        CommandRejection::MalformedDecision
+    );
+    assert_eq!(
+        refused(
+            &mut state,
+            &records,
+            &record(&vec![0; LEDGER_PAYLOAD_BYTES_MAX + 1])
+        ),
+        CommandRejection::PayloadTooLarge {
+            bytes: LEDGER_PAYLOAD_BYTES_MAX as u64 + 1,
+            max: LEDGER_PAYLOAD_BYTES_MAX as u64
+        }
+    );
+    // A certificate that does not decode is refused for that first.
+    assert_eq!(
+        refused(
+            &mut state,
+            &records,
+            &Command::new(EntryKind::Certificate, b"x".to_vec())
+        ),
+        CommandRejection::Amendment(
+            "certificate: shutdown-certificate: expected tag \"senatus/shutdown-certificate/v1\""
+                .into()
+        )
+    );
+    // Without a tally, every amendment kind is refused, by name.
+    for kind in [
+        EntryKind::Proposal,
+        EntryKind::Vote,
+        EntryKind::Seal,
+        EntryKind::Redeclaration,
+    ] {
+        let r = refused(&mut state, &records, &Command::new(kind, b"x".to_vec()));
+        assert_eq!(
+            r,
+            CommandRejection::Amendment(
+                "this node's state machine does not tally amendments".into()
+            ),
+            "{kind}"
+        );
+    }
+    assert_eq!(state.head().index, 0);
+}
+
+#[test]
+fn each_idempotency_key_resolves_to_its_first_decision_only() {
+    let (mut state, seal) = governed();
+    let mut records = MemRecords::new();
+    let a = request("agent-1", "k-a");
+    let b = request("agent-1", "k-b");
+    let a_again = request("agent-1", "k-a");
+    let first = apply(
+        &mut state,
+        &mut records,
+        &decisions(&seal, vec![a.clone(), b.clone(), a_again.clone()]),
+    );
+    assert_eq!(
+        first.idempotency,
+        vec![
+            (
+                idempotency_key(&a),
+                IdempotencyRecord {
+                    ledger_index: 1,
+                    position: 0,
+                    request_digest: a.digest()
+                }
+            ),
+            (
+                idempotency_key(&b),
+                IdempotencyRecord {
+                    ledger_index: 1,
+                    position: 1,
+                    request_digest: b.digest()
+                }
+            ),
+        ]
+    );
+    // The same key from another actor is another key.
+    let other_actor = request("agent-2", "k-a");
+    let second = apply(
+        &mut state,
+        &mut records,
+        &decisions(&seal, vec![a_again, other_actor.clone()]),
+    );
+    assert_eq!(
+        second.idempotency,
+        vec![(
+            idempotency_key(&other_actor),
+            IdempotencyRecord {
+                ledger_index: 2,
+                position: 1,
+                request_digest: other_actor.digest()
+            }
+        )]
+    );
+}
+
+#[test]
+fn a_batch_for_another_seal_is_refused_as_stale() {
+    let (mut state, seal) = governed();
+    let records = MemRecords::new();
+    let mut other = seal.clone();
+    other.version = PolicyVersion(seal.version.0 + 1);
+    let r = refused(
+        &mut state,
+        &records,
+        &decisions(&other, vec![request("agent-1", "k")]),
+    );
+    assert_eq!(
+        r,
+        CommandRejection::StalePolicy {
+            batch_version: seal.version.0 + 1,
+            active_version: seal.version.0,
+            active_seal: seal.digest().to_hex(),
+        }
+    );
+}
+
+/// Applies a mixed ledger and returns it with the digest after each entry.
+fn mixed_ledger() -> (Vec<LedgerEntry>, Vec<Digest>, MemRecords) {
+    let (mut state, seal) = governed();
+    let mut records = MemRecords::new();
+    let mut ledger = Vec::new();
+    let mut digests = Vec::new();
+    let commands = [
+        record(b"r1"),
+        decisions(&seal, vec![request("a", "1"), request("a", "2")]),
+        redemption([1; 16]),
+        decisions(&seal, vec![request("a", "1"), request("b", "1")]),
+        redemption([2; 16]),
+        record(b"r2"),
+    ];
+    for c in &commands {
+        let e = apply(&mut state, &mut records, c);
+        digests.push(e.state_digest);
+        ledger.push(e.entry);
+    }
+    (ledger, digests, records)
+}
+
+#[test]
+fn replay_gives_the_same_digest_at_every_index_whatever_the_records_already_hold() {
+    let (ledger, digests, all_records) = mixed_ledger();
+    // From empty records (a snapshot install, an auditor).
+    let (mut fresh, _) = governed();
+    let mut records = MemRecords::new();
+    for (entry, want) in ledger.iter().zip(&digests) {
+        let e = fresh.replay(&records, entry).expect("replays");
+        records.absorb(&e);
+        assert_eq!(e.state_digest, *want, "index {}", entry.index);
+    }
+    assert_eq!(records, all_records);
+    // Over the records the whole ledger already made (a node's own store
+    // at boot): records from the entry itself or later are disregarded.
+    let (mut boot, _) = governed();
+    for (entry, want) in ledger.iter().zip(&digests) {
+        let e = boot.replay(&all_records, entry).expect("replays");
+        assert_eq!(e.state_digest, *want, "index {}", entry.index);
+    }
+    assert_eq!(all_records.redeemed(&[2; 16]), Ok(Some(5)));
+}
+
+#[test]
+fn replay_names_an_entry_that_does_not_apply_or_diverges() {
+    let (ledger, _, _) = mixed_ledger();
+    let (mut state, _) = governed();
+    let records = MemRecords::new();
+    // Entry 3 redeems nonce 1; replaying it twice is a refusal, named.
+    for e in &ledger[..3] {
+        state.replay(&records, e).expect("replays");
+    }
+    let mut mem = MemRecords::new();
+    let (mut again, _) = governed();
+    for e in &ledger[..3] {
+        let fx = again.replay(&mem, e).expect("replays");
+        mem.absorb(&fx);
+    }
+    let replayed = LedgerEntry::next(&again.head(), ledger[2].kind, ledger[2].payload.clone());
+    match again.replay(&mem, &replayed) {
+        Err(ReplayError::Refused {
+            index: 4,
+            kind: EntryKind::Redemption,
+            rejection: CommandRejection::NonceReplayed { first_index: 3, .. },
+        }) => {}
+        other => panic!("expected a named refusal, got {other:?}"),
+    }
+    // An entry whose hash is not the one apply computes.
+    let mut forged = ledger[3].clone();
+    forged.hash = Digest([0xee; 32]);
+    match state.replay(&records, &forged) {
+        Err(ReplayError::Diverged {
+            index: 4,
+            derived,
+            recorded,
+        }) => {
+            assert_eq!(derived, ledger[3].hash);
+            assert_eq!(recorded, Digest([0xee; 32]));
+        }
+        other => panic!("expected divergence, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_state_digest_is_the_specified_bytes() {
+    // docs/PROTOCOL.md, "State digest": the empty state's digest, spelled
+    // out byte by byte.
+    let state = State::new(genesis_digest(), None);
+    let mut pre = b"senatus/state/v1\0".to_vec();
+    pre.extend_from_slice(&0u64.to_be_bytes());
+    pre.extend_from_slice(&genesis_digest().0);
+    pre.extend_from_slice(&[0; 32]);
+    pre.extend_from_slice(&0u64.to_be_bytes());
+    pre.extend_from_slice(&[0; 32]);
+    pre.extend_from_slice(&0u64.to_be_bytes());
+    pre.extend_from_slice(&[0; 32]);
+    assert_eq!(state.digest(), sha3(&pre));
+}
