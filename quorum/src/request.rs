@@ -43,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use senatus_genesis::codec::{DecodeError, Decoder, Digest, Encoder, sha3};
+use senatus_genesis::codec::{Bound, DecodeError, Decoder, Digest, Encoder, sha3};
 use senatus_genesis::policy::PARAMS_BYTES_HARD_MAX;
 
 use crate::params::{ParamsError, canonical_params};
@@ -508,6 +508,23 @@ impl RequestError {
             DecodeError::Trailing { count } => RequestError::TrailingBytes {
                 offset: input_len - count,
                 count,
+            },
+            DecodeError::TooMany(Bound {
+                field, value, max, ..
+            }) => RequestError::TooMany {
+                field: field.to_string(),
+                count: value,
+                max,
+            },
+            // No request field reads a bounded length; kept total for
+            // safety (the value was never read, so none is echoed).
+            DecodeError::TooLong(Bound {
+                field, value, max, ..
+            }) => RequestError::TooLong {
+                field: field.to_string(),
+                bytes: value,
+                max,
+                value: String::new(),
             },
         }
     }

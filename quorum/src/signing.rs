@@ -94,7 +94,7 @@ use frost_ed25519::keys::{KeyPackage, PublicKeyPackage};
 use frost_ed25519::round1::{NonceCommitment, SigningCommitments, SigningNonces};
 use frost_ed25519::round2::SignatureShare;
 use rand::{CryptoRng, RngCore};
-use senatus_genesis::codec::{DecodeError, Decoder};
+use senatus_genesis::codec::{Bound, DecodeError, Decoder};
 use senatus_genesis::{Digest, Encoder, NodeId, sha3};
 
 /// Default capacity of a signer's nonce pool (unused nonces held at once).
@@ -1324,6 +1324,19 @@ fn wire_error(object: &'static str, e: DecodeError) -> WireError {
         DecodeError::Tag { .. } => WireError::Tag { object },
         DecodeError::Truncated { field, .. } => WireError::Truncated { object, field },
         DecodeError::Trailing { count } => WireError::Trailing { object, count },
+        DecodeError::TooLong(Bound {
+            field, value, max, ..
+        }) => WireError::Invalid {
+            object,
+            field,
+            reason: format!("{value} bytes, over the {max}-byte limit"),
+        },
+        // No encoding here reads a bounded count; kept total for safety.
+        DecodeError::TooMany(b) => WireError::Invalid {
+            object,
+            field: b.field,
+            reason: DecodeError::TooMany(b).to_string(),
+        },
         // No encoding here has a string field; kept total for safety.
         DecodeError::NotUtf8 { field, .. } => WireError::Invalid {
             object,

@@ -671,6 +671,17 @@ impl From<codec::DecodeError> for DecodeError {
             },
             codec::DecodeError::NotUtf8 { field, .. } => DecodeError::NotUtf8 { field },
             codec::DecodeError::Trailing { count } => DecodeError::TrailingBytes(count),
+            codec::DecodeError::TooLong(codec::Bound {
+                field, value, max, ..
+            }) => DecodeError::FieldTooLong {
+                field,
+                len: value,
+                max,
+            },
+            // The proof length is the only bounded count in a token.
+            codec::DecodeError::TooMany(b) => {
+                DecodeError::ProofTooLong(u32::try_from(b.value).unwrap_or(u32::MAX))
+            }
         }
     }
 }
