@@ -532,18 +532,8 @@ impl RequestError {
 
 /// A list count, refused above `max` before any item is read.
 fn read_count(r: &mut Decoder<'_>, field: &'static str, max: usize) -> Result<usize, RequestError> {
-    let n = r
-        .u32(field)
-        .map_err(|e| RequestError::from_wire(e, r.position() + r.remaining()))?
-        as usize;
-    if n > max {
-        return Err(RequestError::TooMany {
-            field: field.to_string(),
-            count: n,
-            max,
-        });
-    }
-    Ok(n)
+    r.count(field, max)
+        .map_err(|e| RequestError::from_wire(e, r.position() + r.remaining()))
 }
 
 #[cfg(test)]

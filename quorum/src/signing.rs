@@ -1254,11 +1254,6 @@ impl<'a> Reader<'a> {
         r.map_err(|e| wire_error(self.object, e))
     }
 
-    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], WireError> {
-        let r = self.d.take(n, field);
-        self.wire(r)
-    }
-
     fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
         let r = self.d.u32(field);
         self.wire(r)
@@ -1277,11 +1272,8 @@ impl<'a> Reader<'a> {
     /// A length-prefixed byte string; the length is checked against `max`
     /// before the body is read.
     fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], WireError> {
-        let len = self.u32(field)? as usize;
-        if len > max {
-            return Err(self.invalid(field, format!("{len} bytes, over the {max}-byte limit")));
-        }
-        self.take(field, len)
+        let r = self.d.bytes_max(field, max);
+        self.wire(r)
     }
 
     fn node(&mut self, field: &'static str) -> Result<NodeId, WireError> {
@@ -1403,7 +1395,7 @@ mod tests {
         );
         let mut r =
             Reader::new(SHARE_OBJECT, b"senatus/frost-share/v1\0", SHARE_BYTES).expect("tag only");
-        assert!(r.take("x", usize::MAX).is_err());
+        assert!(r.d.take(usize::MAX, "x").is_err());
     }
 
     /// Byte layout of all three encodings, written out by hand (not with

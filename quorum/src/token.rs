@@ -504,10 +504,7 @@ impl Token {
             });
         }
         let root = r.digest("root")?;
-        let n = r.u32("proof length")?;
-        if n as usize > PROOF_DIGESTS_MAX {
-            return Err(DecodeError::ProofTooLong(n));
-        }
+        let n = r.count("proof length", PROOF_DIGESTS_MAX)?;
         let proof = (0..n)
             .map(|_| r.digest("proof"))
             .collect::<Result<Vec<_>, _>>()?;
@@ -729,15 +726,7 @@ fn open<'a>(
 /// A string field: its length is checked against [`FIELD_BYTES_MAX`]
 /// before the body is read.
 fn read_str(d: &mut Decoder<'_>, field: &'static str) -> Result<String, DecodeError> {
-    let len = d.u32(field)? as usize;
-    if len > FIELD_BYTES_MAX {
-        return Err(DecodeError::FieldTooLong {
-            field,
-            len,
-            max: FIELD_BYTES_MAX,
-        });
-    }
-    let raw = d.take(len, field)?;
+    let raw = d.bytes_max(field, FIELD_BYTES_MAX)?;
     String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8 { field })
 }
 
