@@ -212,11 +212,7 @@ impl TokenPayload {
         let epoch = Epoch(r.u64("epoch")?);
         let issued_at_ms = r.u64("issued_at_ms")?;
         let expires_at_ms = r.u64("expires_at_ms")?;
-        let nonce = Nonce(
-            r.take(NONCE_BYTES, "nonce")?
-                .try_into()
-                .expect("NONCE_BYTES bytes"),
-        );
+        let nonce = Nonce(r.array::<NONCE_BYTES>("nonce")?);
         r.finish()?;
         if issued_at_ms >= expires_at_ms {
             return Err(DecodeError::Lifetime {
@@ -508,7 +504,7 @@ impl Token {
         let proof = (0..n)
             .map(|_| r.digest("proof"))
             .collect::<Result<Vec<_>, _>>()?;
-        let signature = r.take(64, "signature")?.try_into().expect("64 bytes");
+        let signature = r.array::<64>("signature")?;
         r.finish()?;
         Ok(Token {
             payload,
