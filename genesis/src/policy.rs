@@ -71,7 +71,7 @@ use std::str::FromStr as _;
 use cedar_policy::{Effect, Entities, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{Digest, Encoder, domain_tag, sha3};
+use crate::codec::{Digest, Encoder, ReadError, Reader, domain_tag, sha3};
 use crate::document::Key32;
 
 /// Path of the constitution inside a layer.
@@ -1208,20 +1208,16 @@ impl PolicyLayer {
                 max: u64::from(LAYER_BYTES_HARD_MAX),
             });
         }
-        let mut r = Reader { bytes, pos: 0 };
-        let mut tag = domain_tag(LAYER_TAG, LAYER_VERSION).into_bytes();
-        tag.push(0);
-        if !bytes.starts_with(&tag) {
-            return Err(PolicyError::Canonical {
+        let mut r = Reader::new(bytes);
+        r.tag(LAYER_TAG, LAYER_VERSION)
+            .map_err(|_| PolicyError::Canonical {
                 offset: 0,
                 message: format!(
                     "wrong domain tag, want {:?}",
                     domain_tag(LAYER_TAG, LAYER_VERSION)
                 ),
-            });
-        }
-        r.pos = tag.len();
-        let count_at = r.pos;
+            })?;
+        let count_at = r.position();
         let count = r.u32("file count")?;
         if count > FILES_HARD_MAX {
             return Err(PolicyError::Canonical {
@@ -1242,14 +1238,8 @@ impl PolicyLayer {
         let mut files = BTreeMap::new();
         let mut previous: Option<String> = None;
         for _ in 0..count {
-            let path_at = r.pos;
-            let path = r.field("path")?;
-            let path = std::str::from_utf8(path)
-                .map_err(|_| PolicyError::Canonical {
-                    offset: path_at,
-                    message: "path is not UTF-8".to_string(),
-                })?
-                .to_string();
+            let path_at = r.position();
+            let path = r.str("path")?.to_string();
             if let Some(prev) = &previous
                 && prev.as_bytes() >= path.as_bytes()
             {
@@ -1260,16 +1250,11 @@ impl PolicyLayer {
                     ),
                 });
             }
-            let content = r.field("content")?.to_vec();
+            let content = r.bytes("content")?.to_vec();
             previous = Some(path.clone());
             files.insert(path, content);
         }
-        if r.remaining() != 0 {
-            return Err(PolicyError::Canonical {
-                offset: r.pos,
-                message: format!("{} trailing bytes", r.remaining()),
-            });
-        }
+        r.finish()?;
         let layer = Self::from_files(files)?;
         debug_assert_eq!(layer.canonical_bytes(), bytes);
         Ok(layer)
@@ -1345,42 +1330,35 @@ impl PolicyLayer {
     }
 }
 
-/// Bounds-checked reader over canonical bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], PolicyError> {
-        if n > self.remaining() {
-            return Err(PolicyError::Canonical {
-                offset: self.pos,
-                message: format!(
-                    "truncated: {what} needs {n} bytes, {} left",
-                    self.remaining()
+/// Canonical-bytes errors keep the messages (and offsets) this module has
+/// always given.
+impl From<ReadError> for PolicyError {
+    fn from(e: ReadError) -> Self {
+        let (offset, message) = match e {
+            ReadError::Truncated {
+                field,
+                offset,
+                needed,
+                remaining,
+            } => (
+                offset,
+                format!("truncated: {field} needs {needed} bytes, {remaining} left"),
+            ),
+            // Not read here (counts are checked in place); kept total.
+            ReadError::TooLong(b) | ReadError::TooMany(b) => (
+                b.offset,
+                format!(
+                    "{} declares {}, over the bound of {}",
+                    b.field, b.value, b.max
                 ),
-            });
-        }
-        let out = &self.bytes[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn u32(&mut self, what: &str) -> Result<u32, PolicyError> {
-        let b = self.take(4, what)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A length-prefixed field; the length is checked against what is left
-    /// before anything is copied.
-    fn field(&mut self, what: &str) -> Result<&'a [u8], PolicyError> {
-        let len = self.u32(what)?;
-        self.take(len as usize, what)
+            ),
+            ReadError::NotUtf8 { field, offset } => (offset, format!("{field} is not UTF-8")),
+            ReadError::Tag { offset, expected } => {
+                (offset, format!("wrong domain tag, want {expected:?}"))
+            }
+            ReadError::Trailing { offset, count } => (offset, format!("{count} trailing bytes")),
+        };
+        PolicyError::Canonical { offset, message }
     }
 }
 
@@ -1605,12 +1583,9 @@ mod tests {
     #[test]
     fn reader_refuses_lengths_beyond_the_input() {
         let bytes = [0xff, 0xff, 0xff, 0xff, 1, 2];
-        let mut r = Reader {
-            bytes: &bytes,
-            pos: 0,
-        };
+        let mut r = Reader::new(&bytes);
         assert!(matches!(
-            r.field("content"),
+            r.bytes("content").map_err(PolicyError::from),
             Err(PolicyError::Canonical { offset: 4, .. })
         ));
     }

@@ -142,8 +142,7 @@ impl Endorsement {
             .map_err(|e| TlsIdentityError::Malformed(format!("node id {node}: {e}")))?;
         let issued_at_ms = d.u64("issued_at_ms")?;
         let expires_at_ms = d.u64("expires_at_ms")?;
-        let mut sig = [0u8; 64];
-        sig.copy_from_slice(d.take(64, "signature")?);
+        let sig = d.array::<64>("signature")?;
         d.finish()?;
         Ok(Endorsement {
             chain_id,

@@ -57,7 +57,7 @@ use std::fmt;
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use frost_ed25519::keys::PublicKeyPackage;
-use senatus_genesis::codec::{self, Decoder};
+use senatus_genesis::codec::{self, Decoder, ReadError, Reader};
 use senatus_genesis::{Digest, Encoder, Key32, NodeId, Sig64, Validator, sha3};
 
 use crate::amend::{Equivocation, EvidenceError, SignedVote};
@@ -433,85 +433,6 @@ impl Fields {
     }
 }
 
-/// The bounds-checked reader of [`Fields`] output; same errors as the
-/// shared [`Decoder`].
-struct FieldReader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> FieldReader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
-        FieldReader { bytes, pos: 0 }
-    }
-
-    fn remaining(&self) -> usize {
-        self.bytes.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], codec::DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or(codec::DecodeError::Truncated {
-                field,
-                offset: self.bytes.len(),
-                needed: n,
-                remaining: self.remaining(),
-            })?;
-        let out = &self.bytes[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, codec::DecodeError> {
-        Ok(self.take(1, field)?[0])
-    }
-
-    fn u32(&mut self, field: &'static str) -> Result<u32, codec::DecodeError> {
-        let mut a = [0u8; 4];
-        a.copy_from_slice(self.take(4, field)?);
-        Ok(u32::from_be_bytes(a))
-    }
-
-    fn u64(&mut self, field: &'static str) -> Result<u64, codec::DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8, field)?);
-        Ok(u64::from_be_bytes(a))
-    }
-
-    fn digest(&mut self, field: &'static str) -> Result<Digest, codec::DecodeError> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32, field)?);
-        Ok(Digest(a))
-    }
-
-    fn bytes(&mut self, field: &'static str) -> Result<&'a [u8], codec::DecodeError> {
-        let len = self.u32(field)?;
-        self.take(len as usize, field)
-    }
-
-    fn str(&mut self, field: &'static str) -> Result<&'a str, codec::DecodeError> {
-        let offset = self.pos;
-        std::str::from_utf8(self.bytes(field)?)
-            .map_err(|_| codec::DecodeError::NotUtf8 { field, offset })
-    }
-
-    fn signature(&mut self) -> Result<Sig64, codec::DecodeError> {
-        let mut a = [0u8; SIGNATURE_BYTES];
-        a.copy_from_slice(self.take(SIGNATURE_BYTES, "signature")?);
-        Ok(Sig64(a))
-    }
-
-    fn finish(self) -> Result<(), codec::DecodeError> {
-        match self.remaining() {
-            0 => Ok(()),
-            count => Err(codec::DecodeError::Trailing { count }),
-        }
-    }
-}
-
 fn verifying_key(membership: &[Validator], node: NodeId) -> Option<(Key32, Option<VerifyingKey>)> {
     membership.iter().find(|m| m.id == node).map(|m| {
         (
@@ -676,16 +597,16 @@ impl AttestedShare {
                 max: ATTESTED_SHARE_BYTES_MAX,
             });
         }
-        let decode = |error| CertificateError::EvidenceDecode {
+        let decode = |e: ReadError| CertificateError::EvidenceDecode {
             kind: BreachKind::InvalidShare,
-            error,
+            error: e.into(),
         };
-        let mut r = FieldReader::new(bytes);
+        let mut r = Reader::new(bytes);
         let request = r.bytes("request").map_err(decode)?;
         let request = SignRequest::from_bytes(request).map_err(CertificateError::Wire)?;
         let share = r.bytes("share").map_err(decode)?;
         let share = SignedShare::from_bytes(share).map_err(CertificateError::Wire)?;
-        let signature = r.signature().map_err(decode)?;
+        let signature = Sig64(r.array::<SIGNATURE_BYTES>("signature").map_err(decode)?);
         r.finish().map_err(decode)?;
         Ok(AttestedShare {
             request,
@@ -831,13 +752,16 @@ impl Evidence {
                 bytes: bytes.len(),
             });
         }
-        let decode = |error| CertificateError::EvidenceDecode { kind, error };
+        let decode = |e: ReadError| CertificateError::EvidenceDecode {
+            kind,
+            error: e.into(),
+        };
         let invalid = |why: String| CertificateError::Evidence { kind, why };
         let token = |bytes: &[u8]| -> Result<Vec<u8>, CertificateError> {
             Token::from_bytes(bytes).map_err(|e| invalid(format!("token: {e}")))?;
             Ok(bytes.to_vec())
         };
-        let mut r = FieldReader::new(bytes);
+        let mut r = Reader::new(bytes);
         let evidence = match kind {
             BreachKind::PolicyDrift => {
                 let code = r.u8("location").map_err(decode)?;
@@ -1154,8 +1078,7 @@ impl SignedCertificate {
             value: raw_issuer,
         })?;
         let issued_at_ms = d.u64("issued_at_ms").map_err(decode)?;
-        let mut signature = [0u8; SIGNATURE_BYTES];
-        signature.copy_from_slice(d.take(SIGNATURE_BYTES, "signature").map_err(decode)?);
+        let signature = d.array::<SIGNATURE_BYTES>("signature").map_err(decode)?;
         d.finish().map_err(decode)?;
         let evidence = Evidence::decode(kind, evidence)?;
         let out = SignedCertificate {
@@ -1408,21 +1331,26 @@ mod tests {
         assert_eq!(a.to_string(), "agent acme/agent-7");
     }
 
+    /// [`Fields`] output read back by the shared [`Reader`], with the
+    /// errors evidence decoding reports.
     #[test]
     fn field_reader_refuses_truncation_and_trailing_bytes() {
         let bytes = Fields::default().u64(7).bytes(b"ab").finish();
-        let mut r = FieldReader::new(&bytes);
+        let mut r = Reader::new(&bytes);
         assert_eq!(r.u64("a"), Ok(7));
         assert_eq!(r.bytes("b"), Ok(&b"ab"[..]));
         assert_eq!(r.finish(), Ok(()));
-        let mut r = FieldReader::new(&bytes[..9]);
+        let mut r = Reader::new(&bytes[..9]);
         r.u64("a").expect("u64");
         assert!(matches!(
-            r.bytes("b"),
+            r.bytes("b").map_err(codec::DecodeError::from),
             Err(codec::DecodeError::Truncated { field: "b", .. })
         ));
-        let mut r = FieldReader::new(&bytes);
+        let mut r = Reader::new(&bytes);
         r.u64("a").expect("u64");
-        assert_eq!(r.finish(), Err(codec::DecodeError::Trailing { count: 6 }));
+        assert_eq!(
+            r.finish().map_err(codec::DecodeError::from),
+            Err(codec::DecodeError::Trailing { count: 6 })
+        );
     }
 }

@@ -43,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use senatus_genesis::codec::{DecodeError, Decoder, Digest, Encoder, sha3};
+use senatus_genesis::codec::{Bound, DecodeError, Decoder, Digest, Encoder, sha3};
 use senatus_genesis::policy::PARAMS_BYTES_HARD_MAX;
 
 use crate::params::{ParamsError, canonical_params};
@@ -509,24 +509,31 @@ impl RequestError {
                 offset: input_len - count,
                 count,
             },
+            DecodeError::TooMany(Bound {
+                field, value, max, ..
+            }) => RequestError::TooMany {
+                field: field.to_string(),
+                count: value,
+                max,
+            },
+            // No request field reads a bounded length; kept total for
+            // safety (the value was never read, so none is echoed).
+            DecodeError::TooLong(Bound {
+                field, value, max, ..
+            }) => RequestError::TooLong {
+                field: field.to_string(),
+                bytes: value,
+                max,
+                value: String::new(),
+            },
         }
     }
 }
 
 /// A list count, refused above `max` before any item is read.
 fn read_count(r: &mut Decoder<'_>, field: &'static str, max: usize) -> Result<usize, RequestError> {
-    let n = r
-        .u32(field)
-        .map_err(|e| RequestError::from_wire(e, r.position() + r.remaining()))?
-        as usize;
-    if n > max {
-        return Err(RequestError::TooMany {
-            field: field.to_string(),
-            count: n,
-            max,
-        });
-    }
-    Ok(n)
+    r.count(field, max)
+        .map_err(|e| RequestError::from_wire(e, r.position() + r.remaining()))
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ use frost_ed25519::keys::{KeyPackage, PublicKeyPackage};
 use frost_ed25519::round1::{NonceCommitment, SigningCommitments, SigningNonces};
 use frost_ed25519::round2::SignatureShare;
 use rand::{CryptoRng, RngCore};
-use senatus_genesis::codec::{DecodeError, Decoder};
+use senatus_genesis::codec::{Bound, DecodeError, Decoder};
 use senatus_genesis::{Digest, Encoder, NodeId, sha3};
 
 /// Default capacity of a signer's nonce pool (unused nonces held at once).
@@ -1254,11 +1254,6 @@ impl<'a> Reader<'a> {
         r.map_err(|e| wire_error(self.object, e))
     }
 
-    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], WireError> {
-        let r = self.d.take(n, field);
-        self.wire(r)
-    }
-
     fn u32(&mut self, field: &'static str) -> Result<u32, WireError> {
         let r = self.d.u32(field);
         self.wire(r)
@@ -1277,11 +1272,8 @@ impl<'a> Reader<'a> {
     /// A length-prefixed byte string; the length is checked against `max`
     /// before the body is read.
     fn bytes(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], WireError> {
-        let len = self.u32(field)? as usize;
-        if len > max {
-            return Err(self.invalid(field, format!("{len} bytes, over the {max}-byte limit")));
-        }
-        self.take(field, len)
+        let r = self.d.bytes_max(field, max);
+        self.wire(r)
     }
 
     fn node(&mut self, field: &'static str) -> Result<NodeId, WireError> {
@@ -1324,6 +1316,19 @@ fn wire_error(object: &'static str, e: DecodeError) -> WireError {
         DecodeError::Tag { .. } => WireError::Tag { object },
         DecodeError::Truncated { field, .. } => WireError::Truncated { object, field },
         DecodeError::Trailing { count } => WireError::Trailing { object, count },
+        DecodeError::TooLong(Bound {
+            field, value, max, ..
+        }) => WireError::Invalid {
+            object,
+            field,
+            reason: format!("{value} bytes, over the {max}-byte limit"),
+        },
+        // No encoding here reads a bounded count; kept total for safety.
+        DecodeError::TooMany(b) => WireError::Invalid {
+            object,
+            field: b.field,
+            reason: DecodeError::TooMany(b).to_string(),
+        },
         // No encoding here has a string field; kept total for safety.
         DecodeError::NotUtf8 { field, .. } => WireError::Invalid {
             object,
@@ -1390,7 +1395,7 @@ mod tests {
         );
         let mut r =
             Reader::new(SHARE_OBJECT, b"senatus/frost-share/v1\0", SHARE_BYTES).expect("tag only");
-        assert!(r.take("x", usize::MAX).is_err());
+        assert!(r.d.take(usize::MAX, "x").is_err());
     }
 
     /// Byte layout of all three encodings, written out by hand (not with

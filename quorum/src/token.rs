@@ -212,11 +212,7 @@ impl TokenPayload {
         let epoch = Epoch(r.u64("epoch")?);
         let issued_at_ms = r.u64("issued_at_ms")?;
         let expires_at_ms = r.u64("expires_at_ms")?;
-        let nonce = Nonce(
-            r.take(NONCE_BYTES, "nonce")?
-                .try_into()
-                .expect("NONCE_BYTES bytes"),
-        );
+        let nonce = Nonce(r.array::<NONCE_BYTES>("nonce")?);
         r.finish()?;
         if issued_at_ms >= expires_at_ms {
             return Err(DecodeError::Lifetime {
@@ -504,14 +500,11 @@ impl Token {
             });
         }
         let root = r.digest("root")?;
-        let n = r.u32("proof length")?;
-        if n as usize > PROOF_DIGESTS_MAX {
-            return Err(DecodeError::ProofTooLong(n));
-        }
+        let n = r.count("proof length", PROOF_DIGESTS_MAX)?;
         let proof = (0..n)
             .map(|_| r.digest("proof"))
             .collect::<Result<Vec<_>, _>>()?;
-        let signature = r.take(64, "signature")?.try_into().expect("64 bytes");
+        let signature = r.array::<64>("signature")?;
         r.finish()?;
         Ok(Token {
             payload,
@@ -671,6 +664,17 @@ impl From<codec::DecodeError> for DecodeError {
             },
             codec::DecodeError::NotUtf8 { field, .. } => DecodeError::NotUtf8 { field },
             codec::DecodeError::Trailing { count } => DecodeError::TrailingBytes(count),
+            codec::DecodeError::TooLong(codec::Bound {
+                field, value, max, ..
+            }) => DecodeError::FieldTooLong {
+                field,
+                len: value,
+                max,
+            },
+            // The proof length is the only bounded count in a token.
+            codec::DecodeError::TooMany(b) => {
+                DecodeError::ProofTooLong(u32::try_from(b.value).unwrap_or(u32::MAX))
+            }
         }
     }
 }
@@ -718,15 +722,7 @@ fn open<'a>(
 /// A string field: its length is checked against [`FIELD_BYTES_MAX`]
 /// before the body is read.
 fn read_str(d: &mut Decoder<'_>, field: &'static str) -> Result<String, DecodeError> {
-    let len = d.u32(field)? as usize;
-    if len > FIELD_BYTES_MAX {
-        return Err(DecodeError::FieldTooLong {
-            field,
-            len,
-            max: FIELD_BYTES_MAX,
-        });
-    }
-    let raw = d.take(len, field)?;
+    let raw = d.bytes_max(field, FIELD_BYTES_MAX)?;
     String::from_utf8(raw.to_vec()).map_err(|_| DecodeError::NotUtf8 { field })
 }
 

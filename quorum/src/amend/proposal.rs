@@ -196,8 +196,7 @@ impl SignedProposal {
         }
         let proposer = Key32(d.fixed32("proposer")?);
         let created_at_ms = d.u64("created_at_ms")?;
-        let mut signature = [0u8; SIGNATURE_BYTES];
-        signature.copy_from_slice(d.take(SIGNATURE_BYTES, "signature")?);
+        let signature = d.array::<SIGNATURE_BYTES>("signature")?;
         d.finish()?;
         let out = SignedProposal {
             proposal: Proposal {

@@ -299,8 +299,7 @@ impl SignedVote {
             REJECT => Verdict::Reject(reasons),
             other => return Err(VoteDecodeError::UnknownVerdict(other)),
         };
-        let mut signature = [0u8; SIGNATURE_BYTES];
-        signature.copy_from_slice(d.take(SIGNATURE_BYTES, "signature")?);
+        let signature = d.array::<SIGNATURE_BYTES>("signature")?;
         d.finish()?;
         let vote = Vote {
             proposal,
