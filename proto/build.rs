@@ -12,18 +12,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(true)
         .codec_path("crate::codec::StrictCodec")
         .compile_fds(fds)?;
-
-    // etcd's KV service, client only: the benchmark's baseline (see
-    // senatus-testnet's `etcd` module). Stock prost codec, since the
-    // strict codec's status mapping is about senatus servers.
-    let etcd = ["proto/etcd/kv.proto"];
-    for p in &etcd {
-        println!("cargo:rerun-if-changed={p}");
-    }
-    let fds = protox::compile(etcd, ["proto"])?;
-    tonic_prost_build::configure()
-        .build_server(false)
-        .build_client(true)
-        .compile_fds(fds)?;
     Ok(())
 }

@@ -9,7 +9,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
-cargo build --locked --release -p senatus-node --bin senatus
+# The bench is a binary of its own (the validator links none of it); it
+# starts the testnets with the `senatus` built beside it.
+cargo build --locked --release -p senatus-node -p senatus-bench --bin senatus --bin senatus-bench
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/senatus-bench.XXXXXX")"
 trap 'rm -rf "$DIR"' EXIT
-"$CARGO_TARGET_DIR/release/senatus" bench --dir "$DIR" "$@"
+"$CARGO_TARGET_DIR/release/senatus-bench" --dir "$DIR" "$@"

@@ -1,10 +1,14 @@
 //! `senatus`: validator node, genesis ceremony and operator tools.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use senatus_node::cli;
+
+/// The benchmark binary `senatus bench` runs, looked for next to this one.
+const BENCH_BIN: &str = "senatus-bench";
 
 /// senatus: a validator cluster that governs what autonomous agents may do
 /// before they do it.
@@ -70,8 +74,11 @@ enum Command {
     /// verifications/s on one core, then run the same load generator
     /// against a 5-member etcd cluster (Debian's etcd-server, installed if
     /// missing) and print a markdown report with the ratio and which
-    /// targets were met. Use a release build (scripts/bench.sh).
-    Bench(senatus_testnet::gate_bench::BenchArgs),
+    /// targets were met. Use a release build (scripts/bench.sh). Runs the
+    /// `senatus-bench` binary beside this one with the same arguments
+    /// (`senatus bench --help` lists them).
+    #[command(disable_help_flag = true, disable_version_flag = true)]
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +98,15 @@ enum GenesisCommand {
     /// it. Run it before the old endorsement expires (peers and clients
     /// refuse an expired one).
     Tls(cli::genesis::TlsArgs),
+}
+
+/// `senatus bench ARGS`: every argument goes to `senatus-bench`.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Arguments for senatus-bench, e.g. --dir DIR --levels 1,16 --secs 5
+    /// --no-etcd (see `senatus bench --help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -123,7 +139,7 @@ fn main() -> ExitCode {
         Command::Seal(c) => cli::amend::run_seal(c),
         Command::Certificates(c) => cli::breach::run(c),
         Command::Replay(a) => cli::replay::run(a),
-        Command::Bench(a) => run_bench(a),
+        Command::Bench(a) => run_bench(&a.args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -147,15 +163,32 @@ fn init_tracing() {
         .try_init();
 }
 
-fn run_bench(args: &senatus_testnet::gate_bench::BenchArgs) -> anyhow::Result<()> {
+/// The benchmark is a binary of its own (`senatus-bench`), so that this
+/// one links neither the harness nor etcd's definitions: replaces this
+/// process with the `senatus-bench` in this executable's directory, given
+/// `args` and, unless they name one, `--senatus` this executable.
+fn run_bench(args: &[OsString]) -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = rt.block_on(senatus_testnet::gate_bench::run(args, &exe))?;
-    println!("{report}");
-    Ok(())
+    let bench = exe.with_file_name(BENCH_BIN);
+    anyhow::ensure!(
+        bench.is_file(),
+        "senatus bench runs {BENCH_BIN}, which is not at {}: build it beside this \
+         binary with `cargo build -p senatus-bench` (--release for a release senatus; \
+         scripts/bench.sh builds both)",
+        bench.display()
+    );
+    let names_senatus = args.iter().any(|a| {
+        let a = a.as_encoded_bytes();
+        a == b"--senatus" || a.starts_with(b"--senatus=")
+    });
+    let mut cmd = std::process::Command::new(&bench);
+    if !names_senatus {
+        cmd.arg("--senatus").arg(&exe);
+    }
+    let err = cmd.args(args).exec();
+    Err(anyhow::anyhow!("running {}: {err}", bench.display()))
 }
 
 fn run_node(args: &NodeArgs) -> anyhow::Result<()> {

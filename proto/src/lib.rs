@@ -9,10 +9,3 @@ pub mod codec;
 pub mod v1 {
     tonic::include_proto!("senatus.v1");
 }
-
-/// A client-only subset of etcd's v3 `KV` service (`etcdserverpb.KV/Put`),
-/// used by the benchmark to drive an etcd cluster as a baseline.
-#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
-pub mod etcd {
-    tonic::include_proto!("etcdserverpb");
-}

@@ -19,11 +19,7 @@
 
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cli;
-pub mod etcd;
-pub mod gate_bench;
-pub mod load;
 mod manifest;
 mod nodes;
 mod ops;
@@ -36,6 +32,6 @@ pub use nodes::{NodeSpec, RaftOverrides, discover, patch_raft};
 pub use ops::{
     DownOutcome, DownReport, NodeView, down, kill_node, start_node, status, wait_healthy,
 };
-pub use process::ProcState;
+pub use process::{ProcState, proc_state};
 pub use rpc::Head;
 pub use testnet::{Testnet, UpOptions};

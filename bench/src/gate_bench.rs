@@ -1,7 +1,7 @@
-//! `senatus bench`: decisions/s and latency of a live five-validator
-//! testnet at several concurrencies, broker verifications/s on one core,
-//! and the same load generator against a five-member etcd cluster in the
-//! same run, written as a markdown report.
+//! `senatus-bench` (also run as `senatus bench`): decisions/s and latency
+//! of a live five-validator testnet at several concurrencies, broker
+//! verifications/s on one core, and the same load generator against a
+//! five-member etcd cluster in the same run, written as a markdown report.
 //!
 //! A benchmark, not a test: it asserts nothing, it measures and reports,
 //! and says beside each target whether this run met it.
@@ -14,10 +14,10 @@ use anyhow::Context as _;
 use senatus_genesis::{Genesis, Seal, SignedSeal};
 use senatus_proto::v1 as pb;
 use senatus_quorum::broker::{Broker, Expectation};
+use senatus_testnet::{Testnet, UpOptions};
 
 use crate::bench::{self, LEVELS};
 use crate::load::LoadReport;
-use crate::{Testnet, UpOptions};
 
 /// Tokens collected (one decision at a time, so each has its own batch
 /// signature) for the broker measurement.

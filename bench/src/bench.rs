@@ -16,8 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use senatus_proto::etcd::kv_client::KvClient;
-
+use crate::etcd::pb::kv_client::KvClient;
 use crate::etcd::{self, EtcdCluster};
 use crate::load::{LoadReport, LoadSpec, run_load};
 

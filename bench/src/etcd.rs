@@ -35,9 +35,17 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
-use senatus_proto::etcd::kv_client::KvClient;
-use senatus_proto::etcd::{PutRequest, PutResponse};
 use tonic::transport::{Channel, Endpoint};
+
+use self::pb::kv_client::KvClient;
+use self::pb::{PutRequest, PutResponse};
+
+/// A client-only subset of etcd's v3 `KV` service (`etcdserverpb.KV/Put`),
+/// generated from `bench/proto/etcd/kv.proto` (see `build.rs`).
+#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+pub mod pb {
+    tonic::include_proto!("etcdserverpb");
+}
 
 /// Longest wait for a TCP connection to a member on loopback.
 const CONNECT_TIMEOUT_MS: u64 = 1000;
@@ -70,7 +78,7 @@ const START_ATTEMPTS: usize = 3;
 /// Lines of a member's log quoted in an error.
 const LOG_TAIL_LINES: usize = 15;
 /// Prefix of the line written into a member's log before each start.
-const START_MARKER: &str = "=== senatus-testnet: starting etcd member";
+const START_MARKER: &str = "=== senatus-bench: starting etcd member";
 
 /// One member of an [`EtcdCluster`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,7 +289,7 @@ impl EtcdCluster {
 impl Drop for EtcdCluster {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {
-            eprintln!("senatus-testnet: {e:#}");
+            eprintln!("senatus-bench: {e:#}");
         }
     }
 }
@@ -331,7 +339,7 @@ pub fn ensure_etcd() -> anyhow::Result<PathBuf> {
              install etcd 3.4+ or set {ETCD_EXE_ENV}"
         )
     })?;
-    eprintln!("senatus-testnet: installing {ETCD_PACKAGE} {candidate} with apt-get");
+    eprintln!("senatus-bench: installing {ETCD_PACKAGE} {candidate} with apt-get");
     let sudo = !is_root();
     apt_get(sudo, &["update", "-qq"])?;
     apt_get(
@@ -528,7 +536,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::process::{ProcState, proc_state};
+    use senatus_testnet::{ProcState, proc_state};
 
     #[test]
     fn version_and_candidate_are_parsed() {
