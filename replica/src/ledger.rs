@@ -30,7 +30,7 @@
 use std::borrow::Borrow;
 use std::fmt;
 
-use senatus_genesis::codec::{Digest, Encoder, domain_tag, sha3};
+use senatus_genesis::codec::{Digest, Encoder, ReadError, Reader, sha3};
 use serde::{Deserialize, Serialize};
 
 /// Domain-separation object name of the entry hash pre-image.
@@ -149,8 +149,8 @@ impl LedgerHead {
     /// Strict inverse of [`LedgerHead::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
-        let index = r.u64()?;
-        let hash = r.digest()?;
+        let index = r.u64("index")?;
+        let hash = r.digest("hash")?;
         r.finish()?;
         Ok(LedgerHead { index, hash })
     }
@@ -234,12 +234,15 @@ impl LedgerEntry {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         r.tag(LEDGER_ENTRY_TAG, LEDGER_ENTRY_VERSION)?;
-        let index = r.u64()?;
-        let code = r.u8()?;
-        let kind = EntryKind::from_code(code).map_err(|e| r.error(e.to_string()))?;
-        let payload = r.bytes(LEDGER_PAYLOAD_BYTES_MAX)?.to_vec();
-        let prev_hash = r.digest()?;
-        let hash = r.digest()?;
+        let index = r.u64("index")?;
+        let code = r.u8("kind")?;
+        let kind = EntryKind::from_code(code).map_err(|e| DecodeError {
+            offset: r.position(),
+            reason: e.to_string(),
+        })?;
+        let payload = r.bytes_max("payload", LEDGER_PAYLOAD_BYTES_MAX)?.to_vec();
+        let prev_hash = r.digest("prev_hash")?;
+        let hash = r.digest("hash")?;
         r.finish()?;
         Ok(LedgerEntry {
             index,
@@ -421,114 +424,32 @@ pub struct DecodeError {
     pub reason: String,
 }
 
-/// Strict reader for the canonical encoding (`senatus_genesis::codec`).
-#[derive(Debug)]
-pub struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    /// A reader at the start of `buf`.
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-
-    /// An error at the current position.
-    pub fn error(&self, reason: impl Into<String>) -> DecodeError {
-        DecodeError {
-            offset: self.pos,
-            reason: reason.into(),
-        }
-    }
-
-    /// The next `n` bytes.
-    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&end| end <= self.buf.len())
-            .ok_or_else(|| {
-                self.error(format!(
-                    "need {n} bytes, {} left",
-                    self.buf.len() - self.pos
-                ))
-            })?;
-        let out = &self.buf[self.pos..end];
-        self.pos = end;
-        Ok(out)
-    }
-
-    /// The domain-separation tag `senatus/<object>/v<version>` and its zero byte.
-    pub fn tag(&mut self, object: &str, version: u8) -> Result<(), DecodeError> {
-        let mut want = domain_tag(object, version).into_bytes();
-        want.push(0);
-        let start = self.pos;
-        let got = self.take(want.len())?;
-        if got != want.as_slice() {
-            self.pos = start;
-            return Err(self.error(format!(
-                "domain tag is not {:?}",
-                domain_tag(object, version)
-            )));
-        }
-        Ok(())
-    }
-
-    /// A `u8`.
-    pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// A big-endian `u32`.
-    pub fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// A big-endian `u64`.
-    pub fn u64(&mut self) -> Result<u64, DecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(u64::from_be_bytes(a))
-    }
-
-    /// A 32-byte digest.
-    pub fn digest(&mut self) -> Result<Digest, DecodeError> {
-        let mut a = [0u8; 32];
-        a.copy_from_slice(self.take(32)?);
-        Ok(Digest(a))
-    }
-
-    /// A `u32`-length-prefixed byte string of at most `max` bytes.
-    pub fn bytes(&mut self, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32()? as usize;
-        if len > max {
-            return Err(self.error(format!("length {len} exceeds the bound {max}")));
-        }
-        self.take(len)
-    }
-
-    /// A `u32` list count of at most `max` items.
-    pub fn count(&mut self, max: usize) -> Result<usize, DecodeError> {
-        let n = self.u32()? as usize;
-        if n > max {
-            return Err(self.error(format!("count {n} exceeds the bound {max}")));
-        }
-        Ok(n)
-    }
-
-    /// Bytes read so far.
-    pub fn position(&self) -> usize {
-        self.pos
-    }
-
-    /// Fails if any byte is left.
-    pub fn finish(self) -> Result<(), DecodeError> {
-        if self.pos != self.buf.len() {
-            return Err(self.error(format!("{} trailing bytes", self.buf.len() - self.pos)));
-        }
-        Ok(())
+impl From<ReadError> for DecodeError {
+    /// The shared reader's error as this module's (same offsets and texts
+    /// as before the readers were unified).
+    fn from(e: ReadError) -> Self {
+        let (offset, reason) = match e {
+            ReadError::Truncated {
+                offset,
+                needed,
+                remaining,
+                ..
+            } => (offset, format!("need {needed} bytes, {remaining} left")),
+            ReadError::Tag { offset, expected } => {
+                (offset, format!("domain tag is not {expected:?}"))
+            }
+            ReadError::TooLong(b) => (
+                b.offset,
+                format!("length {} exceeds the bound {}", b.value, b.max),
+            ),
+            ReadError::TooMany(b) => (
+                b.offset,
+                format!("count {} exceeds the bound {}", b.value, b.max),
+            ),
+            ReadError::Trailing { offset, count } => (offset, format!("{count} trailing bytes")),
+            ReadError::NotUtf8 { field, offset } => (offset, format!("{field} is not UTF-8")),
+        };
+        DecodeError { offset, reason }
     }
 }
 

@@ -23,7 +23,9 @@
 use senatus_genesis::codec::{Digest, Encoder, sha3};
 
 use super::keys::{cf, to_json};
-use crate::ledger::{ChainError, DecodeError, LedgerEntry, LedgerHead, Reader};
+use senatus_genesis::codec::{ReadError, Reader};
+
+use crate::ledger::{ChainError, DecodeError, LedgerEntry, LedgerHead};
 use crate::raft_types::{LogId, StoredMembership};
 
 /// Domain-separation object name of the snapshot format.
@@ -125,6 +127,12 @@ pub enum SnapshotError {
     },
 }
 
+impl From<ReadError> for SnapshotError {
+    fn from(e: ReadError) -> Self {
+        SnapshotError::Malformed(DecodeError::from(e))
+    }
+}
+
 impl SnapshotContents {
     /// Encodes the snapshot (see the module docs).
     ///
@@ -164,7 +172,11 @@ impl SnapshotContents {
             });
         }
         let Some(split) = bytes.len().checked_sub(Digest::LEN) else {
-            return Err(Reader::new(bytes).error("shorter than the checksum").into());
+            return Err(DecodeError {
+                offset: 0,
+                reason: "shorter than the checksum".into(),
+            }
+            .into());
         };
         let (content, trailer) = bytes.split_at(split);
         let mut found = [0u8; 32];
@@ -179,37 +191,36 @@ impl SnapshotContents {
 
         let mut r = Reader::new(content);
         r.tag(SNAPSHOT_TAG, SNAPSHOT_VERSION)?;
-        let genesis = r.digest()?;
+        let genesis = r.digest("genesis")?;
         let last_applied = json_field(&mut r, "last applied log id")?;
         let last_membership = json_field(&mut r, "last membership")?;
         let head = LedgerHead {
-            index: r.u64()?,
-            hash: r.digest()?,
+            index: r.u64("head index")?,
+            hash: r.digest("head hash")?,
         };
-        let n = r.count(usize::MAX)?;
+        let n = r.count("entries", usize::MAX)?;
         let mut ledger = Vec::new();
         for _ in 0..n {
             let at = r.position();
-            let raw = r.bytes(bytes_max)?;
+            let raw = r.bytes_max("entry", bytes_max)?;
             let entry = LedgerEntry::decode(raw).map_err(|e| DecodeError {
                 offset: at + 4 + e.offset,
                 reason: format!("ledger entry {}: {}", ledger.len() + 1, e.reason),
             })?;
             ledger.push(entry);
         }
-        let sections = r.count(RESERVED_CFS.len())?;
+        let sections = r.count("sections", RESERVED_CFS.len())?;
         if sections != RESERVED_CFS.len() {
-            return Err(r
-                .error(format!(
-                    "{sections} reserved sections, want {}",
-                    RESERVED_CFS.len()
-                ))
-                .into());
+            return Err(DecodeError {
+                offset: r.position(),
+                reason: format!("{sections} reserved sections, want {}", RESERVED_CFS.len()),
+            }
+            .into());
         }
         let mut reserved: [CfPairs; 3] = Default::default();
         for (name, pairs) in RESERVED_CFS.iter().zip(reserved.iter_mut()) {
             let at = r.position();
-            let got = r.bytes(64)?;
+            let got = r.bytes_max("section name", 64)?;
             if got != name.as_bytes() {
                 return Err(DecodeError {
                     offset: at,
@@ -217,14 +228,16 @@ impl SnapshotContents {
                 }
                 .into());
             }
-            let m = r.count(usize::MAX)?;
+            let m = r.count("pairs", usize::MAX)?;
             for _ in 0..m {
-                let k = r.bytes(RESERVED_KEY_BYTES_MAX)?.to_vec();
-                let v = r.bytes(RESERVED_VALUE_BYTES_MAX)?.to_vec();
+                let k = r.bytes_max("key", RESERVED_KEY_BYTES_MAX)?.to_vec();
+                let v = r.bytes_max("value", RESERVED_VALUE_BYTES_MAX)?.to_vec();
                 if pairs.last().is_some_and(|(prev, _)| *prev >= k) {
-                    return Err(r
-                        .error(format!("section {name:?}: keys not strictly ascending"))
-                        .into());
+                    return Err(DecodeError {
+                        offset: r.position(),
+                        reason: format!("section {name:?}: keys not strictly ascending"),
+                    }
+                    .into());
                 }
                 pairs.push((k, v));
             }
@@ -262,7 +275,7 @@ fn json_field<T: serde::de::DeserializeOwned>(
     what: &str,
 ) -> Result<T, DecodeError> {
     let at = r.position();
-    let raw = r.bytes(SNAPSHOT_META_JSON_BYTES_MAX)?;
+    let raw = r.bytes_max("meta", SNAPSHOT_META_JSON_BYTES_MAX)?;
     serde_json::from_slice(raw).map_err(|e| DecodeError {
         offset: at,
         reason: format!("{what}: {e}"),
