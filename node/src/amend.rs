@@ -63,6 +63,14 @@ pub enum AmendRejection {
     /// repeats one on the ledger.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// The certificate is already on the ledger.
+    #[error("certificate: certificate {id} is already on the ledger at index {first_index}")]
+    CertificateOnLedger {
+        /// The certificate.
+        id: Digest,
+        /// The ledger index of its Certificate entry.
+        first_index: u64,
+    },
     /// The identical vote is already on the ledger.
     #[error("the identical vote of {voter} on proposal {proposal} is already on the ledger")]
     RepeatedVote {
@@ -581,10 +589,8 @@ impl AmendState {
             EntryKind::Certificate => {
                 let cert = crate::breach::decode(payload).map_err(AmendRejection::Certificate)?;
                 let id = cert.id().0;
-                if let Some(first) = self.certified.ledger_index(&id) {
-                    return Err(AmendRejection::Certificate(format!(
-                        "certificate {id} is already on the ledger at index {first}"
-                    )));
+                if let Some(first_index) = self.certified.ledger_index(&id) {
+                    return Err(AmendRejection::CertificateOnLedger { id, first_index });
                 }
                 self.check_certificate(&cert)
                     .map_err(AmendRejection::Certificate)?;
@@ -919,8 +925,8 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
                             }
                         }
                     }
-                    Err(s) => {
-                        tracing::warn!(node = shared.id, proposal = %id, code = ?s.code(), message = s.message(), "vote not committed; will retry")
+                    Err(e) => {
+                        tracing::warn!(node = shared.id, proposal = %id, code = ?e.code(), message = %e, "vote not committed; will retry")
                     }
                 }
             }
@@ -944,8 +950,8 @@ async fn seal(shared: &crate::service::Shared) -> bool {
         .await
     {
         Ok(sig) => sig,
-        Err(s) => {
-            tracing::warn!(node = shared.id, %proposal, ?signers, code = ?s.code(), message = s.message(), "seal not signed; will retry");
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, ?signers, code = ?e.code(), message = %e, "seal not signed; will retry");
             return false;
         }
     };
@@ -960,8 +966,8 @@ async fn seal(shared: &crate::service::Shared) -> bool {
             tracing::info!(node = shared.id, %proposal, seal = %next.digest(), version = next.version.0, ledger_index = r.index, "seal appended");
             true
         }
-        Err(s) => {
-            tracing::warn!(node = shared.id, %proposal, code = ?s.code(), message = s.message(), "seal entry not committed; will retry");
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, code = ?e.code(), message = %e, "seal entry not committed; will retry");
             false
         }
     }
@@ -1002,8 +1008,8 @@ async fn redeclare(
         Ok(w) => {
             tracing::info!(node = shared.id, version, seal = %active.digest, ledger_index = w.index, "redeclared")
         }
-        Err(s) => {
-            tracing::warn!(node = shared.id, version, code = ?s.code(), message = s.message(), "redeclaration not committed; will retry")
+        Err(e) => {
+            tracing::warn!(node = shared.id, version, code = ?e.code(), message = %e, "redeclaration not committed; will retry")
         }
     }
 }

@@ -709,6 +709,14 @@ impl StateMachineStore {
             .amend
             .with(|s| s.apply(head.index + 1, cmd.kind, &cmd.payload))
         {
+            Some(Err(crate::amend::AmendRejection::CertificateOnLedger { id, first_index })) => {
+                return Ok(CommandResponse::Rejected(
+                    CommandRejection::CertificateOnLedger {
+                        id: id.to_hex(),
+                        first_index,
+                    },
+                ));
+            }
             Some(Err(r)) => {
                 return Ok(CommandResponse::Rejected(CommandRejection::Amendment(
                     r.to_string(),
