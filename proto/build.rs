@@ -2,7 +2,10 @@
 //! prost messages and tonic clients and servers.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/senatus/v1/senatus.proto"];
+    let protos = [
+        "proto/senatus/v1/senatus.proto",
+        "proto/senatus/v1/errors.proto",
+    ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");
     }
@@ -11,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_server(true)
         .build_client(true)
         .codec_path("crate::codec::StrictCodec")
+        // Ordered, so an encoded ErrorInfo is the same bytes every time.
+        .btree_map(".senatus.v1.ErrorInfo.metadata")
         .compile_fds(fds)?;
     Ok(())
 }

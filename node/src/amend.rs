@@ -124,8 +124,8 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
                             }
                         }
                     }
-                    Err(s) => {
-                        tracing::warn!(node = shared.id, proposal = %id, code = ?s.code(), message = s.message(), "vote not committed; will retry")
+                    Err(e) => {
+                        tracing::warn!(node = shared.id, proposal = %id, code = ?e.code(), message = %e, "vote not committed; will retry")
                     }
                 }
             }
@@ -149,8 +149,8 @@ async fn seal(shared: &crate::service::Shared) -> bool {
         .await
     {
         Ok(sig) => sig,
-        Err(s) => {
-            tracing::warn!(node = shared.id, %proposal, ?signers, code = ?s.code(), message = s.message(), "seal not signed; will retry");
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, ?signers, code = ?e.code(), message = %e, "seal not signed; will retry");
             return false;
         }
     };
@@ -165,8 +165,8 @@ async fn seal(shared: &crate::service::Shared) -> bool {
             tracing::info!(node = shared.id, %proposal, seal = %next.digest(), version = next.version.0, ledger_index = r.index, "seal appended");
             true
         }
-        Err(s) => {
-            tracing::warn!(node = shared.id, %proposal, code = ?s.code(), message = s.message(), "seal entry not committed; will retry");
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, code = ?e.code(), message = %e, "seal entry not committed; will retry");
             false
         }
     }
@@ -207,8 +207,8 @@ async fn redeclare(
         Ok(w) => {
             tracing::info!(node = shared.id, version, seal = %active.digest, ledger_index = w.index, "redeclared")
         }
-        Err(s) => {
-            tracing::warn!(node = shared.id, version, code = ?s.code(), message = s.message(), "redeclaration not committed; will retry")
+        Err(e) => {
+            tracing::warn!(node = shared.id, version, code = ?e.code(), message = %e, "redeclaration not committed; will retry")
         }
     }
 }

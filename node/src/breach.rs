@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use senatus_genesis::{Digest, Genesis, NodeId};
+use senatus_proto::reason::Reason;
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_quorum::certificate::{BreachKind, Certificate, Evidence, SignedCertificate, Subject};
@@ -70,12 +71,19 @@ pub struct Lockdown {
 }
 
 impl Lockdown {
-    /// The error every gated call answers with while locked.
+    /// The error every gated call answers with while locked (reason
+    /// `LOCKED_DOWN`).
+    pub fn error(&self, node: u64) -> crate::gate::GateCallError {
+        crate::gate::GateCallError::LockedDown {
+            node,
+            certificate: self.id,
+            kind: self.kind,
+        }
+    }
+
+    /// [`Lockdown::error`] as the status a client gets.
     pub fn status(&self, node: u64) -> Status {
-        Status::unavailable(format!(
-            "LockedDown: validator {node} is locked down by shutdown certificate {} ({}); it decides, signs and votes on nothing until a sealed amendment reinstates it; ask another validator; no token",
-            self.id, self.kind
-        ))
+        self.error(node).into()
     }
 }
 
@@ -441,13 +449,14 @@ impl Breach {
                         tracing::info!(certificate = %id, ledger_index = w.index, "certificate appended");
                         return;
                     }
-                    Err(s) if s.message().contains("already on the ledger") => return,
-                    Err(s) if s.code() == tonic::Code::InvalidArgument => {
-                        tracing::error!(certificate = %id, message = s.message(), "the ledger refused the certificate");
+                    // Another validator appended it first.
+                    Err(e) if e.reason() == Some(Reason::CertificateOnLedger) => return,
+                    Err(e) if e.code() == tonic::Code::InvalidArgument => {
+                        tracing::error!(certificate = %id, message = %e, "the ledger refused the certificate");
                         return;
                     }
-                    Err(s) => {
-                        tracing::debug!(certificate = %id, attempt, message = s.message(), "certificate not appended; retrying");
+                    Err(e) => {
+                        tracing::debug!(certificate = %id, attempt, message = %e, "certificate not appended; retrying");
                         tokio::time::sleep(Duration::from_millis(250)).await;
                     }
                 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use openraft::ServerState;
 use senatus_genesis::{Digest, Genesis, Key32, NodeId, Seal};
+use senatus_proto::reason::{Reason, reason_of};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_proto::v1::senatus_client::SenatusClient;
@@ -40,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 use tonic::transport::Channel;
 
+pub use crate::gate_error::{GateCallError, RequestError};
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
 use crate::service::Shared;
@@ -104,7 +106,7 @@ enum SignTarget {
 /// A request waiting for its batch.
 struct Pending {
     request: DecisionRequest,
-    reply: oneshot::Sender<Result<pb::DecideReply, Status>>,
+    reply: oneshot::Sender<Result<pb::DecideReply, GateCallError>>,
 }
 
 /// The decision gate of one validator: its signer (always) and, while it
@@ -261,12 +263,12 @@ impl Gate {
     }
 
     /// A broker over the current seal chain.
-    fn broker(&self) -> Result<Arc<senatus_quorum::broker::Broker>, Status> {
+    fn broker(&self) -> Result<Arc<senatus_quorum::broker::Broker>, GateCallError> {
         let chain = self.seal_chain();
         let mut b = lock(&self.broker);
         if b.0 != chain.len() {
             let fresh = senatus_quorum::broker::Broker::new(&self.genesis, &chain)
-                .map_err(|e| Status::internal(format!("seal chain does not verify: {e}")))?;
+                .map_err(|e| GateCallError::Internal(format!("seal chain does not verify: {e}")))?;
             *b = (chain.len(), Arc::new(fresh));
         }
         Ok(b.1.clone())
@@ -304,10 +306,10 @@ impl Gate {
         &self,
         shared: &Shared,
         req: pb::DecideRequest,
-    ) -> Result<pb::DecideReply, Status> {
+    ) -> Result<pb::DecideReply, GateCallError> {
         // A locked validator decides nothing, not even by forwarding.
         if let Some(l) = shared.breach.lockdown(&self.amend) {
-            return Err(l.status(self.id));
+            return Err(l.error(self.id));
         }
         let request = request_from_wire(&req)?;
         let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
@@ -317,50 +319,39 @@ impl Gate {
                 Some(l) if l == self.id => return self.submit(shared, request).await,
                 Some(l) => {
                     let Some(client) = self.apis.get(&l) else {
-                        return Err(Status::internal(format!("leader {l} has no api address")));
+                        return Err(GateCallError::LeaderNotInSeal { leader: l });
                     };
                     let mut client = client.clone();
                     let call = client.decide(req.clone());
                     let timeout = Duration::from_millis(self.config.forward_timeout_ms);
-                    match tokio::time::timeout(timeout, call).await {
+                    let s = match tokio::time::timeout(timeout, call).await {
                         Err(_) => {
-                            return Err(Status::unavailable(format!(
-                                "leader {l} gave no decision within {} ms; no token",
-                                self.config.forward_timeout_ms
-                            )));
+                            return Err(GateCallError::DecideTimeout {
+                                leader: l,
+                                timeout_ms: self.config.forward_timeout_ms,
+                            });
                         }
                         Ok(Ok(r)) => return Ok(r.into_inner()),
-                        // A locked leader is giving way: wait for the next.
-                        Ok(Err(s))
-                            if s.message().starts_with("LockedDown")
-                                && Instant::now() < deadline =>
-                        {
+                        Ok(Err(s)) => s,
+                    };
+                    match forwarded(&s, Instant::now() < deadline) {
+                        Forwarded::LookAgain => {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        // The leader is gone or moved: look again, bounded.
-                        Ok(Err(s))
-                            if matches!(
-                                s.code(),
-                                tonic::Code::Unavailable | tonic::Code::FailedPrecondition
-                            ) && Instant::now() < deadline
-                                && !s.message().contains("no token") =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Ok(Err(s)) if s.message().contains("no token") => return Err(s),
-                        Ok(Err(s)) => {
-                            return Err(Status::new(
-                                s.code(),
-                                format!("forwarding to leader {l}: {}; no token", s.message()),
-                            ));
+                        Forwarded::Final => return Err(GateCallError::Leader(s)),
+                        Forwarded::Failed => {
+                            return Err(GateCallError::ForwardFailed {
+                                leader: l,
+                                status: s,
+                            });
                         }
                     }
                 }
                 None if Instant::now() >= deadline => {
-                    return Err(Status::unavailable(format!(
-                        "no leader known within {} ms; the cluster may have lost its quorum; no token",
-                        shared.bounds.leader_wait_ms
-                    )));
+                    return Err(GateCallError::NoLeader {
+                        wait_ms: shared.bounds.leader_wait_ms,
+                        redeem: false,
+                    });
                 }
                 None => tokio::time::sleep(Duration::from_millis(20)).await,
             }
@@ -377,21 +368,21 @@ impl Gate {
         &self,
         shared: &Shared,
         req: pb::RedeemRequest,
-    ) -> Result<pb::RedeemReply, Status> {
+    ) -> Result<pb::RedeemReply, GateCallError> {
         let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
         loop {
             let leader = shared.raft.metrics().borrow().current_leader;
             match leader {
                 Some(l) if l == self.id => match self.redeem_here(shared, &req).await {
                     // No longer the leader, or a locked one giving way.
-                    Err(s)
-                        if s.code() == tonic::Code::FailedPrecondition
+                    Err(e)
+                        if e.code() == tonic::Code::FailedPrecondition
                             && Instant::now() < deadline => {}
                     other => return other,
                 },
                 Some(l) => {
                     let Some(client) = self.apis.get(&l) else {
-                        return Err(Status::internal(format!("leader {l} has no api address")));
+                        return Err(GateCallError::LeaderNotInSeal { leader: l });
                     };
                     let timeout = Duration::from_millis(
                         shared.bounds.commit_timeout_ms + shared.bounds.quorum_ack_max_ms,
@@ -400,10 +391,10 @@ impl Gate {
                     let call = client.redeem(req.clone());
                     match tokio::time::timeout(timeout, call).await {
                         Err(_) => {
-                            return Err(Status::unavailable(format!(
-                                "leader {l} did not answer the redemption within {} ms; it may still be redeemed",
-                                timeout.as_millis()
-                            )));
+                            return Err(GateCallError::RedeemTimeout {
+                                leader: l,
+                                timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+                            });
                         }
                         Ok(Ok(r)) => return Ok(r.into_inner()),
                         // The leader moved or is giving way: look again.
@@ -412,14 +403,24 @@ impl Gate {
                                 s.code(),
                                 tonic::Code::Unavailable | tonic::Code::FailedPrecondition
                             ) && Instant::now() < deadline => {}
-                        Ok(Err(s)) => return Err(s),
+                        Ok(Err(s)) if reason_of(&s).is_some() => {
+                            return Err(GateCallError::Leader(s));
+                        }
+                        Ok(Err(s)) => {
+                            return Err(GateCallError::Leader(senatus_proto::reason::status(
+                                s.code(),
+                                s.message(),
+                                Reason::LeaderUnreachable,
+                                [("leader", l.to_string())],
+                            )));
+                        }
                     }
                 }
                 None if Instant::now() >= deadline => {
-                    return Err(Status::unavailable(format!(
-                        "no leader known within {} ms; the cluster may have lost its quorum; not redeemed",
-                        shared.bounds.leader_wait_ms
-                    )));
+                    return Err(GateCallError::NoLeader {
+                        wait_ms: shared.bounds.leader_wait_ms,
+                        redeem: true,
+                    });
                 }
                 None => {}
             }
@@ -439,7 +440,7 @@ impl Gate {
         &self,
         shared: &Shared,
         r: &pb::RedeemRequest,
-    ) -> Result<pb::RedeemReply, Status> {
+    ) -> Result<pb::RedeemReply, GateCallError> {
         let token = self.check_redeemable(shared, &r.token, &r.params_json)?;
         let payload = redemption_payload(&token);
         let w = match shared
@@ -447,10 +448,14 @@ impl Gate {
             .await
         {
             Ok(w) => w,
-            Err(s) if s.code() == tonic::Code::AlreadyExists => {
-                return Err(self.certify_replay(shared, &r.token, s));
+            Err(
+                e @ crate::service::WriteError::Rejected(
+                    crate::raft_types::CommandRejection::NonceReplayed { .. },
+                ),
+            ) => {
+                return Err(self.certify_replay(shared, &r.token, e));
             }
-            Err(s) => return Err(s),
+            Err(e) => return Err(GateCallError::Write(e)),
         };
         Ok(pb::RedeemReply {
             ledger_index: w.index,
@@ -463,7 +468,7 @@ impl Gate {
         &self,
         shared: &Shared,
         request: DecisionRequest,
-    ) -> Result<pb::DecideReply, Status> {
+    ) -> Result<pb::DecideReply, GateCallError> {
         // Idempotency: a key already decided answers with that decision
         // (re-signed: same payload, same nonce), never a second entry; a
         // key used for another request is refused.
@@ -472,13 +477,18 @@ impl Gate {
         let known = shared
             .sm
             .idempotency_result(&key)
-            .map_err(|e| Status::data_loss(format!("idempotency read failed: {e}")))?;
+            .map_err(|e| GateCallError::StorageRead {
+                what: "idempotency",
+                error: e.to_string(),
+            })?;
         if let Some(rec) = known {
             if rec.request_digest != digest {
-                return Err(Status::failed_precondition(format!(
-                    "idempotency key {:?} was already used by agent {:?} for a different request (decided at ledger index {}, position {}); no token",
-                    request.idempotency_key, request.actor, rec.ledger_index, rec.position
-                )));
+                return Err(GateCallError::IdempotencyConflict {
+                    key: request.idempotency_key,
+                    actor: request.actor,
+                    ledger_index: rec.ledger_index,
+                    position: rec.position,
+                });
             }
             return self.reissue(shared, rec.ledger_index, rec.position).await;
         }
@@ -486,16 +496,14 @@ impl Gate {
             let mut inflight = lock(&self.inflight);
             match inflight.get(&key) {
                 Some(d) if *d == digest => {
-                    return Err(Status::aborted(format!(
-                        "a request with idempotency key {:?} is being decided; retry to get its answer",
-                        request.idempotency_key
-                    )));
+                    return Err(GateCallError::IdempotencyInFlight {
+                        key: request.idempotency_key,
+                    });
                 }
                 Some(_) => {
-                    return Err(Status::failed_precondition(format!(
-                        "idempotency key {:?} is in use by a different request being decided; no token",
-                        request.idempotency_key
-                    )));
+                    return Err(GateCallError::IdempotencyInUse {
+                        key: request.idempotency_key,
+                    });
                 }
                 None => {
                     inflight.insert(key.clone(), digest);
@@ -507,21 +515,21 @@ impl Gate {
         answer
     }
 
-    async fn enqueue(&self, request: DecisionRequest) -> Result<pb::DecideReply, Status> {
+    async fn enqueue(&self, request: DecisionRequest) -> Result<pb::DecideReply, GateCallError> {
         let (tx, rx) = oneshot::channel();
         self.queue
             .try_send(Pending { request, reply: tx })
             .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => Status::resource_exhausted(format!(
-                    "decision queue full ({} waiting); retry later",
-                    self.config.queue_requests_max
-                )),
-                mpsc::error::TrySendError::Closed(_) => {
-                    Status::unavailable("decision gate stopped")
-                }
+                mpsc::error::TrySendError::Full(_) => GateCallError::QueueFull {
+                    queue_requests_max: self.config.queue_requests_max,
+                },
+                mpsc::error::TrySendError::Closed(_) => GateCallError::GateStopped,
             })?;
-        rx.await
-            .unwrap_or_else(|_| Err(Status::internal("decision batch dropped its request")))
+        rx.await.unwrap_or_else(|_| {
+            Err(GateCallError::Internal(
+                "decision batch dropped its request".into(),
+            ))
+        })
     }
 
     async fn batcher(self: Arc<Self>, shared: Shared, mut rx: mpsc::Receiver<Pending>) {
@@ -561,9 +569,9 @@ impl Gate {
                     let _ = reply.send(Ok(answer));
                 }
             }
-            Err(status) => {
+            Err(e) => {
                 for reply in replies {
-                    let _ = reply.send(Err(status.clone()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -573,20 +581,20 @@ impl Gate {
         &self,
         shared: &Shared,
         requests: Vec<DecisionRequest>,
-    ) -> Result<Vec<pb::DecideReply>, Status> {
+    ) -> Result<Vec<pb::DecideReply>, GateCallError> {
         // A validator decides only under a seal it has redeclared (flow 4):
         // between a reseal and its own Redeclaration it waits, bounded.
         self.wait_redeclared(shared).await?;
         // The genesis lock again, before every batch: the active layer in
         // memory must still be the sealed one.
         if let Some(l) = crate::breach::check_memory(shared, &shared.breach) {
-            return Err(l.status(self.id));
+            return Err(l.error(self.id));
         }
         let issued_at_ms = now_ms();
         let active = self
             .amend
             .with(|s| s.active_sealed())
-            .ok_or_else(|| Status::internal("no sealed policy"))?;
+            .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
         let batch = DecisionBatch {
             issued_at_ms,
             expires_at_ms: issued_at_ms.saturating_add(self.config.token_ttl_ms),
@@ -600,14 +608,10 @@ impl Gate {
         let written = shared
             .write_as_leader(Command::new(EntryKind::Decision, batch.encode()))
             .await
-            .map_err(|s| with_no_token(&s))?;
-        let entry_hash = Digest(
-            written
-                .hash
-                .as_slice()
-                .try_into()
-                .map_err(|_| Status::internal("ledger returned a malformed entry hash"))?,
-        );
+            .map_err(GateCallError::NotWritten)?;
+        let entry_hash = Digest(written.hash.as_slice().try_into().map_err(|_| {
+            GateCallError::Internal("ledger returned a malformed entry hash".into())
+        })?);
         let built = self.build(&batch, written.index, entry_hash)?;
         #[cfg(feature = "fault-injection")]
         let built = if fault::active() == fault::Fault::LieOutcome {
@@ -644,26 +648,25 @@ impl Gate {
         shared: &Shared,
         ledger_index: u64,
         position: u32,
-    ) -> Result<pb::DecideReply, Status> {
+    ) -> Result<pb::DecideReply, GateCallError> {
         let entry = shared
             .sm
             .ledger_entry(ledger_index)
-            .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?
-            .ok_or_else(|| Status::data_loss(format!("ledger index {ledger_index} missing")))?;
-        let batch = DecisionBatch::decode(&entry.payload).map_err(|e| {
-            Status::data_loss(format!(
-                "ledger index {ledger_index} is not a decision batch: {e}"
-            ))
-        })?;
+            .map_err(ledger_read)?
+            .ok_or(GateCallError::EntryMissing { ledger_index })?;
+        let batch =
+            DecisionBatch::decode(&entry.payload).map_err(|e| GateCallError::StoredNotABatch {
+                ledger_index,
+                error: e.to_string(),
+            })?;
         let built = self.build(&batch, ledger_index, entry.hash)?;
         let (signature, signers) = self.sign(shared, ledger_index, &built.message).await?;
         answers(built, ledger_index, entry.hash, signature, &signers)
             .into_iter()
             .nth(position as usize)
-            .ok_or_else(|| {
-                Status::data_loss(format!(
-                    "ledger index {ledger_index} has no position {position}"
-                ))
+            .ok_or(GateCallError::NoPosition {
+                ledger_index,
+                position,
             })
     }
 
@@ -675,7 +678,7 @@ impl Gate {
         batch: &DecisionBatch,
         ledger_index: u64,
         entry_hash: Digest,
-    ) -> Result<BuiltBatch, Status> {
+    ) -> Result<BuiltBatch, GateCallError> {
         // The state machine appended this batch only if the seal it names
         // was active at its index; evaluate under exactly that seal, even
         // if a later one is active here by now.
@@ -684,11 +687,10 @@ impl Gate {
             .with(|s| s.sealed(&batch.seal_digest))
             .flatten()
             .filter(|s| s.seal.seal.version == batch.policy_version)
-            .ok_or_else(|| {
-                Status::failed_precondition(format!(
-                    "batch at ledger index {ledger_index} names policy version {} seal {}, which this validator has not sealed",
-                    batch.policy_version.0, batch.seal_digest
-                ))
+            .ok_or(GateCallError::SealUnknown {
+                ledger_index,
+                policy_version: batch.policy_version.0,
+                seal: batch.seal_digest,
             })?;
         // Agents certified on the ledger before this batch get DENY, with
         // the certificate as reason: the same on every signer (I7).
@@ -709,7 +711,7 @@ impl Gate {
                         .map(|id| format!("senatus.certificate.{id}"))
                 },
             )
-            .map_err(|e| Status::internal(format!("ledger index {ledger_index}: {e}")))
+            .map_err(|e| GateCallError::Internal(format!("ledger index {ledger_index}: {e}")))
     }
 
     // ---- coordinator -------------------------------------------------------
@@ -721,7 +723,7 @@ impl Gate {
         shared: &Shared,
         ledger_index: u64,
         message: &[u8],
-    ) -> Result<([u8; 64], Vec<u64>), Status> {
+    ) -> Result<([u8; 64], Vec<u64>), GateCallError> {
         self.sign_for(shared, &SignTarget::Batch { ledger_index }, message)
             .await
     }
@@ -735,7 +737,7 @@ impl Gate {
         proposal: senatus_quorum::amend::ProposalId,
         signers: Vec<NodeId>,
         message: &[u8],
-    ) -> Result<[u8; 64], Status> {
+    ) -> Result<[u8; 64], GateCallError> {
         let target = SignTarget::Seal { proposal, signers };
         self.sign_for(shared, &target, message).await.map(|r| r.0)
     }
@@ -745,7 +747,7 @@ impl Gate {
         shared: &Shared,
         target: &SignTarget,
         message: &[u8],
-    ) -> Result<([u8; 64], Vec<u64>), Status> {
+    ) -> Result<([u8; 64], Vec<u64>), GateCallError> {
         let ledger_index = match target {
             SignTarget::Batch { ledger_index } => *ledger_index,
             SignTarget::Seal { .. } => 0,
@@ -775,7 +777,7 @@ impl Gate {
             }
             let plan = lock(&self.book)
                 .take_for(&chosen)
-                .map_err(|e| Status::internal(format!("commitment book: {e}")))?;
+                .map_err(|e| GateCallError::Internal(format!("commitment book: {e}")))?;
             let req = plan.request(message);
             let wire = req.to_bytes();
             let mut calls = tokio::task::JoinSet::new();
@@ -841,7 +843,7 @@ impl Gate {
                     SignTarget::Seal { proposal, .. } => self
                         .sign_seal(shared, *proposal, &req)
                         .await
-                        .map_err(|s| format!("{:?}: {}", s.code(), s.message())),
+                        .map_err(|e| format!("{:?}: {e}", e.code())),
                 };
                 let share = share.map(|sh| {
                     let att = shared.breach.sign(
@@ -940,15 +942,18 @@ impl Gate {
         } else {
             failures.join("; ")
         };
-        Err(Status::unavailable(match target {
-            SignTarget::Batch { .. } => format!(
-                "decision committed at ledger index {ledger_index} but fewer than t={} validators signed; no token ({why})",
-                self.threshold
-            ),
-            SignTarget::Seal { proposal, signers } => format!(
-                "amendment {proposal} passed but its approvers {signers:?} did not all sign its seal ({why})"
-            ),
-        }))
+        Err(match target {
+            SignTarget::Batch { .. } => GateCallError::NotSigned {
+                ledger_index,
+                threshold: self.threshold,
+                why,
+            },
+            SignTarget::Seal { proposal, signers } => GateCallError::SealNotSigned {
+                proposal: *proposal,
+                signers: signers.clone(),
+                why,
+            },
+        })
     }
 
     /// Tops up the commitment book: this node's own pool directly, peers
@@ -1033,7 +1038,7 @@ impl Gate {
     ) -> Result<SignedShare, String> {
         self.sign_entry(shared, ledger_index, req)
             .await
-            .map_err(|s| format!("{:?}: {}", s.code(), s.message()))
+            .map_err(|e| format!("{:?}: {e}", e.code()))
     }
 
     /// The signer's side of `SignBatch`: waits until it has applied the
@@ -1044,45 +1049,43 @@ impl Gate {
         shared: &Shared,
         ledger_index: u64,
         req: &SignRequest,
-    ) -> Result<SignedShare, Status> {
+    ) -> Result<SignedShare, GateCallError> {
         if let Some(l) = crate::breach::check_memory(shared, &shared.breach) {
-            return Err(l.status(self.id));
+            return Err(l.error(self.id));
         }
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         let entry = loop {
             // Read the applied position before the ledger, so an apply that
             // lands in between still changes it and wakes the wait below.
             let seen = shared.raft.metrics().borrow().last_applied;
-            let head = shared
-                .sm
-                .ledger_head()
-                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            let head = shared.sm.ledger_head().map_err(ledger_read)?;
             if head.index >= ledger_index {
                 break shared
                     .sm
                     .ledger_entry(ledger_index)
-                    .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?
-                    .ok_or_else(|| {
-                        Status::data_loss(format!("ledger index {ledger_index} missing"))
-                    })?;
+                    .map_err(ledger_read)?
+                    .ok_or(GateCallError::EntryMissing { ledger_index })?;
             }
             if Instant::now() >= deadline {
-                return Err(Status::unavailable(format!(
-                    "validator {} has not applied ledger index {ledger_index} within {} ms",
-                    self.id, self.config.apply_wait_ms
-                )));
+                return Err(GateCallError::NotApplied {
+                    node: self.id,
+                    ledger_index,
+                    wait_ms: self.config.apply_wait_ms,
+                });
             }
             next_apply(shared, seen, deadline).await;
         };
         if entry.kind != EntryKind::Decision {
-            return Err(Status::failed_precondition(format!(
-                "ledger index {ledger_index} is a {:?} entry, not a decision",
-                entry.kind
-            )));
+            return Err(GateCallError::NotADecision {
+                ledger_index,
+                kind: entry.kind,
+            });
         }
-        let batch = DecisionBatch::decode(&entry.payload).map_err(|e| {
-            Status::failed_precondition(format!("ledger index {ledger_index}: {e}"))
-        })?;
+        let batch =
+            DecisionBatch::decode(&entry.payload).map_err(|e| GateCallError::UndecodableBatch {
+                ledger_index,
+                error: e.to_string(),
+            })?;
         // A batch under the seal active here needs this validator's own
         // redeclaration of it first; a batch under an older seal was
         // decided before the reseal and is evaluated under that seal.
@@ -1098,11 +1101,15 @@ impl Gate {
         fault::refuse_sign(self.id)?;
         let mut signer = lock(&self.signer);
         let share = signer.sign(req, &built.message).map_err(|e| match e {
-            signing::SigningError::MessageMismatch { .. } => Status::failed_precondition(format!(
-                "validator {} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({e})",
-                self.id
-            )),
-            other => Status::failed_precondition(format!("validator {}: {other}", self.id)),
+            signing::SigningError::MessageMismatch { .. } => GateCallError::EvaluationDiffers {
+                node: self.id,
+                ledger_index,
+                error: e.to_string(),
+            },
+            other => GateCallError::SignerFailed {
+                node: self.id,
+                error: other.to_string(),
+            },
         })?;
         #[cfg(feature = "fault-injection")]
         if fault::active() == fault::Fault::BadShare {
@@ -1120,9 +1127,9 @@ impl Gate {
         shared: &Shared,
         proposal: senatus_quorum::amend::ProposalId,
         req: &SignRequest,
-    ) -> Result<SignedShare, Status> {
+    ) -> Result<SignedShare, GateCallError> {
         if let Some(l) = shared.breach.lockdown(&self.amend) {
-            return Err(l.status(self.id));
+            return Err(l.error(self.id));
         }
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         let (seal, signers) = loop {
@@ -1131,53 +1138,56 @@ impl Gate {
             match pending {
                 Some((id, seal, signers)) if id == proposal => break (seal, signers),
                 _ if Instant::now() >= deadline => {
-                    return Err(Status::failed_precondition(format!(
-                        "validator {} has no passed amendment {proposal} awaiting its seal",
-                        self.id
-                    )));
+                    return Err(GateCallError::NoPendingSeal {
+                        node: self.id,
+                        proposal,
+                    });
                 }
                 _ => {}
             }
             next_apply(shared, seen, deadline).await;
         };
         if !signers.iter().any(|n| n.get() == self.id) {
-            return Err(Status::failed_precondition(format!(
-                "validator {} is not among the approvers {signers:?} that sign amendment {proposal}",
-                self.id
-            )));
+            return Err(GateCallError::NotAnApprover {
+                node: self.id,
+                signers,
+                proposal,
+            });
         }
         #[cfg(feature = "fault-injection")]
         fault::refuse_sign(self.id)?;
         let message = seal.signing_bytes();
         let mut signer = lock(&self.signer);
-        signer.sign(req, &message).map_err(|e| {
-            Status::failed_precondition(format!(
-                "validator {} refuses to sign: the seal it computes for {proposal} differs ({e})",
-                self.id
-            ))
-        })
+        signer
+            .sign(req, &message)
+            .map_err(|e| GateCallError::SealDiffers {
+                node: self.id,
+                proposal,
+                error: e.to_string(),
+            })
     }
 
     /// Waits (bounded by `apply_wait_ms`) until this validator has
     /// redeclared the active seal. Until then it neither decides nor signs
     /// under that seal: it never fails open (DESIGN.md, flow 4).
-    async fn wait_redeclared(&self, shared: &Shared) -> Result<(), Status> {
-        let me = NodeId::new(self.id).map_err(|e| Status::internal(e.to_string()))?;
+    async fn wait_redeclared(&self, shared: &Shared) -> Result<(), GateCallError> {
+        let me = NodeId::new(self.id).map_err(|e| GateCallError::Internal(e.to_string()))?;
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         loop {
             let seen = shared.raft.metrics().borrow().last_applied;
             let pending = self
                 .amend
                 .with(|s| (!s.has_redeclared(me)).then(|| s.seal().version.0))
-                .ok_or_else(|| Status::internal("no sealed policy"))?;
+                .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
             let Some(version) = pending else {
                 return Ok(());
             };
             if Instant::now() >= deadline {
-                return Err(Status::unavailable(format!(
-                    "validator {} has not redeclared policy version {version} within {} ms; it does not decide under a seal it has not redeclared; no token",
-                    self.id, self.config.apply_wait_ms
-                )));
+                return Err(GateCallError::NotRedeclared {
+                    node: self.id,
+                    policy_version: version,
+                    wait_ms: self.config.apply_wait_ms,
+                });
             }
             next_apply(shared, seen, deadline).await;
         }
@@ -1203,10 +1213,10 @@ impl Gate {
         shared: &Shared,
         token_bytes: &[u8],
         params_json: &str,
-    ) -> Result<token::Token, Status> {
+    ) -> Result<token::Token, GateCallError> {
         use senatus_quorum::certificate::Evidence;
         let t = token::Token::from_bytes(token_bytes)
-            .map_err(|e| Status::invalid_argument(format!("malformed token: {e}")))?;
+            .map_err(|e| GateCallError::TokenMalformed(e.to_string()))?;
         let v = match self.broker()?.verify_receipt_token(t.clone()) {
             Ok(v) => v,
             Err(e) => {
@@ -1217,9 +1227,10 @@ impl Gate {
                         token: token_bytes.to_vec(),
                     },
                 );
-                return Err(Status::permission_denied(format!(
-                    "token refused: {e}; {certified}"
-                )));
+                return Err(GateCallError::TokenForged {
+                    error: e.to_string(),
+                    certified,
+                });
             }
         };
         let t = v.token;
@@ -1237,33 +1248,37 @@ impl Gate {
                         params_json: params_json.to_string(),
                     },
                 );
-                return Err(Status::permission_denied(format!(
-                    "token refused: the params presented are not the params it was issued for (digest {}); {certified}",
-                    t.payload.params_digest
-                )));
+                return Err(GateCallError::TokenParamsMismatch {
+                    params_digest: t.payload.params_digest,
+                    certified,
+                });
             }
         }
         if t.payload.outcome != Outcome::Permit {
-            return Err(Status::permission_denied(format!(
-                "token refused: a {} receipt can never be redeemed",
-                t.payload.outcome
-            )));
+            return Err(GateCallError::TokenNotPermit {
+                outcome: t.payload.outcome,
+            });
         }
         let now = now_ms();
         if now >= t.payload.expires_at_ms {
-            return Err(Status::permission_denied(format!(
-                "token refused: expired at {} ms (now {now} ms)",
-                t.payload.expires_at_ms
-            )));
+            return Err(GateCallError::TokenExpired {
+                expires_at_ms: t.payload.expires_at_ms,
+                now_ms: now,
+            });
         }
         Ok(t)
     }
 
     /// A second redemption of a valid token's nonce: certifies the agent
     /// it names (flow 5) and returns the refusal, naming both.
-    pub fn certify_replay(&self, shared: &Shared, token_bytes: &[u8], refused: Status) -> Status {
+    pub fn certify_replay(
+        &self,
+        shared: &Shared,
+        token_bytes: &[u8],
+        refused: crate::service::WriteError,
+    ) -> GateCallError {
         let Ok(t) = token::Token::from_bytes(token_bytes) else {
-            return refused;
+            return GateCallError::Write(refused);
         };
         let first = shared
             .sm
@@ -1271,7 +1286,7 @@ impl Gate {
             .ok()
             .flatten();
         let Some(first_index) = first else {
-            return refused;
+            return GateCallError::Write(refused);
         };
         let certified = self.certify_agent(
             shared,
@@ -1281,10 +1296,10 @@ impl Gate {
                 first_index,
             },
         );
-        Status::new(
-            refused.code(),
-            format!("{}; {certified}", refused.message()),
-        )
+        GateCallError::Replayed {
+            write: refused,
+            certified,
+        }
     }
 
     fn certify_agent(
@@ -1344,21 +1359,50 @@ fn answers(
         .collect()
 }
 
-fn with_no_token(s: &Status) -> Status {
-    Status::new(s.code(), format!("{}; no token", s.message()))
+fn ledger_read(e: impl std::fmt::Display) -> GateCallError {
+    GateCallError::StorageRead {
+        what: "ledger",
+        error: e.to_string(),
+    }
+}
+
+/// What to do with a leader's refusal of a forwarded `Decide`, decided by
+/// its reason (docs/PROTOCOL.md 19), never by its words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Forwarded {
+    /// The leader is giving way (locked down), moved, is starting, or
+    /// could not be reached: look for the leader again.
+    LookAgain,
+    /// The leader's own answer: the gate's final word, passed on as it is.
+    Final,
+    /// No senatus answer (transport), and no time left to look again.
+    Failed,
+}
+
+/// Classifies a leader's refusal `s` of a forwarded `Decide`; `time_left`
+/// says whether the leader wait has not ended yet.
+fn forwarded(s: &Status, time_left: bool) -> Forwarded {
+    match reason_of(s) {
+        Some(r) => match r.known() {
+            Some(Reason::LockedDown | Reason::NotLeader | Reason::GateUnavailable) if time_left => {
+                Forwarded::LookAgain
+            }
+            // Every other reason (one this build does not know included)
+            // is the leader's answer; so is a giving-way one past the wait.
+            _ => Forwarded::Final,
+        },
+        None if s.code() == tonic::Code::Unavailable && time_left => Forwarded::LookAgain,
+        None => Forwarded::Failed,
+    }
 }
 
 /// The wire request as a validated [`DecisionRequest`].
-pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, Status> {
+pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, RequestError> {
     let params: serde_json::Value = serde_json::from_str(&r.params_json)
-        .map_err(|e| Status::invalid_argument(format!("params_json is not JSON: {e}")))?;
+        .map_err(|e| RequestError::ParamsNotJson(e.to_string()))?;
     let ctx = r.context.clone().unwrap_or_default();
-    let uncertainty = u16::try_from(ctx.uncertainty_permille).map_err(|_| {
-        Status::invalid_argument(format!(
-            "context.uncertainty_permille {} is above 1000",
-            ctx.uncertainty_permille
-        ))
-    })?;
+    let uncertainty = u16::try_from(ctx.uncertainty_permille)
+        .map_err(|_| RequestError::Uncertainty(ctx.uncertainty_permille))?;
     let request = DecisionRequest {
         surface: r.surface.clone(),
         action: r.action.clone(),
@@ -1374,7 +1418,7 @@ pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, Statu
     };
     request
         .validate()
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(|e| RequestError::Invalid(e.to_string()))?;
     Ok(request)
 }
 
@@ -1463,11 +1507,9 @@ pub mod fault {
     }
 
     /// `refuse-sign`: the refusal every signing request gets.
-    pub fn refuse_sign(id: u64) -> Result<(), tonic::Status> {
+    pub fn refuse_sign(id: u64) -> Result<(), super::GateCallError> {
         if active() == Fault::RefuseSign {
-            return Err(tonic::Status::failed_precondition(format!(
-                "validator {id} refuses to sign (fault injection: refuse-sign)"
-            )));
+            return Err(super::GateCallError::FaultRefusesToSign { node: id });
         }
         Ok(())
     }
@@ -1502,5 +1544,127 @@ pub mod fault {
             tokens,
             message,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use senatus_proto::reason;
+
+    fn with(code: tonic::Code, r: &str) -> Status {
+        // A reason this build may not know, built as a newer validator would.
+        let rpc = senatus_proto::v1::RpcStatus {
+            code: code as i32,
+            message: "m".into(),
+            details: vec![senatus_proto::v1::AnyDetail {
+                type_url: reason::ERROR_INFO_TYPE_URL.into(),
+                value: prost::Message::encode_to_vec(&senatus_proto::v1::ErrorInfo {
+                    reason: r.into(),
+                    domain: reason::DOMAIN.into(),
+                    metadata: Default::default(),
+                }),
+            }],
+        };
+        Status::with_details(code, "m", prost::Message::encode_to_vec(&rpc).into())
+    }
+
+    #[test]
+    fn a_forwarded_decide_is_judged_by_the_leaders_reason_not_its_words() {
+        use tonic::Code;
+        // Giving way, moved or starting: look again while the wait lasts.
+        for r in ["LOCKED_DOWN", "NOT_LEADER", "GATE_UNAVAILABLE"] {
+            let s = with(Code::Unavailable, r);
+            assert_eq!(forwarded(&s, true), Forwarded::LookAgain, "{r}");
+            assert_eq!(forwarded(&s, false), Forwarded::Final, "{r}");
+        }
+        // The gate's own answer, whatever its code: final at once.
+        for (code, r) in [
+            (Code::FailedPrecondition, "IDEMPOTENCY_CONFLICT"),
+            (Code::Unavailable, "NOT_SIGNED"),
+            (Code::Unavailable, "NO_QUORUM"),
+            (Code::ResourceExhausted, "QUEUE_FULL"),
+            (Code::Unavailable, "FROM_A_NEWER_VALIDATOR"),
+        ] {
+            assert_eq!(forwarded(&with(code, r), true), Forwarded::Final, "{r}");
+        }
+        // No senatus answer: a transport failure. UNAVAILABLE is looked at
+        // again; the rest, or past the wait, is a failed forward.
+        let words = Status::unavailable("LockedDown: no token");
+        assert_eq!(forwarded(&words, true), Forwarded::LookAgain);
+        assert_eq!(forwarded(&words, false), Forwarded::Failed);
+        let words = Status::failed_precondition("LockedDown: ...; no token");
+        assert_eq!(forwarded(&words, true), Forwarded::Failed);
+    }
+
+    #[test]
+    fn a_gate_refusal_keeps_its_words_and_carries_its_reason_and_values() {
+        let e = GateCallError::IdempotencyConflict {
+            key: "k-1".into(),
+            actor: "agent-5".into(),
+            ledger_index: 12,
+            position: 3,
+        };
+        let s = Status::from(e);
+        assert_eq!(s.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            s.message(),
+            "idempotency key \"k-1\" was already used by agent \"agent-5\" for a different request (decided at ledger index 12, position 3); no token"
+        );
+        let r = reason::reason_of(&s).expect("reason");
+        assert_eq!(r.known(), Some(Reason::IdempotencyConflict));
+        assert_eq!(r.metadata["idempotencyKey"], "k-1");
+        assert_eq!(r.metadata["ledgerIndex"], "12");
+
+        // A failed batch write keeps the write's reason, with "no token".
+        let e = GateCallError::NotWritten(crate::service::WriteError::NotCommitted {
+            commit_timeout_ms: 3000,
+        });
+        let s = Status::from(e);
+        assert_eq!(s.code(), tonic::Code::Unavailable);
+        assert!(
+            s.message().ends_with("if the quorum returns; no token"),
+            "{}",
+            s.message()
+        );
+        assert_eq!(Reason::of(&s), Some(Reason::CommitTimeout));
+
+        // A leader's answer passed on is the same status.
+        let leader = Status::from(GateCallError::QueueFull {
+            queue_requests_max: 8,
+        });
+        let s = Status::from(GateCallError::Leader(leader.clone()));
+        assert_eq!(s.message(), leader.message());
+        assert_eq!(s.details(), leader.details());
+
+        // A transport failure on the way to the leader names it.
+        let s = Status::from(GateCallError::ForwardFailed {
+            leader: 2,
+            status: Status::cancelled("operation was canceled"),
+        });
+        assert_eq!(s.code(), tonic::Code::Cancelled);
+        assert_eq!(
+            s.message(),
+            "forwarding to leader 2: operation was canceled; no token"
+        );
+        assert_eq!(Reason::of(&s), Some(Reason::LeaderUnreachable));
+    }
+
+    #[test]
+    fn a_malformed_request_names_its_field() {
+        let bad = pb::DecideRequest {
+            params_json: "{".into(),
+            ..Default::default()
+        };
+        let e = GateCallError::from(request_from_wire(&bad).expect_err("not JSON"));
+        assert!(
+            e.to_string().starts_with("params_json is not JSON: "),
+            "{e}"
+        );
+        let s = Status::from(e);
+        assert_eq!(s.code(), tonic::Code::InvalidArgument);
+        let r = reason::reason_of(&s).expect("reason");
+        assert_eq!(r.known(), Some(Reason::InvalidRequest));
+        assert_eq!(r.metadata["field"], "params_json");
     }
 }

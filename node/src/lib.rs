@@ -5,6 +5,7 @@ pub mod amend;
 pub mod breach;
 pub mod cli;
 pub mod gate;
+pub mod gate_error;
 /// The ledger model and chain verifier (from the replicated core).
 pub use senatus_replica::ledger;
 pub mod metrics;
@@ -13,3 +14,4 @@ pub mod raft_types;
 pub mod runtime;
 pub mod service;
 pub mod store;
+pub mod write_error;

@@ -18,6 +18,8 @@ use crate::metrics::{Gauges, Metrics};
 use crate::network::{self, decode, encode};
 use crate::raft_types::{Command, CommandResponse, TypeConfig};
 use crate::store::{StateMachineStore, StoreError};
+pub use crate::write_error::WriteError;
+use senatus_proto::reason::{self, Reason};
 
 /// Largest public API request accepted by the gRPC layer (tonic refuses
 /// larger ones with `OUT_OF_RANGE`).
@@ -89,17 +91,63 @@ impl std::fmt::Debug for Shared {
     }
 }
 
+/// A refusal at the service edge: `code` and `message`, carrying `why`.
+fn refusal(
+    code: tonic::Code,
+    why: Reason,
+    message: impl Into<String>,
+    metadata: impl IntoIterator<Item = (&'static str, String)>,
+) -> Status {
+    reason::status(code, message, why, metadata)
+}
+
 fn internal(what: &str, e: impl std::fmt::Display) -> Status {
-    Status::internal(format!("{what}: {e}"))
+    refusal(
+        tonic::Code::Internal,
+        Reason::InternalError,
+        format!("{what}: {e}"),
+        [],
+    )
+}
+
+fn invalid(message: impl Into<String>, field: Option<&'static str>) -> Status {
+    refusal(
+        tonic::Code::InvalidArgument,
+        Reason::InvalidRequest,
+        message,
+        field.map(|f| ("field", f.to_string())),
+    )
+}
+
+fn ledger_read_failed(e: impl std::fmt::Display) -> Status {
+    refusal(
+        tonic::Code::DataLoss,
+        Reason::StorageFailed,
+        format!("ledger read failed: {e}"),
+        [],
+    )
+}
+
+fn amendments_disabled() -> Status {
+    refusal(
+        tonic::Code::Unavailable,
+        Reason::AmendmentsDisabled,
+        "this node does not tally amendments",
+        [],
+    )
 }
 
 impl Shared {
     /// The decision gate (`UNAVAILABLE` until the node has started it).
     pub fn gate(&self) -> Result<Arc<crate::gate::Gate>, Status> {
-        self.gate
-            .get()
-            .cloned()
-            .ok_or_else(|| Status::unavailable("decision gate not started"))
+        self.gate.get().cloned().ok_or_else(|| {
+            refusal(
+                tonic::Code::Unavailable,
+                Reason::GateUnavailable,
+                "decision gate not started",
+                [("node", self.id.to_string())],
+            )
+        })
     }
 
     /// Live gauges for the metrics endpoint and `Status`.
@@ -125,9 +173,8 @@ impl Shared {
     /// Appends `cmd` through Raft: directly when leading, else forwarded to
     /// the leader. Returns once the entry is committed and applied here or
     /// on the leader.
-    pub async fn write(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
-        cmd.validate()
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    pub async fn write(&self, cmd: Command) -> Result<pb::WriteReply, WriteError> {
+        cmd.validate().map_err(WriteError::Rejected)?;
         let deadline = Instant::now() + Duration::from_millis(self.bounds.leader_wait_ms);
         loop {
             let leader = self.raft.metrics().borrow().current_leader;
@@ -137,7 +184,7 @@ impl Shared {
                     let client = self
                         .forward
                         .get(&l)
-                        .ok_or_else(|| Status::internal(format!("leader {l} has no address")))?;
+                        .ok_or(WriteError::LeaderNotInPeers { leader: l })?;
                     let timeout = Duration::from_millis(
                         self.bounds.commit_timeout_ms + self.bounds.quorum_ack_max_ms,
                     );
@@ -155,16 +202,16 @@ impl Shared {
                         {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                         }
-                        other => return other,
+                        Ok(r) => return Ok(r),
+                        Err(s) => return Err(WriteError::from_leader(l, s)),
                     }
                 }
                 None => {}
             }
             if Instant::now() >= deadline {
-                return Err(Status::unavailable(format!(
-                    "no leader known within {} ms; the cluster may have lost its quorum",
-                    self.bounds.leader_wait_ms
-                )));
+                return Err(WriteError::NoLeader {
+                    wait_ms: self.bounds.leader_wait_ms,
+                });
             }
             // Wait for the leader to change (or appear), bounded.
             let left = deadline.saturating_duration_since(Instant::now());
@@ -181,16 +228,16 @@ impl Shared {
 
     /// Leader-side write: refuse fast without a recent quorum, then append
     /// and wait (bounded) for commit and apply.
-    pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, Status> {
+    pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, WriteError> {
         // A locked leader appends nothing but certificates, so its
         // followers stop hearing from it and elect another (flow 5).
         if cmd.kind != EntryKind::Certificate
             && let Some(l) = self.breach.lockdown(self.sm.amendments())
         {
-            return Err(Status::failed_precondition(format!(
-                "node {} is locked down by certificate {} and leads no writes; not the leader",
-                self.id, l.id
-            )));
+            return Err(WriteError::LockedLeader {
+                node: self.id,
+                certificate: l.id,
+            });
         }
         let mut m = self.raft.metrics().borrow().clone();
         if m.state == ServerState::Leader && m.millis_since_quorum_ack.is_none() {
@@ -208,10 +255,10 @@ impl Shared {
             m = self.raft.metrics().borrow().clone();
         }
         if m.state != ServerState::Leader {
-            return Err(Status::failed_precondition(format!(
-                "node {} is not the leader (leader: {:?})",
-                self.id, m.current_leader
-            )));
+            return Err(WriteError::NotLeader {
+                node: self.id,
+                leader: m.current_leader,
+            });
         }
         // A leader alone (single-voter clusters) has no acks to wait for.
         let voters = m.membership_config.membership().voter_ids().count();
@@ -219,30 +266,28 @@ impl Shared {
             match m.millis_since_quorum_ack {
                 Some(ms) if ms <= self.bounds.quorum_ack_max_ms => {}
                 other => {
-                    return Err(Status::unavailable(format!(
-                        "no quorum: leader {} last heard from a majority {} ago (limit {} ms); nothing was written",
-                        self.id,
-                        other.map_or("never".to_string(), |ms| format!("{ms} ms")),
-                        self.bounds.quorum_ack_max_ms
-                    )));
+                    return Err(WriteError::NoQuorum {
+                        leader: self.id,
+                        since_quorum_ack_ms: other,
+                        quorum_ack_max_ms: self.bounds.quorum_ack_max_ms,
+                    });
                 }
             }
         }
         let timeout = Duration::from_millis(self.bounds.commit_timeout_ms);
         let resp = match tokio::time::timeout(timeout, self.raft.client_write(cmd)).await {
             Err(_) => {
-                return Err(Status::unavailable(format!(
-                    "not committed within {} ms (quorum lost?); the entry may still commit if the quorum returns",
-                    self.bounds.commit_timeout_ms
-                )));
+                return Err(WriteError::NotCommitted {
+                    commit_timeout_ms: self.bounds.commit_timeout_ms,
+                });
             }
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(Status::failed_precondition(format!(
-                    "node {} is no longer the leader (leader: {:?})",
-                    self.id, f.leader_id
-                )));
+                return Err(WriteError::NoLongerLeader {
+                    node: self.id,
+                    leader: f.leader_id,
+                });
             }
-            Ok(Err(e)) => return Err(Status::unavailable(format!("write failed: {e}"))),
+            Ok(Err(e)) => return Err(WriteError::Raft(e.to_string())),
             Ok(Ok(r)) => r,
         };
         match resp.data {
@@ -251,17 +296,12 @@ impl Shared {
                 hash: head.hash.0.to_vec(),
                 log_index: resp.log_id.index,
             }),
-            CommandResponse::Rejected(
-                r @ crate::raft_types::CommandRejection::NonceReplayed { .. },
-            ) => Err(Status::already_exists(r.to_string())),
-            // A reseal committed between proposing and committing the
-            // batch: nothing was decided; the caller retries and the next
-            // batch is decided under the new seal.
-            CommandResponse::Rejected(
-                r @ crate::raft_types::CommandRejection::StalePolicy { .. },
-            ) => Err(Status::aborted(format!("{r}; nothing was decided, retry"))),
-            CommandResponse::Rejected(r) => Err(Status::invalid_argument(r.to_string())),
-            CommandResponse::NoCommand => Err(Status::internal("write produced no ledger entry")),
+            // A replayed nonce is ALREADY_EXISTS; a stale batch (a reseal
+            // committed between proposing and committing it) is ABORTED:
+            // nothing was decided, the caller retries and the next batch
+            // is decided under the new seal. See `WriteError::code`.
+            CommandResponse::Rejected(r) => Err(WriteError::Rejected(r)),
+            CommandResponse::NoCommand => Err(WriteError::NoEntry),
         }
     }
 }
@@ -271,7 +311,7 @@ impl Shared {
 pub struct PeerService(pub Shared);
 
 fn decode_req<T: serde::de::DeserializeOwned>(m: &pb::RaftMessage) -> Result<T, Status> {
-    decode(&m.payload).map_err(|e| Status::invalid_argument(format!("bad raft payload: {e}")))
+    decode(&m.payload).map_err(|e| invalid(format!("bad raft payload: {e}"), Some("payload")))
 }
 
 fn encode_reply<T: serde::Serialize>(v: &T) -> Result<Response<pb::RaftMessage>, Status> {
@@ -287,8 +327,11 @@ impl PeerService {
         senatus_transport::caller(req)
             .map(|n| n.get())
             .ok_or_else(|| {
-                Status::unauthenticated(
+                refusal(
+                    tonic::Code::Unauthenticated,
+                    Reason::PeerUnauthenticated,
                     "no validator certificate on this connection; the peer port is for validators of genesis only",
+                    [],
                 )
             })
     }
@@ -313,9 +356,19 @@ impl PeerService {
             claimed,
             "peer message claims another validator; refused, nothing changed"
         );
-        Err(Status::permission_denied(format!(
-            "{rpc}: authenticated as validator {sender}, but {field} names {claimed}; refused"
-        )))
+        Err(refusal(
+            tonic::Code::PermissionDenied,
+            Reason::PeerIdentityMismatch,
+            format!(
+                "{rpc}: authenticated as validator {sender}, but {field} names {claimed}; refused"
+            ),
+            [
+                ("rpc", rpc.to_string()),
+                ("sender", sender.to_string()),
+                ("field", field.to_string()),
+                ("claimed", claimed.to_string()),
+            ],
+        ))
     }
 
     /// A signing request must come from the leader this validator follows,
@@ -328,9 +381,12 @@ impl PeerService {
     ) -> Result<(), Status> {
         self.check_claim(rpc, sender, "from", from)?;
         if !crate::gate::Gate::is_leader(&self.0, from) {
-            return Err(Status::failed_precondition(format!(
-                "node {from} is not the leader this validator follows; not signing"
-            )));
+            return Err(refusal(
+                tonic::Code::FailedPrecondition,
+                Reason::CallerNotLeader,
+                format!("node {from} is not the leader this validator follows; not signing"),
+                [("caller", from.to_string())],
+            ));
         }
         Ok(())
     }
@@ -361,16 +417,22 @@ impl PeerService {
     fn check_forwardable(&self, sender: u64, cmd: &Command) -> Result<(), Status> {
         let refuse = |why: String| {
             tracing::warn!(node = self.0.id, rpc = "ForwardWrite", sender, kind = ?cmd.kind, %why, "forwarded write refused, nothing changed");
-            Err(Status::permission_denied(format!(
-                "ForwardWrite from validator {sender}: {why}; refused"
-            )))
+            Err(refusal(
+                tonic::Code::PermissionDenied,
+                Reason::ForwardRefused,
+                format!("ForwardWrite from validator {sender}: {why}; refused"),
+                [
+                    ("sender", sender.to_string()),
+                    ("kind", format!("{:?}", cmd.kind)),
+                ],
+            ))
         };
         match cmd.kind {
             EntryKind::Record => check_record(&cmd.payload),
             EntryKind::Proposal => check_proposal(&self.0, &cmd.payload),
             EntryKind::Vote => {
                 let v = senatus_quorum::amend::SignedVote::decode(&cmd.payload)
-                    .map_err(|e| Status::invalid_argument(format!("vote: {e}")))?;
+                    .map_err(|e| invalid(format!("vote: {e}"), Some("payload")))?;
                 let voter = v.vote.voter.get();
                 if voter != sender {
                     return refuse(format!("a vote cast by validator {voter}, not by the sender"));
@@ -383,7 +445,7 @@ impl PeerService {
                     &cmd.payload,
                     &gate.genesis().body.validators,
                 )
-                .map_err(|e| Status::invalid_argument(format!("redeclaration: {e}")))?;
+                .map_err(|e| invalid(format!("redeclaration: {e}"), Some("payload")))?;
                 if r.node.get() != sender {
                     return refuse(format!(
                         "a redeclaration by validator {}, not by the sender",
@@ -394,7 +456,14 @@ impl PeerService {
             }
             EntryKind::Certificate => crate::breach::decode(&cmd.payload)
                 .map(|_| ())
-                .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}"))),
+                .map_err(|e| {
+                    refusal(
+                        tonic::Code::InvalidArgument,
+                        Reason::CertificateRefused,
+                        format!("certificate refused: {e}"),
+                        [],
+                    )
+                }),
             EntryKind::Decision | EntryKind::Seal => refuse(format!(
                 "{:?} entries are appended only by the leader itself",
                 cmd.kind
@@ -454,7 +523,11 @@ impl pb::peer_server::Peer for PeerService {
         let sender = self.sender(&req)?;
         let cmd = command_from_wire(req.into_inner())?;
         self.check_forwardable(sender, &cmd)?;
-        self.0.write_as_leader(cmd).await.map(Response::new)
+        self.0
+            .write_as_leader(cmd)
+            .await
+            .map(Response::new)
+            .map_err(Status::from)
     }
 
     async fn commitments(
@@ -483,9 +556,12 @@ impl pb::peer_server::Peer for PeerService {
         let r = req.into_inner();
         self.check_signing_caller("SignBatch", sender, r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
-            .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
+            .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
         let gate = self.0.gate()?;
-        let share = gate.sign_entry(&self.0, r.ledger_index, &sign_req).await?;
+        let share = gate
+            .sign_entry(&self.0, r.ledger_index, &sign_req)
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(self.attested(&sign_req, &share)))
     }
 
@@ -497,13 +573,13 @@ impl pb::peer_server::Peer for PeerService {
         let r = req.into_inner();
         self.check_signing_caller("SignSeal", sender, r.from)?;
         let id: [u8; 32] = r.proposal_id.as_slice().try_into().map_err(|_| {
-            Status::invalid_argument(format!(
-                "proposal_id is {} bytes, not 32",
-                r.proposal_id.len()
-            ))
+            invalid(
+                format!("proposal_id is {} bytes, not 32", r.proposal_id.len()),
+                Some("proposal_id"),
+            )
         })?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
-            .map_err(|e| Status::invalid_argument(format!("sign request: {e}")))?;
+            .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
         let gate = self.0.gate()?;
         let share = gate
             .sign_seal(
@@ -511,7 +587,8 @@ impl pb::peer_server::Peer for PeerService {
                 senatus_quorum::amend::ProposalId(Digest(id)),
                 &sign_req,
             )
-            .await?;
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(self.attested(&sign_req, &share)))
     }
 
@@ -522,8 +599,14 @@ impl pb::peer_server::Peer for PeerService {
         let sender = self.sender(&req)?;
         let r = req.into_inner();
         self.check_claim("Certify", sender, "from", r.from)?;
-        let cert = crate::breach::decode(&r.certificate)
-            .map_err(|e| Status::invalid_argument(format!("certificate refused: {e}")))?;
+        let cert = crate::breach::decode(&r.certificate).map_err(|e| {
+            refusal(
+                tonic::Code::InvalidArgument,
+                Reason::CertificateRefused,
+                format!("certificate refused: {e}"),
+                [],
+            )
+        })?;
         match self.0.breach.accept(&self.0, &cert) {
             Ok(id) => {
                 self.0.breach.certify_head_conflict(&self.0, &cert);
@@ -531,10 +614,12 @@ impl pb::peer_server::Peer for PeerService {
             }
             Err(why) => {
                 tracing::warn!(node = self.0.id, from = r.from, certificate = %cert.id(), %why, "certificate refused; nothing changes");
-                Err(Status::invalid_argument(format!(
-                    "certificate {} refused: {why}",
-                    cert.id()
-                )))
+                Err(refusal(
+                    tonic::Code::InvalidArgument,
+                    Reason::CertificateRefused,
+                    format!("certificate {} refused: {why}", cert.id()),
+                    [("certificate", cert.id().to_string())],
+                ))
             }
         }
     }
@@ -560,10 +645,18 @@ impl PeerService {
 /// follower's forward.
 fn check_record(payload: &[u8]) -> Result<(), Status> {
     if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
-        return Err(Status::invalid_argument(format!(
-            "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
-            payload.len()
-        )));
+        return Err(refusal(
+            tonic::Code::InvalidArgument,
+            Reason::PayloadTooLarge,
+            format!(
+                "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
+                payload.len()
+            ),
+            [
+                ("payloadBytes", payload.len().to_string()),
+                ("payloadBytesMax", RECORD_PAYLOAD_BYTES_MAX.to_string()),
+            ],
+        ));
     }
     Ok(())
 }
@@ -575,10 +668,10 @@ fn check_proposal(shared: &Shared, signed: &[u8]) -> Result<(), Status> {
         .sm
         .amendments()
         .with(|s| s.layer_bytes_max())
-        .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
+        .ok_or_else(amendments_disabled)?;
     senatus_quorum::amend::SignedProposal::decode(signed, max)
         .map(|_| ())
-        .map_err(|e| Status::invalid_argument(format!("proposal: {e}")))
+        .map_err(|e| invalid(format!("proposal: {e}"), Some("signed_proposal")))
 }
 
 /// Most commitments one `Commitments` call hands out.
@@ -586,8 +679,8 @@ pub const COMMITMENTS_PER_CALL_MAX: u32 = 256;
 
 fn command_from_wire(w: pb::WriteCommand) -> Result<Command, Status> {
     let code = u8::try_from(w.kind)
-        .map_err(|_| Status::invalid_argument(format!("entry kind {} out of range", w.kind)))?;
-    let kind = EntryKind::from_code(code).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        .map_err(|_| invalid(format!("entry kind {} out of range", w.kind), Some("kind")))?;
+    let kind = EntryKind::from_code(code).map_err(|e| invalid(e.to_string(), Some("kind")))?;
     Ok(Command::new(kind, w.payload))
 }
 
@@ -629,7 +722,10 @@ impl pb::senatus_server::Senatus for ApiService {
         let payload = req.into_inner().payload;
         self.timed("AppendRecord", async {
             check_record(&payload)?;
-            self.0.write(Command::new(EntryKind::Record, payload)).await
+            self.0
+                .write(Command::new(EntryKind::Record, payload))
+                .await
+                .map_err(Status::from)
         })
         .await
     }
@@ -641,10 +737,13 @@ impl pb::senatus_server::Senatus for ApiService {
         let r = req.into_inner();
         self.timed("GetLedger", async {
             if r.from == 0 || r.to < r.from {
-                return Err(Status::invalid_argument(format!(
-                    "range [{}, {}] is empty or starts at 0 (ledger indexes start at 1)",
-                    r.from, r.to
-                )));
+                return Err(invalid(
+                    format!(
+                        "range [{}, {}] is empty or starts at 0 (ledger indexes start at 1)",
+                        r.from, r.to
+                    ),
+                    Some("from"),
+                ));
             }
             let limit = if r.limit == 0 {
                 GET_LEDGER_ENTRIES_MAX
@@ -656,7 +755,7 @@ impl pb::senatus_server::Senatus for ApiService {
                 .0
                 .sm
                 .ledger_range(r.from, r.to, limit)
-                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+                .map_err(ledger_read_failed)?;
             // Bound the reply by bytes as well as by count: a page of large
             // entries stops early (never before its first entry, which is
             // at most LEDGER_PAYLOAD_BYTES_MAX), and the caller asks again.
@@ -673,7 +772,7 @@ impl pb::senatus_server::Senatus for ApiService {
                     Ok(entry_to_wire(e, digest))
                 })
                 .collect::<Result<_, StoreError>>()
-                .map_err(|e| Status::data_loss(format!("state digest read failed: {e}")))?;
+                .map_err(ledger_read_failed)?;
             Ok(pb::GetLedgerReply { entries })
         })
         .await
@@ -684,16 +783,12 @@ impl pb::senatus_server::Senatus for ApiService {
         _req: Request<pb::LedgerHeadRequest>,
     ) -> Result<Response<pb::LedgerHeadReply>, Status> {
         self.timed("LedgerHead", async {
-            let h = self
-                .0
-                .sm
-                .ledger_head()
-                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            let h = self.0.sm.ledger_head().map_err(ledger_read_failed)?;
             let state_digest = self
                 .0
                 .sm
                 .state_digest_at(h.index)
-                .map_err(|e| Status::data_loss(format!("state digest read failed: {e}")))?;
+                .map_err(ledger_read_failed)?;
             Ok(pb::LedgerHeadReply {
                 index: h.index,
                 hash: h.hash.0.to_vec(),
@@ -711,7 +806,7 @@ impl pb::senatus_server::Senatus for ApiService {
         let r = req.into_inner();
         self.timed("Decide", async {
             let gate = self.0.gate()?;
-            gate.decide(&self.0, r).await
+            gate.decide(&self.0, r).await.map_err(Status::from)
         })
         .await
     }
@@ -721,8 +816,14 @@ impl pb::senatus_server::Senatus for ApiService {
         req: Request<pb::RedeemRequest>,
     ) -> Result<Response<pb::RedeemReply>, Status> {
         let r = req.into_inner();
-        self.timed("Redeem", async { self.0.gate()?.redeem(&self.0, r).await })
-            .await
+        self.timed("Redeem", async {
+            self.0
+                .gate()?
+                .redeem(&self.0, r)
+                .await
+                .map_err(Status::from)
+        })
+        .await
     }
 
     async fn get_seal_chain(
@@ -757,6 +858,7 @@ impl pb::senatus_server::Senatus for ApiService {
             self.0
                 .write(Command::new(EntryKind::Proposal, r.signed_proposal))
                 .await
+                .map_err(Status::from)
         })
         .await
     }
@@ -794,9 +896,10 @@ impl pb::senatus_server::Senatus for ApiService {
                     Some(senatus_quorum::amend::ProposalId(Digest(a)))
                 }
                 n => {
-                    return Err(Status::invalid_argument(format!(
-                        "proposal_id is {n} bytes, not 32 (or empty for all)"
-                    )));
+                    return Err(invalid(
+                        format!("proposal_id is {n} bytes, not 32 (or empty for all)"),
+                        Some("proposal_id"),
+                    ));
                 }
             };
             let proposals = self
@@ -804,12 +907,17 @@ impl pb::senatus_server::Senatus for ApiService {
                 .sm
                 .amendments()
                 .with(|s| crate::amend::views(s, only))
-                .ok_or_else(|| Status::unavailable("this node does not tally amendments"))?;
+                .ok_or_else(amendments_disabled)?;
             if only.is_some() && proposals.is_empty() {
-                return Err(Status::not_found(format!(
-                    "no proposal {} on this node's ledger",
-                    hex::encode(&r.proposal_id)
-                )));
+                return Err(refusal(
+                    tonic::Code::NotFound,
+                    Reason::ProposalNotFound,
+                    format!(
+                        "no proposal {} on this node's ledger",
+                        hex::encode(&r.proposal_id)
+                    ),
+                    [("proposal", hex::encode(&r.proposal_id))],
+                ));
             }
             Ok(pb::AmendStatusReply { proposals })
         })
@@ -823,11 +931,7 @@ impl pb::senatus_server::Senatus for ApiService {
         self.timed("Status", async {
             let m = self.0.raft.metrics().borrow().clone();
             let g = self.0.gauges().await;
-            let head = self
-                .0
-                .sm
-                .ledger_head()
-                .map_err(|e| Status::data_loss(format!("ledger read failed: {e}")))?;
+            let head = self.0.sm.ledger_head().map_err(ledger_read_failed)?;
             let role = match m.state {
                 ServerState::Leader => "leader",
                 ServerState::Follower => "follower",

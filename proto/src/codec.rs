@@ -2,7 +2,8 @@
 //!
 //! tonic's stock prost codec reports a protobuf that does not parse as
 //! `INTERNAL`, which tells a client the server broke. Malformed input is the
-//! caller's fault; saying so lets clients and tests tell the two apart.
+//! caller's fault; saying so (with reason `MALFORMED_MESSAGE`) lets clients
+//! and tests tell the two apart.
 
 use std::marker::PhantomData;
 
@@ -51,7 +52,12 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|s| {
             if s.code() == tonic::Code::Internal {
-                Status::invalid_argument(format!("malformed protobuf: {}", s.message()))
+                crate::reason::status(
+                    tonic::Code::InvalidArgument,
+                    format!("malformed protobuf: {}", s.message()),
+                    crate::reason::Reason::MalformedMessage,
+                    [],
+                )
             } else {
                 s
             }

@@ -62,6 +62,14 @@ pub enum AmendRejection {
     /// repeats one on the ledger.
     #[error("certificate: {0}")]
     Certificate(String),
+    /// The certificate is already on the ledger.
+    #[error("certificate: certificate {id} is already on the ledger at index {first_index}")]
+    CertificateOnLedger {
+        /// The certificate.
+        id: Digest,
+        /// The ledger index of its Certificate entry.
+        first_index: u64,
+    },
     /// The identical vote is already on the ledger.
     #[error("the identical vote of {voter} on proposal {proposal} is already on the ledger")]
     RepeatedVote {
@@ -581,10 +589,8 @@ impl AmendState {
                 let cert =
                     crate::certified::decode(payload).map_err(AmendRejection::Certificate)?;
                 let id = cert.id().0;
-                if let Some(first) = self.certified.ledger_index(&id) {
-                    return Err(AmendRejection::Certificate(format!(
-                        "certificate {id} is already on the ledger at index {first}"
-                    )));
+                if let Some(first_index) = self.certified.ledger_index(&id) {
+                    return Err(AmendRejection::CertificateOnLedger { id, first_index });
                 }
                 self.check_certificate(&cert)
                     .map_err(AmendRejection::Certificate)?;

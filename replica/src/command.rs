@@ -106,6 +106,15 @@ pub enum CommandRejection {
     /// (`crate::amend::AmendRejection`, as text).
     #[error("{0}")]
     Amendment(String),
+    /// A certificate already on the ledger (another validator appended it
+    /// first).
+    #[error("certificate: certificate {id} is already on the ledger at index {first_index}")]
+    CertificateOnLedger {
+        /// The certificate id, hex.
+        id: String,
+        /// The ledger index of its Certificate entry.
+        first_index: u64,
+    },
 }
 
 /// Serde adapter: `Vec<u8>` as a base64 (standard, padded) string, so that

@@ -302,8 +302,15 @@ impl State {
         match &mut self.amend {
             Some(a) => {
                 let was_open = a.open_count() > 0;
-                if let Err(r) = a.apply(at, command.kind, &command.payload) {
-                    return reject(CommandRejection::Amendment(r.to_string()));
+                match a.apply(at, command.kind, &command.payload) {
+                    Ok(()) => {}
+                    Err(AmendRejection::CertificateOnLedger { id, first_index }) => {
+                        return reject(CommandRejection::CertificateOnLedger {
+                            id: id.to_hex(),
+                            first_index,
+                        });
+                    }
+                    Err(r) => return reject(CommandRejection::Amendment(r.to_string())),
                 }
                 if amends || was_open {
                     self.amend_digest = a.digest();

@@ -23,6 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use senatus_genesis::document::GENESIS_BYTES_MAX;
 use senatus_genesis::{Genesis, Seal, SignedSeal};
+use senatus_proto::reason::{Reason, reason_of};
 use senatus_proto::v1 as pb;
 use senatus_quorum::broker::{Broker, Expectation, VerifiedToken, VerifyError};
 use senatus_quorum::request::{AgentContext, DecisionRequest, PARAMS_BYTES_WIRE_MAX};
@@ -482,7 +483,7 @@ fn status_line(s: &tonic::Status) -> String {
     }
     let hint = match s.code() {
         // The validator answered: it is locked down, and says by what.
-        tonic::Code::Unavailable if s.message().starts_with("LockedDown") => "",
+        tonic::Code::Unavailable if Reason::of(s) == Some(Reason::LockedDown) => "",
         tonic::Code::Unavailable => " (cluster unreachable or no quorum)",
         tonic::Code::DeadlineExceeded => " (timed out)",
         // tonic reports its own client-side timeout as CANCELLED.
@@ -532,12 +533,13 @@ pub fn decide(a: &DecideArgs) -> anyhow::Result<()> {
         call("Decide", api, timeout, c.decide(request(wire, timeout)))
             .await
             .map_err(|s| {
-                let no_token =
-                    if s.code() == tonic::Code::Unavailable && !s.message().contains("no token") {
-                        "; no token was issued"
-                    } else {
-                        ""
-                    };
+                // A validator's refusal says itself that no token was
+                // issued; a cluster that did not answer cannot.
+                let no_token = if s.code() == tonic::Code::Unavailable && reason_of(&s).is_none() {
+                    "; no token was issued"
+                } else {
+                    ""
+                };
                 Failure::error(
                     failed_call_code(&s),
                     format!("decide failed on {api}: {}{no_token}", status_line(&s)),

@@ -1,0 +1,591 @@
+//! Why a gate call ended without its answer: one error type, naming the
+//! culprit and the value, turned into a `Status` with its machine-readable
+//! reason (docs/PROTOCOL.md 19) only at the service edge.
+
+use senatus_genesis::{Digest, NodeId};
+use senatus_proto::reason::Reason;
+use senatus_quorum::Outcome;
+use senatus_quorum::certificate::BreachKind;
+use tonic::Status;
+
+use crate::ledger::EntryKind;
+use crate::service::WriteError;
+
+/// Why a gate call — `Decide`, `Redeem`, or a signer's `SignBatch` /
+/// `SignSeal` — ended without its answer. Each variant names the validator,
+/// index, key or bound at fault; [`Status`] is made from it only at the
+/// service edge (`From`), carrying its machine-readable [`Reason`]. The
+/// messages are for humans; a Decide refusal says "no token" in words too.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GateCallError {
+    /// This validator is locked down by a shutdown certificate about it.
+    /// The leading "LockedDown:" is for humans and log searches; clients
+    /// read the reason.
+    #[error(
+        "LockedDown: validator {node} is locked down by shutdown certificate {certificate} ({kind}); it decides, signs and votes on nothing until a sealed amendment reinstates it; ask another validator; no token"
+    )]
+    LockedDown {
+        /// This validator.
+        node: u64,
+        /// The certificate locking it.
+        certificate: Digest,
+        /// Its breach kind.
+        kind: BreachKind,
+    },
+    /// The `Decide` request does not validate.
+    #[error("{0}")]
+    InvalidRequest(#[from] RequestError),
+    /// The leader is not in the seal's membership (a broken invariant).
+    #[error("leader {leader} has no api address")]
+    LeaderNotInSeal {
+        /// The leader.
+        leader: u64,
+    },
+    /// The leader gave no decision within the forwarding bound.
+    #[error("leader {leader} gave no decision within {timeout_ms} ms; no token")]
+    DecideTimeout {
+        /// The leader.
+        leader: u64,
+        /// The bound.
+        timeout_ms: u64,
+    },
+    /// The leader did not answer a forwarded redemption within the bound;
+    /// the nonce may still be consumed.
+    #[error(
+        "leader {leader} did not answer the redemption within {timeout_ms} ms; it may still be redeemed"
+    )]
+    RedeemTimeout {
+        /// The leader.
+        leader: u64,
+        /// The bound.
+        timeout_ms: u64,
+    },
+    /// The leader's own answer to a forwarded call, passed on unchanged
+    /// (its code, message and reason).
+    #[error("{}", .0.message())]
+    Leader(Status),
+    /// A forwarded `Decide` failed without a senatus answer from the
+    /// leader (transport), or the leader kept giving way until the wait
+    /// ended.
+    #[error("forwarding to leader {leader}: {}; no token", .status.message())]
+    ForwardFailed {
+        /// The leader.
+        leader: u64,
+        /// What the call returned.
+        status: Status,
+    },
+    /// No leader was known within the wait.
+    #[error(
+        "no leader known within {wait_ms} ms; the cluster may have lost its quorum; {}",
+        if *.redeem { "not redeemed" } else { "no token" }
+    )]
+    NoLeader {
+        /// The wait.
+        wait_ms: u64,
+        /// True for a redemption, false for a decision.
+        redeem: bool,
+    },
+    /// The idempotency key was already used by this agent for a different
+    /// request, decided at this ledger index and position.
+    #[error(
+        "idempotency key {key:?} was already used by agent {actor:?} for a different request (decided at ledger index {ledger_index}, position {position}); no token"
+    )]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+        /// The agent.
+        actor: String,
+        /// Where the first request was decided.
+        ledger_index: u64,
+        /// Its position in that batch.
+        position: u32,
+    },
+    /// The idempotency key is in use by a different request being decided.
+    #[error("idempotency key {key:?} is in use by a different request being decided; no token")]
+    IdempotencyInUse {
+        /// The key.
+        key: String,
+    },
+    /// The same request is being decided right now.
+    #[error("a request with idempotency key {key:?} is being decided; retry to get its answer")]
+    IdempotencyInFlight {
+        /// The key.
+        key: String,
+    },
+    /// The decision queue is full.
+    #[error("decision queue full ({queue_requests_max} waiting); retry later")]
+    QueueFull {
+        /// The bound.
+        queue_requests_max: usize,
+    },
+    /// The batcher has stopped (node shutdown).
+    #[error("decision gate stopped")]
+    GateStopped,
+    /// This validator has not redeclared the active seal within the wait.
+    #[error(
+        "validator {node} has not redeclared policy version {policy_version} within {wait_ms} ms; it does not decide under a seal it has not redeclared; no token"
+    )]
+    NotRedeclared {
+        /// This validator.
+        node: u64,
+        /// The active version.
+        policy_version: u64,
+        /// The wait.
+        wait_ms: u64,
+    },
+    /// The ledger write of a decision batch failed: nothing was decided.
+    #[error("{0}; no token")]
+    NotWritten(WriteError),
+    /// The ledger write of a redemption failed.
+    #[error("{0}")]
+    Write(WriteError),
+    /// A second redemption of a valid token's nonce, with the certificate
+    /// issued against its agent (or why none was).
+    #[error("{write}; {certified}")]
+    Replayed {
+        /// The ledger's refusal.
+        write: WriteError,
+        /// The certificate, in words.
+        certified: String,
+    },
+    /// A read from this node's store failed.
+    #[error("{what} read failed: {error}")]
+    StorageRead {
+        /// What was read ("ledger", "idempotency").
+        what: &'static str,
+        /// The store's error.
+        error: String,
+    },
+    /// A ledger index this node has applied is missing.
+    #[error("ledger index {ledger_index} missing")]
+    EntryMissing {
+        /// The index.
+        ledger_index: u64,
+    },
+    /// A stored idempotency record points at an entry that is not a
+    /// decision batch.
+    #[error("ledger index {ledger_index} is not a decision batch: {error}")]
+    StoredNotABatch {
+        /// The index.
+        ledger_index: u64,
+        /// Why.
+        error: String,
+    },
+    /// A stored idempotency record points past the end of its batch.
+    #[error("ledger index {ledger_index} has no position {position}")]
+    NoPosition {
+        /// The index.
+        ledger_index: u64,
+        /// The position.
+        position: u32,
+    },
+    /// A batch names a seal this validator has not sealed.
+    #[error(
+        "batch at ledger index {ledger_index} names policy version {policy_version} seal {seal}, which this validator has not sealed"
+    )]
+    SealUnknown {
+        /// The batch's index.
+        ledger_index: u64,
+        /// The version it names.
+        policy_version: u64,
+        /// The seal it names.
+        seal: Digest,
+    },
+    /// Fewer than t validators signed a committed decision.
+    #[error(
+        "decision committed at ledger index {ledger_index} but fewer than t={threshold} validators signed; no token ({why})"
+    )]
+    NotSigned {
+        /// The decision entry.
+        ledger_index: u64,
+        /// t.
+        threshold: usize,
+        /// Each signer's failure.
+        why: String,
+    },
+    /// Fewer than t approvers signed a passed amendment's next seal.
+    #[error(
+        "amendment {proposal} passed but its approvers {signers:?} did not all sign its seal ({why})"
+    )]
+    SealNotSigned {
+        /// The amendment.
+        proposal: senatus_quorum::amend::ProposalId,
+        /// Its approvers.
+        signers: Vec<NodeId>,
+        /// Each signer's failure.
+        why: String,
+    },
+    /// The signer has not applied the entry it is asked to sign in time.
+    #[error("validator {node} has not applied ledger index {ledger_index} within {wait_ms} ms")]
+    NotApplied {
+        /// The signer.
+        node: u64,
+        /// The entry.
+        ledger_index: u64,
+        /// The wait.
+        wait_ms: u64,
+    },
+    /// The entry a signer is asked to sign is not a decision.
+    #[error("ledger index {ledger_index} is a {kind:?} entry, not a decision")]
+    NotADecision {
+        /// The entry.
+        ledger_index: u64,
+        /// Its kind.
+        kind: EntryKind,
+    },
+    /// The decision entry a signer is asked to sign does not decode.
+    #[error("ledger index {ledger_index}: {error}")]
+    UndecodableBatch {
+        /// The entry.
+        ledger_index: u64,
+        /// Why.
+        error: String,
+    },
+    /// The signer's own evaluation gives a different batch message.
+    #[error(
+        "validator {node} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({error})"
+    )]
+    EvaluationDiffers {
+        /// The signer.
+        node: u64,
+        /// The entry.
+        ledger_index: u64,
+        /// The signing error.
+        error: String,
+    },
+    /// The signer's nonce pool or key refused the request.
+    #[error("validator {node}: {error}")]
+    SignerFailed {
+        /// The signer.
+        node: u64,
+        /// The signing error.
+        error: String,
+    },
+    /// No passed amendment awaits this seal on the signer.
+    #[error("validator {node} has no passed amendment {proposal} awaiting its seal")]
+    NoPendingSeal {
+        /// The signer.
+        node: u64,
+        /// The amendment asked about.
+        proposal: senatus_quorum::amend::ProposalId,
+    },
+    /// The signer is not among the approvers that sign this seal.
+    #[error(
+        "validator {node} is not among the approvers {signers:?} that sign amendment {proposal}"
+    )]
+    NotAnApprover {
+        /// The signer.
+        node: u64,
+        /// The approvers.
+        signers: Vec<NodeId>,
+        /// The amendment.
+        proposal: senatus_quorum::amend::ProposalId,
+    },
+    /// The seal the signer computes differs from the one asked for.
+    #[error(
+        "validator {node} refuses to sign: the seal it computes for {proposal} differs ({error})"
+    )]
+    SealDiffers {
+        /// The signer.
+        node: u64,
+        /// The amendment.
+        proposal: senatus_quorum::amend::ProposalId,
+        /// The signing error.
+        error: String,
+    },
+    /// `refuse-sign` fault injection (test builds only).
+    #[error("validator {node} refuses to sign (fault injection: refuse-sign)")]
+    FaultRefusesToSign {
+        /// The signer.
+        node: u64,
+    },
+    /// The token does not decode.
+    #[error("malformed token: {0}")]
+    TokenMalformed(String),
+    /// The token does not verify; its agent is certified.
+    #[error("token refused: {error}; {certified}")]
+    TokenForged {
+        /// The verifier's error.
+        error: String,
+        /// The certificate, in words.
+        certified: String,
+    },
+    /// The params presented are not the token's; its agent is certified.
+    #[error(
+        "token refused: the params presented are not the params it was issued for (digest {params_digest}); {certified}"
+    )]
+    TokenParamsMismatch {
+        /// The token's params digest.
+        params_digest: Digest,
+        /// The certificate, in words.
+        certified: String,
+    },
+    /// A DENY or SILENCE receipt presented for redemption.
+    #[error("token refused: a {outcome} receipt can never be redeemed")]
+    TokenNotPermit {
+        /// Its outcome.
+        outcome: Outcome,
+    },
+    /// The token has expired.
+    #[error("token refused: expired at {expires_at_ms} ms (now {now_ms} ms)")]
+    TokenExpired {
+        /// Its expiry.
+        expires_at_ms: u64,
+        /// This validator's clock.
+        now_ms: u64,
+    },
+    /// A broken invariant on this validator.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Why a `DecideRequest` does not validate (INVALID_ARGUMENT).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RequestError {
+    /// `params_json` does not parse.
+    #[error("params_json is not JSON: {0}")]
+    ParamsNotJson(String),
+    /// `context.uncertainty_permille` is above 1000.
+    #[error("context.uncertainty_permille {0} is above 1000")]
+    Uncertainty(u32),
+    /// The request breaks a rule of `DecisionRequest::validate`.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GateCallError {
+    /// The gRPC code this error travels with.
+    pub fn code(&self) -> tonic::Code {
+        use GateCallError as E;
+        use tonic::Code;
+        match self {
+            E::LockedDown { .. }
+            | E::DecideTimeout { .. }
+            | E::RedeemTimeout { .. }
+            | E::NoLeader { .. }
+            | E::GateStopped
+            | E::NotRedeclared { .. }
+            | E::NotSigned { .. }
+            | E::SealNotSigned { .. }
+            | E::NotApplied { .. } => Code::Unavailable,
+            E::InvalidRequest(_) | E::TokenMalformed(_) => Code::InvalidArgument,
+            E::Leader(s) | E::ForwardFailed { status: s, .. } => s.code(),
+            E::IdempotencyConflict { .. }
+            | E::IdempotencyInUse { .. }
+            | E::SealUnknown { .. }
+            | E::NotADecision { .. }
+            | E::UndecodableBatch { .. }
+            | E::EvaluationDiffers { .. }
+            | E::SignerFailed { .. }
+            | E::NoPendingSeal { .. }
+            | E::NotAnApprover { .. }
+            | E::SealDiffers { .. }
+            | E::FaultRefusesToSign { .. } => Code::FailedPrecondition,
+            E::IdempotencyInFlight { .. } => Code::Aborted,
+            E::QueueFull { .. } => Code::ResourceExhausted,
+            E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => w.code(),
+            E::StorageRead { .. }
+            | E::EntryMissing { .. }
+            | E::StoredNotABatch { .. }
+            | E::NoPosition { .. } => Code::DataLoss,
+            E::TokenForged { .. }
+            | E::TokenParamsMismatch { .. }
+            | E::TokenNotPermit { .. }
+            | E::TokenExpired { .. } => Code::PermissionDenied,
+            E::LeaderNotInSeal { .. } | E::Internal(_) => Code::Internal,
+        }
+    }
+
+    /// The reason this error travels with; `None` only for a leader's
+    /// answer whose reason this build does not know (it is passed on as
+    /// it came).
+    pub fn reason(&self) -> Option<Reason> {
+        use GateCallError as E;
+        Some(match self {
+            E::LockedDown { .. } => Reason::LockedDown,
+            E::InvalidRequest(_) => Reason::InvalidRequest,
+            E::LeaderNotInSeal { .. } | E::Internal(_) => Reason::InternalError,
+            E::DecideTimeout { .. } | E::RedeemTimeout { .. } => Reason::LeaderTimeout,
+            E::Leader(s) => return Reason::of(s),
+            E::ForwardFailed { .. } => Reason::LeaderUnreachable,
+            E::NoLeader { .. } => Reason::NoLeader,
+            E::IdempotencyConflict { .. } | E::IdempotencyInUse { .. } => {
+                Reason::IdempotencyConflict
+            }
+            E::IdempotencyInFlight { .. } => Reason::IdempotencyInFlight,
+            E::QueueFull { .. } => Reason::QueueFull,
+            E::GateStopped => Reason::GateUnavailable,
+            E::NotRedeclared { .. } => Reason::NotRedeclared,
+            E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => return w.reason(),
+            E::StorageRead { .. } => Reason::StorageFailed,
+            E::EntryMissing { .. } | E::StoredNotABatch { .. } | E::NoPosition { .. } => {
+                Reason::LedgerInconsistent
+            }
+            E::SealUnknown { .. } => Reason::SealUnknown,
+            E::NotSigned { .. } | E::SealNotSigned { .. } => Reason::NotSigned,
+            E::NotApplied { .. } => Reason::EntryNotApplied,
+            E::NotADecision { .. }
+            | E::UndecodableBatch { .. }
+            | E::EvaluationDiffers { .. }
+            | E::SignerFailed { .. }
+            | E::NoPendingSeal { .. }
+            | E::NotAnApprover { .. }
+            | E::SealDiffers { .. }
+            | E::FaultRefusesToSign { .. } => Reason::SigningRefused,
+            E::TokenMalformed(_) => Reason::TokenMalformed,
+            E::TokenForged { .. } => Reason::TokenForged,
+            E::TokenParamsMismatch { .. } => Reason::TokenParamsMismatch,
+            E::TokenNotPermit { .. } => Reason::TokenNotPermit,
+            E::TokenExpired { .. } => Reason::TokenExpired,
+        })
+    }
+
+    /// The reason's metadata: the culprit and the value, as text.
+    fn metadata(&self) -> Vec<(&'static str, String)> {
+        use GateCallError as E;
+        let s = |v: &dyn std::fmt::Display| v.to_string();
+        match self {
+            E::LockedDown {
+                node,
+                certificate,
+                kind,
+            } => vec![
+                ("node", s(node)),
+                ("certificate", s(certificate)),
+                ("breachKind", s(kind)),
+            ],
+            E::InvalidRequest(r) => r
+                .field()
+                .map(|f| ("field", f.to_string()))
+                .into_iter()
+                .collect(),
+            E::LeaderNotInSeal { leader } | E::ForwardFailed { leader, .. } => {
+                vec![("leader", s(leader))]
+            }
+            E::DecideTimeout { leader, timeout_ms } | E::RedeemTimeout { leader, timeout_ms } => {
+                vec![("leader", s(leader)), ("timeoutMs", s(timeout_ms))]
+            }
+            E::NoLeader { wait_ms, .. } => vec![("waitMs", s(wait_ms))],
+            E::IdempotencyConflict {
+                key,
+                actor,
+                ledger_index,
+                position,
+            } => vec![
+                ("idempotencyKey", key.clone()),
+                ("actor", actor.clone()),
+                ("ledgerIndex", s(ledger_index)),
+                ("position", s(position)),
+            ],
+            E::IdempotencyInUse { key } | E::IdempotencyInFlight { key } => {
+                vec![("idempotencyKey", key.clone())]
+            }
+            E::QueueFull { queue_requests_max } => {
+                vec![("queueRequestsMax", s(queue_requests_max))]
+            }
+            E::NotRedeclared {
+                node,
+                policy_version,
+                wait_ms,
+            } => vec![
+                ("node", s(node)),
+                ("policyVersion", s(policy_version)),
+                ("waitMs", s(wait_ms)),
+            ],
+            E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => w.metadata(),
+            E::EntryMissing { ledger_index }
+            | E::StoredNotABatch { ledger_index, .. }
+            | E::NoPosition { ledger_index, .. } => vec![("ledgerIndex", s(ledger_index))],
+            E::SealUnknown {
+                ledger_index,
+                policy_version,
+                seal,
+            } => vec![
+                ("ledgerIndex", s(ledger_index)),
+                ("policyVersion", s(policy_version)),
+                ("seal", s(seal)),
+            ],
+            E::NotSigned {
+                ledger_index,
+                threshold,
+                ..
+            } => vec![
+                ("ledgerIndex", s(ledger_index)),
+                ("threshold", s(threshold)),
+            ],
+            E::NotApplied {
+                node,
+                ledger_index,
+                wait_ms,
+            } => vec![
+                ("node", s(node)),
+                ("ledgerIndex", s(ledger_index)),
+                ("waitMs", s(wait_ms)),
+            ],
+            E::NotADecision { ledger_index, .. } | E::UndecodableBatch { ledger_index, .. } => {
+                vec![("ledgerIndex", s(ledger_index))]
+            }
+            E::EvaluationDiffers {
+                node, ledger_index, ..
+            } => vec![("node", s(node)), ("ledgerIndex", s(ledger_index))],
+            E::SignerFailed { node, .. }
+            | E::NoPendingSeal { node, .. }
+            | E::NotAnApprover { node, .. }
+            | E::SealDiffers { node, .. }
+            | E::FaultRefusesToSign { node } => vec![("node", s(node))],
+            E::TokenParamsMismatch { params_digest, .. } => {
+                vec![("paramsDigest", s(params_digest))]
+            }
+            E::TokenNotPermit { outcome } => vec![("outcome", s(outcome))],
+            E::TokenExpired {
+                expires_at_ms,
+                now_ms,
+            } => vec![("expiresAtMs", s(expires_at_ms)), ("nowMs", s(now_ms))],
+            E::Leader(_)
+            | E::GateStopped
+            | E::StorageRead { .. }
+            | E::SealNotSigned { .. }
+            | E::TokenMalformed(_)
+            | E::TokenForged { .. }
+            | E::Internal(_) => Vec::new(),
+        }
+    }
+}
+
+impl RequestError {
+    /// The request field at fault, when one is.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            RequestError::ParamsNotJson(_) => Some("params_json"),
+            RequestError::Uncertainty(_) => Some("context.uncertainty_permille"),
+            RequestError::Invalid(_) => None,
+        }
+    }
+}
+
+impl GateCallError {
+    /// The leader's answer this error passes on, if it does.
+    fn passed_on(&self) -> Option<&Status> {
+        match self {
+            GateCallError::Leader(s) => Some(s),
+            GateCallError::NotWritten(w)
+            | GateCallError::Write(w)
+            | GateCallError::Replayed { write: w, .. } => w.passed_on(),
+            _ => None,
+        }
+    }
+}
+
+impl From<GateCallError> for Status {
+    fn from(e: GateCallError) -> Status {
+        if let GateCallError::Leader(s) = e {
+            return s;
+        }
+        // The leader's reason and metadata, whatever words are added.
+        if let Some(s) = e.passed_on() {
+            return senatus_proto::reason::restate(s, e.to_string());
+        }
+        let reason = e.reason().unwrap_or(Reason::InternalError);
+        senatus_proto::reason::status(e.code(), e.to_string(), reason, e.metadata())
+    }
+}
