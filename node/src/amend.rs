@@ -9,8 +9,14 @@
 use std::time::Duration;
 
 use senatus_genesis::{NodeId, PolicyLayer, Sig64};
-use senatus_quorum::amend::{ProposalId, ProposerRole, SignedVote, Status, Verdict, Vote};
+#[cfg(feature = "fault-injection")]
+use senatus_quorum::amend::Vote;
+use senatus_quorum::amend::{ProposalId, ProposerRole, SignedVote, Status, Verdict};
 
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::gate::Gate;
 use crate::ledger::EntryKind;
 
 pub use senatus_replica::amend::*;
@@ -23,7 +29,7 @@ pub fn own_vote(
     key: &ed25519_dalek::SigningKey,
 ) -> Result<SignedVote, String> {
     #[cfg(feature = "fault-injection")]
-    if crate::gate::fault::active() == crate::gate::fault::Fault::VoteReject {
+    if crate::fault::active() == crate::fault::Fault::VoteReject {
         let vote = Vote {
             proposal: p.id,
             voter,
@@ -51,7 +57,8 @@ pub const SEAL_RETRY_MS: u64 = 500;
 ///   `data_dir/sealed/v<version>/` and appends this validator's signed
 ///   Redeclaration.
 pub async fn run_driver(
-    shared: crate::service::Shared,
+    shared: Cluster,
+    gate: Arc<Gate>,
     key: ed25519_dalek::SigningKey,
     data_dir: std::path::PathBuf,
     mut stop: impl std::future::Future<Output = ()> + Unpin,
@@ -65,7 +72,7 @@ pub async fn run_driver(
     loop {
         vote(&shared, me, &key).await;
         let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
-        if leads && std::time::Instant::now() >= seal_not_before && !seal(&shared).await {
+        if leads && std::time::Instant::now() >= seal_not_before && !seal(&shared, &gate).await {
             seal_not_before = std::time::Instant::now() + Duration::from_millis(SEAL_RETRY_MS);
         }
         redeclare(&shared, me, &key, &data_dir).await;
@@ -81,13 +88,13 @@ pub async fn run_driver(
     }
 }
 
-async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::SigningKey) {
+async fn vote(shared: &Cluster, me: NodeId, key: &ed25519_dalek::SigningKey) {
     #[cfg(feature = "fault-injection")]
-    if crate::gate::fault::active() == crate::gate::fault::Fault::VoteAbstain {
+    if crate::fault::active() == crate::fault::Fault::VoteAbstain {
         return;
     }
     // A locked validator votes on nothing (flow 5).
-    if shared.breach.lockdown(shared.sm.amendments()).is_some() {
+    if shared.certs.lockdown(shared.sm.amendments()).is_some() {
         return;
     }
     let pending = shared
@@ -109,8 +116,7 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
                     Ok(r) => {
                         tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast");
                         #[cfg(feature = "fault-injection")]
-                        if crate::gate::fault::active() == crate::gate::fault::Fault::VoteEquivocate
-                        {
+                        if crate::fault::active() == crate::fault::Fault::VoteEquivocate {
                             let second = Vote {
                                 proposal: id,
                                 voter: me,
@@ -135,13 +141,10 @@ async fn vote(shared: &crate::service::Shared, me: NodeId, key: &ed25519_dalek::
 }
 
 /// The leader's part of passage. Returns false when an attempt failed.
-async fn seal(shared: &crate::service::Shared) -> bool {
+async fn seal(shared: &Cluster, gate: &Gate) -> bool {
     let Some(Some((proposal, next, signers))) = shared.sm.amendments().with(|s| s.pending_seal())
     else {
         return true;
-    };
-    let Ok(gate) = shared.gate() else {
-        return false;
     };
     let message = next.signing_bytes();
     let signature = match gate
@@ -173,7 +176,7 @@ async fn seal(shared: &crate::service::Shared) -> bool {
 }
 
 async fn redeclare(
-    shared: &crate::service::Shared,
+    shared: &Cluster,
     me: NodeId,
     key: &ed25519_dalek::SigningKey,
     data_dir: &std::path::Path,

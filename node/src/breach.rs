@@ -20,21 +20,21 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use senatus_genesis::{Digest, Genesis, NodeId};
+use senatus_genesis::{Digest, NodeId};
 use senatus_proto::reason::Reason;
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
-use senatus_quorum::certificate::{BreachKind, Certificate, Evidence, SignedCertificate, Subject};
-use tonic::Status;
+use senatus_quorum::certificate::{Certificate, Evidence, SignedCertificate, Subject};
 use tonic::transport::Channel;
 
-use crate::gate::{lock, now_ms};
+pub use crate::certs::{CERTIFICATES_MAX, Certificates, Lockdown};
+use crate::clock::now_ms;
+use crate::cluster::Cluster;
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
-use crate::service::Shared;
 pub use senatus_replica::certified::{Certified, LedgerCertificate, check_against_chain, decode};
 
 /// How often the in-memory policy layer and the cheap fingerprint of the
@@ -57,110 +57,62 @@ pub const BROADCAST_RETRY_MS: u64 = 50;
 pub const CERTIFY_TIMEOUT_MS: u64 = 1_000;
 /// Attempts to append a certificate to the ledger.
 pub const LEDGER_APPEND_ATTEMPTS_MAX: u32 = 20;
-/// Most certificates this validator keeps (in memory and on disk); past
-/// it, new ones are refused (they stay refused until an operator acts).
-pub const CERTIFICATES_MAX: usize = 4096;
-
-/// Why this validator is locked down.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lockdown {
-    /// The certificate.
-    pub id: Digest,
-    /// Its breach kind.
-    pub kind: BreachKind,
-}
-
-impl Lockdown {
-    /// The error every gated call answers with while locked (reason
-    /// `LOCKED_DOWN`).
-    pub fn error(&self, node: u64) -> crate::gate::GateCallError {
-        crate::gate::GateCallError::LockedDown {
-            node,
-            certificate: self.id,
-            kind: self.kind,
-        }
-    }
-
-    /// [`Lockdown::error`] as the status a client gets.
-    pub fn status(&self, node: u64) -> Status {
-        self.error(node).into()
-    }
-}
-
 /// This validator's breach state: the certificates it validated itself,
 /// its lockdown, and the fan-out to its peers.
 pub struct Breach {
-    me: NodeId,
+    certs: Arc<Certificates>,
     key: ed25519_dalek::SigningKey,
-    dir: PathBuf,
-    /// Validated certificates (issued here, or received and re-checked).
-    known: Mutex<BTreeMap<Digest, SignedCertificate>>,
     peers: BTreeMap<u64, PeerClient<Channel>>,
 }
 
 impl std::fmt::Debug for Breach {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Breach")
-            .field("me", &self.me)
+            .field("certs", &self.certs)
             .field("key", &"<redacted>")
-            .field("dir", &self.dir)
             .finish_non_exhaustive()
     }
 }
 
-/// File name of a stored certificate.
-fn file_name(id: &Digest) -> String {
-    format!("{id}.cert")
-}
-
 impl Breach {
-    /// Opens `data_dir/certificates`, loading every stored certificate
-    /// whose issuer signature verifies under `genesis`' validators (a file
-    /// that does not is logged and left alone, never trusted).
-    pub fn open(
-        me: NodeId,
+    /// The breach state over `certs` (loaded by [`Certificates::open`]),
+    /// signing with `key` and spreading to `peers`.
+    pub fn new(
+        certs: Arc<Certificates>,
         key: ed25519_dalek::SigningKey,
-        data_dir: &Path,
-        genesis: &Genesis,
         peers: BTreeMap<u64, PeerClient<Channel>>,
-    ) -> std::io::Result<Breach> {
-        let dir = data_dir.join("certificates");
-        std::fs::create_dir_all(&dir)?;
-        let mut known = BTreeMap::new();
-        for e in std::fs::read_dir(&dir)? {
-            let path = e?.path();
-            if path.extension().and_then(|x| x.to_str()) != Some("cert") {
-                continue;
-            }
-            let bytes = std::fs::read(&path)?;
-            let cert = match SignedCertificate::decode(&bytes) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(file = %path.display(), error = %e, "stored certificate does not decode; ignored");
-                    continue;
-                }
-            };
-            if let Err(e) = cert.verify_signature(&genesis.body.validators) {
-                tracing::error!(file = %path.display(), error = %e, "stored certificate does not verify; ignored");
-                continue;
-            }
-            known.insert(cert.id().0, cert);
-        }
-        if !known.is_empty() {
-            tracing::warn!(node = %me, certificates = known.len(), "stored shutdown certificates loaded");
-        }
-        Ok(Breach {
-            me,
-            key,
-            dir,
-            known: Mutex::new(known),
-            peers,
-        })
+    ) -> Self {
+        Breach { certs, key, peers }
     }
 
     /// This validator.
     pub fn me(&self) -> NodeId {
-        self.me
+        self.certs.me()
+    }
+
+    /// The certificates this validator validated.
+    pub fn certs(&self) -> &Arc<Certificates> {
+        &self.certs
+    }
+
+    /// The certificate locking this validator, if any.
+    pub fn lockdown(&self, amend: &crate::store::StateHandle) -> Option<Lockdown> {
+        self.certs.lockdown(amend)
+    }
+
+    /// The certificate excluding validator `node` from signing, if any.
+    pub fn excluded(&self, node: NodeId, amend: &crate::store::StateHandle) -> Option<Digest> {
+        self.certs.excluded(node, amend)
+    }
+
+    /// Every certificate this validator validated, with the ledger's view.
+    pub fn views(&self, amend: &crate::store::StateHandle) -> Vec<pb::CertificateView> {
+        self.certs.views(amend)
+    }
+
+    /// See [`Certificates::conflicting_head`].
+    pub fn conflicting_head(&self, cert: &SignedCertificate) -> Option<SignedCertificate> {
+        self.certs.conflicting_head(cert)
     }
 
     /// Signs `bytes` with this validator's identity key (share attestations).
@@ -169,89 +121,11 @@ impl Breach {
         self.key.sign(bytes).to_bytes()
     }
 
-    /// The certificate locking this validator, if any: one it validated
-    /// itself or one on the ledger, about it, not reinstated.
-    pub fn lockdown(&self, amend: &crate::store::StateHandle) -> Option<Lockdown> {
-        self.in_force_about(&Subject::Validator(self.me), amend)
-    }
-
-    /// The certificate excluding validator `node` from signing, if any.
-    pub fn excluded(&self, node: NodeId, amend: &crate::store::StateHandle) -> Option<Digest> {
-        self.in_force_about(&Subject::Validator(node), amend)
-            .map(|l| l.id)
-    }
-
-    /// A certificate about `subject`, validated here or on the ledger, that
-    /// no sealed amendment reinstated. One lock of each kind, in the order
-    /// used everywhere (known, then the amendment state), and nothing
-    /// hashed unless a certificate names `subject`: this runs for every
-    /// request and every signer.
-    fn in_force_about(
-        &self,
-        subject: &Subject,
-        amend: &crate::store::StateHandle,
-    ) -> Option<Lockdown> {
-        let local: Vec<(Digest, BreachKind)> = lock(&self.known)
-            .iter()
-            .filter(|(_, c)| &c.certificate.subject == subject)
-            .map(|(id, c)| (*id, c.certificate.kind()))
-            .collect();
-        let found = amend.with(|s| {
-            let certified = s.certified();
-            let on_ledger = certified
-                .all()
-                .filter(|c| &c.cert.certificate.subject == subject)
-                .map(|c| (c.cert.id().0, c.cert.certificate.kind()));
-            local
-                .iter()
-                .copied()
-                .chain(on_ledger)
-                .find(|(id, _)| certified.reinstated(id).is_none())
-        });
-        // Without amendment state nothing can reinstate: the first local one.
-        found
-            .unwrap_or_else(|| local.first().copied())
-            .map(|(id, kind)| Lockdown { id, kind })
-    }
-
-    /// Every certificate this validator validated, with the ledger's view.
-    pub fn views(&self, amend: &crate::store::StateHandle) -> Vec<pb::CertificateView> {
-        let mut all: BTreeMap<Digest, SignedCertificate> = lock(&self.known).clone();
-        let ledger: Vec<LedgerCertificate> = amend
-            .with(|s| s.certified().all().cloned().collect())
-            .unwrap_or_default();
-        for c in &ledger {
-            all.entry(c.cert.id().0).or_insert_with(|| c.cert.clone());
-        }
-        all.into_iter()
-            .map(|(id, c)| {
-                let (index, reinstated) = amend
-                    .with(|s| {
-                        (
-                            s.certified().ledger_index(&id).unwrap_or(0),
-                            s.certified().reinstated(&id).unwrap_or(0),
-                        )
-                    })
-                    .unwrap_or((0, 0));
-                pb::CertificateView {
-                    id: id.0.to_vec(),
-                    certificate: c.encode(),
-                    subject: c.certificate.subject.to_string(),
-                    kind: c.certificate.kind().to_string(),
-                    issuer: c.certificate.issuer.get(),
-                    issued_at_ms: c.certificate.issued_at_ms,
-                    ledger_index: index,
-                    reinstated_at: reinstated,
-                }
-            })
-            .collect()
-    }
-
     /// Validates `cert` against this validator's own state (issuer
     /// signature, evidence, and the facts only this node's ledger holds),
     /// stores it and starts enforcing it. Returns its id; an invalid
     /// certificate changes nothing.
-    pub fn accept(&self, shared: &Shared, cert: &SignedCertificate) -> Result<Digest, String> {
+    pub fn accept(&self, shared: &Cluster, cert: &SignedCertificate) -> Result<Digest, String> {
         self.accept_checked(shared, cert, true)
     }
 
@@ -260,12 +134,12 @@ impl Breach {
     /// its own detectors saw (a broken local ledger cannot confirm itself).
     fn accept_checked(
         &self,
-        shared: &Shared,
+        shared: &Cluster,
         cert: &SignedCertificate,
         local: bool,
     ) -> Result<Digest, String> {
         let id = cert.id().0;
-        if lock(&self.known).contains_key(&id) {
+        if self.certs.contains(&id) {
             return Ok(id);
         }
         if local {
@@ -273,58 +147,13 @@ impl Breach {
         } else {
             check_public(shared, cert)?;
         }
-        let mut known = lock(&self.known);
-        if known.len() >= CERTIFICATES_MAX {
-            return Err(format!(
-                "this validator already holds certificates_max = {CERTIFICATES_MAX} certificates"
-            ));
-        }
-        write_atomic(&self.dir.join(file_name(&id)), &cert.encode())
-            .map_err(|e| format!("cannot store certificate {id}: {e}"))?;
-        known.insert(id, cert.clone());
-        drop(known);
-        let c = &cert.certificate;
-        if c.subject == Subject::Validator(self.me) {
-            tracing::error!(node = %self.me, certificate = %id, kind = %c.kind(), issuer = %c.issuer, "LOCKED DOWN: a validated shutdown certificate names this validator");
-        } else {
-            tracing::warn!(node = %self.me, certificate = %id, kind = %c.kind(), subject = %c.subject, issuer = %c.issuer, "shutdown certificate validated");
-        }
+        self.certs.store(cert)?;
         Ok(id)
-    }
-
-    /// A validated certificate by `cert`'s issuer that names another hash
-    /// for the same ledger head index: two conflicting signed heads for one
-    /// slot (I8). None when there is none, or when this validator already
-    /// holds a head-equivocation certificate about that issuer.
-    pub fn conflicting_head(&self, cert: &SignedCertificate) -> Option<SignedCertificate> {
-        let c = &cert.certificate;
-        let is_head = |e: &Evidence| matches!(e, Evidence::HeadEquivocation { .. });
-        if is_head(&c.evidence) {
-            return None;
-        }
-        let known = lock(&self.known);
-        let certified = known.values().any(|k| {
-            is_head(&k.certificate.evidence)
-                && k.certificate.subject == Subject::Validator(c.issuer)
-        });
-        if certified {
-            return None;
-        }
-        known
-            .values()
-            .find(|k| {
-                let k = &k.certificate;
-                k.issuer == c.issuer
-                    && k.head_index == c.head_index
-                    && k.head_hash != c.head_hash
-                    && !is_head(&k.evidence)
-            })
-            .cloned()
     }
 
     /// Certifies `cert`'s issuer if it signed another head for the same
     /// index in a certificate this validator validated before.
-    pub fn certify_head_conflict(self: &Arc<Self>, shared: &Shared, cert: &SignedCertificate) {
+    pub fn certify_head_conflict(self: &Arc<Self>, shared: &Cluster, cert: &SignedCertificate) {
         let Some(other) = self.conflicting_head(cert) else {
             return;
         };
@@ -334,7 +163,7 @@ impl Breach {
             second: Box::new(cert.clone()),
         };
         if let Err(why) = self.issue(shared, Subject::Validator(issuer), evidence) {
-            tracing::error!(node = %self.me, %issuer, %why, "cannot certify a head equivocation");
+            tracing::error!(node = %self.me(), %issuer, %why, "cannot certify a head equivocation");
         }
     }
 
@@ -345,27 +174,20 @@ impl Breach {
     /// this validator itself is not certified again.
     pub fn issue(
         self: &Arc<Self>,
-        shared: &Shared,
+        shared: &Cluster,
         subject: Subject,
         evidence: Evidence,
     ) -> Result<Digest, String> {
         // A breach this validator already certified about itself, and
         // that no sealed amendment lifted, is not certified again on every
         // check; one that persists past its reinstatement is.
-        if subject == Subject::Validator(self.me) {
+        if subject == Subject::Validator(self.me()) {
             let kind = evidence.kind();
-            let amend = shared.sm.amendments();
-            let in_force = lock(&self.known).iter().any(|(id, c)| {
-                c.certificate.subject == subject
-                    && c.certificate.kind() == kind
-                    && amend
-                        .with(|s| s.certified().reinstated(id).is_none())
-                        .unwrap_or(true)
-            });
+            let in_force = self.certs.certified_self(kind, shared.sm.amendments());
             if in_force {
                 return Err(format!(
                     "validator {} already certified a {kind} breach about itself",
-                    self.me
+                    self.me()
                 ));
             }
         }
@@ -378,12 +200,12 @@ impl Breach {
             evidence,
             head_index: head.index,
             head_hash: head.hash,
-            issuer: self.me,
+            issuer: self.me(),
             issued_at_ms: now_ms(),
         }
         .sign(&self.key);
         let id = self.accept_checked(shared, &cert, false)?;
-        tracing::error!(node = %self.me, certificate = %id, kind = %cert.certificate.kind(), subject = %cert.certificate.subject, "shutdown certificate issued");
+        tracing::error!(node = %self.me(), certificate = %id, kind = %cert.certificate.kind(), subject = %cert.certificate.subject, "shutdown certificate issued");
         let this = self.clone();
         let shared = shared.clone();
         tokio::spawn(async move { this.spread(&shared, cert).await });
@@ -393,13 +215,13 @@ impl Breach {
     /// Sends `cert` to every peer directly (not through the leader), with
     /// bounded retries, and appends it to the ledger once a quorum takes
     /// it.
-    pub async fn spread(&self, shared: &Shared, cert: SignedCertificate) {
+    pub async fn spread(&self, shared: &Cluster, cert: SignedCertificate) {
         let bytes = cert.encode();
         let mut calls = tokio::task::JoinSet::new();
         for (id, client) in &self.peers {
             let mut client = client.clone();
             let req = pb::CertifyRequest {
-                from: self.me.get(),
+                from: self.me().get(),
                 certificate: bytes.clone(),
             };
             let peer = *id;
@@ -466,34 +288,17 @@ impl Breach {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename,
-/// so a crash leaves either the whole file or none.
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
-}
-
 /// Everything a receiver checks about a certificate: the public checks
 /// (`Certificate::check`: signature, subject, evidence), the seal chain's
 /// facts (the amendment state) and this node's own ledger and nonce store.
-pub fn validate(shared: &Shared, cert: &SignedCertificate) -> Result<(), String> {
+pub fn validate(shared: &Cluster, cert: &SignedCertificate) -> Result<(), String> {
     check_public(shared, cert)?;
     // Everything this node's ledger holds counts: the certificate is not
     // being appended at an index, it arrived by broadcast.
     senatus_replica::state::local_facts(&shared.sm, cert, u64::MAX).map_err(|e| e.to_string())
 }
 
-fn check_public(shared: &Shared, cert: &SignedCertificate) -> Result<(), String> {
+fn check_public(shared: &Cluster, cert: &SignedCertificate) -> Result<(), String> {
     shared
         .sm
         .amendments()
@@ -508,7 +313,7 @@ fn check_public(shared: &Shared, cert: &SignedCertificate) -> Result<(), String>
 /// equivocations, and enforcing this validator's lockdown on Raft (no
 /// elections, no heartbeats: a locked leader gives way).
 pub async fn run_detectors(
-    shared: Shared,
+    shared: Cluster,
     breach: Arc<Breach>,
     policy_dir: PathBuf,
     data_dir: PathBuf,
@@ -521,7 +326,7 @@ pub async fn run_detectors(
     let mut raft_quiet = false;
     loop {
         #[cfg(feature = "fault-injection")]
-        crate::gate::fault::tamper_hooks(&shared, &data_dir);
+        crate::fault::tamper_hooks(shared.id, &shared.sm, &data_dir);
         check_memory(&shared, &breach);
         let version = shared
             .sm
@@ -598,7 +403,7 @@ fn dir_fingerprint(dir: &Path) -> Fingerprint {
 
 /// The active layer in memory must still hash to its seal's digest. Also
 /// called before every decision batch. Returns the lockdown, if any.
-pub fn check_memory(shared: &Shared, breach: &Arc<Breach>) -> Option<Lockdown> {
+pub fn check_memory(shared: &Cluster, breach: &Arc<Breach>) -> Option<Lockdown> {
     let drift = shared.sm.amendments().with(|s| {
         let a = s.active_sealed();
         let sealed = a.seal.seal.policy_digest;
@@ -628,7 +433,7 @@ pub fn check_memory(shared: &Shared, breach: &Arc<Breach>) -> Option<Lockdown> {
     breach.lockdown(shared.sm.amendments())
 }
 
-fn check_disk(shared: &Shared, breach: &Arc<Breach>, dir: &Path) {
+fn check_disk(shared: &Cluster, breach: &Arc<Breach>, dir: &Path) {
     let Some((version, sealed)) = shared
         .sm
         .amendments()
@@ -664,7 +469,7 @@ fn check_disk(shared: &Shared, breach: &Arc<Breach>, dir: &Path) {
     }
 }
 
-fn check_ledger(shared: &Shared, breach: &Arc<Breach>, cursor: &mut u64) {
+fn check_ledger(shared: &Cluster, breach: &Arc<Breach>, cursor: &mut u64) {
     let Ok(head) = shared.sm.ledger_head() else {
         return;
     };
@@ -723,7 +528,7 @@ fn check_ledger(shared: &Shared, breach: &Arc<Breach>, cursor: &mut u64) {
 
 /// The leader certifies vote equivocations its tally saw; every other
 /// validator drops its copy (the leader's certificate reaches it).
-fn certify_equivocations(shared: &Shared, breach: &Arc<Breach>) {
+fn certify_equivocations(shared: &Cluster, breach: &Arc<Breach>) {
     let queued = shared
         .sm
         .amendments()

@@ -1,6 +1,6 @@
 //! Why a gate call ended without its answer: one error type, naming the
 //! culprit and the value, turned into a `Status` with its machine-readable
-//! reason (docs/PROTOCOL.md 19) only at the service edge.
+//! reason (docs/PROTOCOL.md 20) only at the service edge.
 
 use senatus_genesis::{Digest, NodeId};
 use senatus_proto::reason::Reason;
@@ -9,7 +9,7 @@ use senatus_quorum::certificate::BreachKind;
 use tonic::Status;
 
 use crate::ledger::EntryKind;
-use crate::service::WriteError;
+use crate::write_error::WriteError;
 
 /// Why a gate call — `Decide`, `Redeem`, or a signer's `SignBatch` /
 /// `SignSeal` — ended without its answer. Each variant names the validator,

@@ -3,7 +3,11 @@
 
 pub mod amend;
 pub mod breach;
+pub mod certs;
 pub mod cli;
+pub mod clock;
+pub mod cluster;
+pub mod fault;
 pub mod gate;
 pub mod gate_error;
 /// The ledger model and chain verifier (from the replicated core).

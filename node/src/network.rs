@@ -30,6 +30,10 @@ use crate::raft_types::TypeConfig;
 use senatus_genesis::NodeId;
 use senatus_transport::NodeTls;
 
+/// Largest public API request accepted by the gRPC layer (tonic refuses
+/// larger ones with `OUT_OF_RANGE`); the gate's own API clients use it too.
+pub const API_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+
 /// Largest gRPC message a peer accepts or sends. Snapshot chunks are sized
 /// well below it (`SNAPSHOT_CHUNK_BYTES`); an append batch whose encoding
 /// would exceed [`APPEND_PAYLOAD_BYTES_MAX`] is refused before sending with

@@ -14,6 +14,7 @@ use senatus_proto::v1::senatus_server::SenatusServer;
 use senatus_transport::{AcceptLimits, NodeTls};
 use tokio::net::TcpListener;
 
+use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::network::{PEER_MESSAGE_BYTES_MAX, PeerNetwork, SNAPSHOT_CHUNK_BYTES};
 use crate::service::{API_MESSAGE_BYTES_MAX, ApiService, PeerService, Shared, WriteBounds};
@@ -257,13 +258,11 @@ pub async fn start(
         })
         .collect::<Result<_, crate::network::ChannelError>>()
         .map_err(|e| StartError::Raft(format!("bad peer address: {e}")))?;
-    let breach = Arc::new(
-        crate::breach::Breach::open(
+    let certs = Arc::new(
+        crate::certs::Certificates::open(
             material.lock.node_id,
-            material.identity.signing_key().clone(),
             &material.config.data_dir,
             &material.genesis,
-            forward.clone(),
         )
         .map_err(|source| StartError::Certificates {
             path: material
@@ -275,29 +274,38 @@ pub async fn start(
             source,
         })?,
     );
-    let shared = Shared {
+    let breach = Arc::new(crate::breach::Breach::new(
+        certs.clone(),
+        material.identity.signing_key().clone(),
+        forward.clone(),
+    ));
+    let cluster = Cluster {
         id,
         chain_id: material.genesis.body.chain_id.clone(),
         raft,
         sm,
         genesis_digest,
         forward: Arc::new(forward),
-        breach: breach.clone(),
+        certs,
         metrics: Arc::new(Metrics::default()),
         bounds: options.bounds,
-        gate: Arc::new(std::sync::OnceLock::new()),
     };
     let gate = Arc::new(
         crate::gate::Gate::new(
             id,
             material,
             crate::gate::GateConfig::default(),
-            shared.sm.amendments().clone(),
+            cluster.sm.amendments().clone(),
+            breach.clone(),
             &tls,
         )
         .map_err(|e| StartError::Raft(format!("decision gate: {e}")))?,
     );
-    let _ = shared.gate.set(gate.clone());
+    let shared = Shared {
+        cluster: cluster.clone(),
+        gate: gate.clone(),
+        breach: breach.clone(),
+    };
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
@@ -356,15 +364,16 @@ pub async fn start(
     let s = stopped();
     tasks.spawn(crate::metrics::serve(listeners.metrics, render, s));
     tasks.spawn(crate::amend::run_driver(
-        shared.clone(),
+        cluster.clone(),
+        gate.clone(),
         material.identity.signing_key().clone(),
         material.config.data_dir.clone(),
         Box::pin(stopped()),
     ));
 
-    gate.spawn(shared.clone(), stopped(), &mut tasks);
+    gate.spawn(cluster.clone(), stopped(), &mut tasks);
     tasks.spawn(crate::breach::run_detectors(
-        shared.clone(),
+        cluster.clone(),
         breach,
         material.config.policy_dir.clone(),
         material.config.data_dir.clone(),

@@ -1,29 +1,23 @@
 //! The gRPC services: `Peer` (Raft between validators, write forwarding)
 //! and `Senatus` (the public API).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{Raft, ServerState};
+use openraft::ServerState;
 use senatus_genesis::Digest;
 use senatus_proto::v1 as pb;
-use senatus_proto::v1::peer_client::PeerClient;
-use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
+pub use crate::cluster::{Cluster, WriteBounds};
 use crate::ledger::{EntryKind, LedgerEntry};
-use crate::metrics::{Gauges, Metrics};
-use crate::network::{self, decode, encode};
-use crate::raft_types::{Command, CommandResponse, TypeConfig};
-use crate::store::{StateMachineStore, StoreError};
+use crate::network::{decode, encode};
+use crate::raft_types::{Command, TypeConfig};
+use crate::store::StoreError;
 pub use crate::write_error::WriteError;
 use senatus_proto::reason::{self, Reason};
 
-/// Largest public API request accepted by the gRPC layer (tonic refuses
-/// larger ones with `OUT_OF_RANGE`).
-pub const API_MESSAGE_BYTES_MAX: usize = 1024 * 1024;
+pub use crate::network::API_MESSAGE_BYTES_MAX;
 /// Largest operator record payload (`INVALID_ARGUMENT` above it).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
 /// Most ledger entries one `GetLedger` call returns.
@@ -35,59 +29,23 @@ pub const GET_LEDGER_REPLY_BYTES_MAX: usize = 8 * 1024 * 1024;
 /// protobuf framing), counted generously.
 const LEDGER_ENTRY_WIRE_OVERHEAD_BYTES: usize = 96;
 
-/// Timing bounds of the write path.
-#[derive(Debug, Clone, Copy)]
-pub struct WriteBounds {
-    /// A leader whose last quorum acknowledgement is older than this
-    /// refuses writes at once (`UNAVAILABLE`) instead of appending an entry
-    /// that cannot commit.
-    pub quorum_ack_max_ms: u64,
-    /// Longest wait for a write to commit and apply.
-    pub commit_timeout_ms: u64,
-    /// Longest wait for a leader to be known.
-    pub leader_wait_ms: u64,
-}
-
-impl Default for WriteBounds {
-    fn default() -> Self {
-        WriteBounds {
-            quorum_ack_max_ms: 1000,
-            commit_timeout_ms: 3000,
-            leader_wait_ms: 3000,
-        }
-    }
-}
-
-/// State shared by both services.
-#[derive(Clone)]
+/// What both services share: the cluster handle, the decision gate and
+/// the breach state.
+#[derive(Debug, Clone)]
 pub struct Shared {
-    /// This node.
-    pub id: u64,
-    /// Chain id from genesis.
-    pub chain_id: String,
-    /// The Raft handle.
-    pub raft: Raft<TypeConfig>,
-    /// The state machine (ledger reads).
-    pub sm: StateMachineStore,
-    /// Genesis digest (ledger entry 1 links to it).
-    pub genesis_digest: Digest,
-    /// One lazily connecting client per peer, for forwarding writes.
-    pub forward: Arc<BTreeMap<u64, PeerClient<Channel>>>,
-    /// Request metrics.
-    pub metrics: Arc<Metrics>,
-    /// Write timing bounds.
-    pub bounds: WriteBounds,
-    /// The decision gate, set once at start.
-    pub gate: Arc<std::sync::OnceLock<Arc<crate::gate::Gate>>>,
+    /// The cluster (Raft, state machine, write path).
+    pub cluster: Cluster,
+    /// The decision gate.
+    pub gate: Arc<crate::gate::Gate>,
     /// Breach state: validated certificates, lockdown, fan-out.
     pub breach: Arc<crate::breach::Breach>,
 }
 
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
+impl std::ops::Deref for Shared {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.cluster
     }
 }
 
@@ -135,175 +93,6 @@ fn amendments_disabled() -> Status {
         "this node does not tally amendments",
         [],
     )
-}
-
-impl Shared {
-    /// The decision gate (`UNAVAILABLE` until the node has started it).
-    pub fn gate(&self) -> Result<Arc<crate::gate::Gate>, Status> {
-        self.gate.get().cloned().ok_or_else(|| {
-            refusal(
-                tonic::Code::Unavailable,
-                Reason::GateUnavailable,
-                "decision gate not started",
-                [("node", self.id.to_string())],
-            )
-        })
-    }
-
-    /// Live gauges for the metrics endpoint and `Status`.
-    pub async fn gauges(&self) -> Gauges {
-        let m = self.raft.metrics().borrow().clone();
-        let commit = self
-            .raft
-            .with_raft_state(|s| s.committed.map(|l| l.index).unwrap_or(0))
-            .await
-            .unwrap_or(0);
-        Gauges {
-            node_id: self.id,
-            term: m.current_term,
-            leader: m.current_leader.unwrap_or(0),
-            is_leader: m.state == ServerState::Leader,
-            commit_index: commit,
-            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
-            last_log_index: m.last_log_index.unwrap_or(0),
-            ledger_index: self.sm.ledger_head().map(|h| h.index).unwrap_or(0),
-        }
-    }
-
-    /// Appends `cmd` through Raft: directly when leading, else forwarded to
-    /// the leader. Returns once the entry is committed and applied here or
-    /// on the leader.
-    pub async fn write(&self, cmd: Command) -> Result<pb::WriteReply, WriteError> {
-        cmd.validate().map_err(WriteError::Rejected)?;
-        let deadline = Instant::now() + Duration::from_millis(self.bounds.leader_wait_ms);
-        loop {
-            let leader = self.raft.metrics().borrow().current_leader;
-            match leader {
-                Some(l) if l == self.id => return self.write_as_leader(cmd).await,
-                Some(l) => {
-                    let client = self
-                        .forward
-                        .get(&l)
-                        .ok_or(WriteError::LeaderNotInPeers { leader: l })?;
-                    let timeout = Duration::from_millis(
-                        self.bounds.commit_timeout_ms + self.bounds.quorum_ack_max_ms,
-                    );
-                    let fwd = pb::WriteCommand {
-                        kind: u32::from(cmd.kind.code()),
-                        payload: cmd.payload.clone(),
-                    };
-                    match network::forward_write(client, fwd, timeout).await {
-                        // The leader moved between our read and its answer:
-                        // look again until the deadline.
-                        Err(s) if s.code() == tonic::Code::FailedPrecondition => {}
-                        Err(s)
-                            if s.code() == tonic::Code::Unavailable
-                                && Instant::now() < deadline =>
-                        {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Ok(r) => return Ok(r),
-                        Err(s) => return Err(WriteError::from_leader(l, s)),
-                    }
-                }
-                None => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(WriteError::NoLeader {
-                    wait_ms: self.bounds.leader_wait_ms,
-                });
-            }
-            // Wait for the leader to change (or appear), bounded.
-            let left = deadline.saturating_duration_since(Instant::now());
-            let _ = self
-                .raft
-                .wait(Some(left.min(Duration::from_millis(200))))
-                .metrics(
-                    |m| m.current_leader.is_some() && m.current_leader != leader,
-                    "leader",
-                )
-                .await;
-        }
-    }
-
-    /// Leader-side write: refuse fast without a recent quorum, then append
-    /// and wait (bounded) for commit and apply.
-    pub async fn write_as_leader(&self, cmd: Command) -> Result<pb::WriteReply, WriteError> {
-        // A locked leader appends nothing but certificates, so its
-        // followers stop hearing from it and elect another (flow 5).
-        if cmd.kind != EntryKind::Certificate
-            && let Some(l) = self.breach.lockdown(self.sm.amendments())
-        {
-            return Err(WriteError::LockedLeader {
-                node: self.id,
-                certificate: l.id,
-            });
-        }
-        let mut m = self.raft.metrics().borrow().clone();
-        if m.state == ServerState::Leader && m.millis_since_quorum_ack.is_none() {
-            // Just elected: no majority has acknowledged this leader yet.
-            // Give it the ack bound to hear from one instead of refusing a
-            // healthy cluster; a leader that hears nothing still refuses.
-            let _ = self
-                .raft
-                .wait(Some(Duration::from_millis(self.bounds.quorum_ack_max_ms)))
-                .metrics(
-                    |m| m.millis_since_quorum_ack.is_some() || m.state != ServerState::Leader,
-                    "first quorum ack",
-                )
-                .await;
-            m = self.raft.metrics().borrow().clone();
-        }
-        if m.state != ServerState::Leader {
-            return Err(WriteError::NotLeader {
-                node: self.id,
-                leader: m.current_leader,
-            });
-        }
-        // A leader alone (single-voter clusters) has no acks to wait for.
-        let voters = m.membership_config.membership().voter_ids().count();
-        if voters > 1 {
-            match m.millis_since_quorum_ack {
-                Some(ms) if ms <= self.bounds.quorum_ack_max_ms => {}
-                other => {
-                    return Err(WriteError::NoQuorum {
-                        leader: self.id,
-                        since_quorum_ack_ms: other,
-                        quorum_ack_max_ms: self.bounds.quorum_ack_max_ms,
-                    });
-                }
-            }
-        }
-        let timeout = Duration::from_millis(self.bounds.commit_timeout_ms);
-        let resp = match tokio::time::timeout(timeout, self.raft.client_write(cmd)).await {
-            Err(_) => {
-                return Err(WriteError::NotCommitted {
-                    commit_timeout_ms: self.bounds.commit_timeout_ms,
-                });
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                return Err(WriteError::NoLongerLeader {
-                    node: self.id,
-                    leader: f.leader_id,
-                });
-            }
-            Ok(Err(e)) => return Err(WriteError::Raft(e.to_string())),
-            Ok(Ok(r)) => r,
-        };
-        match resp.data {
-            CommandResponse::Appended(head) => Ok(pb::WriteReply {
-                index: head.index,
-                hash: head.hash.0.to_vec(),
-                log_index: resp.log_id.index,
-            }),
-            // A replayed nonce is ALREADY_EXISTS; a stale batch (a reseal
-            // committed between proposing and committing it) is ABORTED:
-            // nothing was decided, the caller retries and the next batch
-            // is decided under the new seal. See `WriteError::code`.
-            CommandResponse::Rejected(r) => Err(WriteError::Rejected(r)),
-            CommandResponse::NoCommand => Err(WriteError::NoEntry),
-        }
-    }
 }
 
 /// `Peer` service.
@@ -440,7 +229,7 @@ impl PeerService {
                 Ok(())
             }
             EntryKind::Redeclaration => {
-                let gate = self.0.gate()?;
+                let gate = self.0.gate.clone();
                 let r = crate::amend::Redeclaration::verify(
                     &cmd.payload,
                     &gate.genesis().body.validators,
@@ -538,7 +327,7 @@ impl pb::peer_server::Peer for PeerService {
         let r = req.into_inner();
         self.check_signing_caller("Commitments", sender, r.from)?;
         let count = usize::try_from(r.count.min(COMMITMENTS_PER_CALL_MAX)).unwrap_or(0);
-        let gate = self.0.gate()?;
+        let gate = self.0.gate.clone();
         if let Some(l) = self.0.breach.lockdown(self.0.sm.amendments()) {
             return Err(l.status(self.0.id));
         }
@@ -557,7 +346,7 @@ impl pb::peer_server::Peer for PeerService {
         self.check_signing_caller("SignBatch", sender, r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
-        let gate = self.0.gate()?;
+        let gate = self.0.gate.clone();
         let share = gate
             .sign_entry(&self.0, r.ledger_index, &sign_req)
             .await
@@ -580,7 +369,7 @@ impl pb::peer_server::Peer for PeerService {
         })?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
-        let gate = self.0.gate()?;
+        let gate = self.0.gate.clone();
         let share = gate
             .sign_seal(
                 &self.0,
@@ -805,7 +594,7 @@ impl pb::senatus_server::Senatus for ApiService {
     ) -> Result<Response<pb::DecideReply>, Status> {
         let r = req.into_inner();
         self.timed("Decide", async {
-            let gate = self.0.gate()?;
+            let gate = self.0.gate.clone();
             gate.decide(&self.0, r).await.map_err(Status::from)
         })
         .await
@@ -817,11 +606,7 @@ impl pb::senatus_server::Senatus for ApiService {
     ) -> Result<Response<pb::RedeemReply>, Status> {
         let r = req.into_inner();
         self.timed("Redeem", async {
-            self.0
-                .gate()?
-                .redeem(&self.0, r)
-                .await
-                .map_err(Status::from)
+            self.0.gate.redeem(&self.0, r).await.map_err(Status::from)
         })
         .await
     }
@@ -831,7 +616,7 @@ impl pb::senatus_server::Senatus for ApiService {
         _req: Request<pb::SealChainRequest>,
     ) -> Result<Response<pb::SealChainReply>, Status> {
         self.timed("GetSealChain", async {
-            let gate = self.0.gate()?;
+            let gate = self.0.gate.clone();
             let genesis_json = serde_json::to_string_pretty(gate.genesis())
                 .map_err(|e| internal("encode genesis", e))?;
             let seals_json = gate

@@ -1,6 +1,6 @@
 //! Why a ledger write appended nothing (or may not have): one error type,
 //! naming the node, the bound or the value at fault, turned into a
-//! `Status` with its machine-readable reason (docs/PROTOCOL.md 19) only at
+//! `Status` with its machine-readable reason (docs/PROTOCOL.md 20) only at
 //! the service edge.
 
 use senatus_genesis::Digest;
@@ -9,7 +9,7 @@ use tonic::Status;
 
 use crate::raft_types::CommandRejection;
 
-/// Why a write ([`Shared::write`](crate::service::Shared::write), [`Shared::write_as_leader`](crate::service::Shared::write_as_leader)) appended
+/// Why a write ([`Shared::write`](crate::cluster::Cluster::write), [`Shared::write_as_leader`](crate::cluster::Cluster::write_as_leader)) appended
 /// nothing — or, for [`WriteError::NotCommitted`], may not have. Each
 /// names the node, the bound or the value at fault; a [`Status`] is made
 /// from it only at the service edge (`From`), carrying its reason.

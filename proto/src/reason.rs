@@ -1,4 +1,4 @@
-//! Machine-readable error reasons on the wire (docs/PROTOCOL.md 19).
+//! Machine-readable error reasons on the wire (docs/PROTOCOL.md 20).
 //!
 //! Every error a validator answers with carries a stable reason code next
 //! to its gRPC code and its human message: a `google.rpc.Status` in the
@@ -41,7 +41,7 @@ pub const REASON_BYTES_MAX: usize = 63;
 macro_rules! reasons {
     ($($(#[doc = $doc:literal])* $name:ident = $code:literal,)+) => {
         /// A stable, machine-readable reason for an error (AIP-193 style
-        /// UPPER_SNAKE_CASE codes). docs/PROTOCOL.md 19 lists each with its
+        /// UPPER_SNAKE_CASE codes). docs/PROTOCOL.md 20 lists each with its
         /// gRPC code and metadata keys. New reasons may be added; a client
         /// treats one it does not know like an error without a reason of
         /// the same gRPC code.
@@ -507,9 +507,9 @@ mod tests {
         let proto = include_str!("../proto/senatus/v1/errors.proto");
         let doc = include_str!("../../docs/PROTOCOL.md");
         let section = doc
-            .split_once("## 19. Error reasons")
+            .split_once("## 20. Error reasons")
             .map(|(_, s)| s)
-            .expect("PROTOCOL.md has section 19");
+            .expect("PROTOCOL.md has section 20");
         let mut seen = std::collections::BTreeSet::new();
         for r in Reason::ALL {
             let code = r.as_str();
@@ -522,7 +522,7 @@ mod tests {
             );
             assert!(
                 section.contains(&format!("`{code}`")),
-                "{code} in PROTOCOL.md 19"
+                "{code} in PROTOCOL.md 20"
             );
         }
         assert_eq!(Reason::parse("LOCKED_DOWN "), None);

@@ -1,0 +1,281 @@
+//! The shutdown certificates this validator validated itself (issued here
+//! or received by broadcast), kept in `DATA_DIR/certificates/` so they
+//! survive restart, and the lockdown they impose: a validated certificate
+//! about a validator excludes it from every signing set here at once,
+//! before any ledger entry exists; one about this validator locks its gate.
+//! Issuing and spreading certificates is `crate::breach`'s.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use senatus_genesis::{Digest, Genesis, NodeId};
+use senatus_proto::v1 as pb;
+use senatus_quorum::certificate::{BreachKind, Evidence, SignedCertificate, Subject};
+use tonic::Status;
+
+use crate::clock::lock;
+use crate::store::StateHandle;
+use senatus_replica::certified::LedgerCertificate;
+
+/// Most certificates this validator keeps (in memory and on disk); past
+/// it, new ones are refused (they stay refused until an operator acts).
+pub const CERTIFICATES_MAX: usize = 4096;
+
+/// Why this validator is locked down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockdown {
+    /// The certificate.
+    pub id: Digest,
+    /// Its breach kind.
+    pub kind: BreachKind,
+}
+
+impl Lockdown {
+    /// The error every gated call answers with while locked (reason
+    /// `LOCKED_DOWN`).
+    pub fn error(&self, node: u64) -> crate::gate_error::GateCallError {
+        crate::gate_error::GateCallError::LockedDown {
+            node,
+            certificate: self.id,
+            kind: self.kind,
+        }
+    }
+
+    /// [`Lockdown::error`] as the status a client gets.
+    pub fn status(&self, node: u64) -> Status {
+        self.error(node).into()
+    }
+}
+
+/// The certificates this validator validated, bounded by
+/// [`CERTIFICATES_MAX`].
+pub struct Certificates {
+    me: NodeId,
+    dir: PathBuf,
+    /// Validated certificates (issued here, or received and re-checked).
+    known: Mutex<BTreeMap<Digest, SignedCertificate>>,
+}
+
+impl std::fmt::Debug for Certificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificates")
+            .field("me", &self.me)
+            .field("dir", &self.dir)
+            .field("known", &lock(&self.known).len())
+            .finish()
+    }
+}
+
+/// File name of a stored certificate.
+fn file_name(id: &Digest) -> String {
+    format!("{id}.cert")
+}
+
+impl Certificates {
+    /// Opens `data_dir/certificates`, loading every stored certificate
+    /// whose issuer signature verifies under `genesis`' validators (a file
+    /// that does not is logged and left alone, never trusted).
+    pub fn open(me: NodeId, data_dir: &Path, genesis: &Genesis) -> std::io::Result<Self> {
+        let dir = data_dir.join("certificates");
+        std::fs::create_dir_all(&dir)?;
+        let mut known = BTreeMap::new();
+        for e in std::fs::read_dir(&dir)? {
+            let path = e?.path();
+            if path.extension().and_then(|x| x.to_str()) != Some("cert") {
+                continue;
+            }
+            let bytes = std::fs::read(&path)?;
+            let cert = match SignedCertificate::decode(&bytes) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "stored certificate does not decode; ignored");
+                    continue;
+                }
+            };
+            if let Err(e) = cert.verify_signature(&genesis.body.validators) {
+                tracing::error!(file = %path.display(), error = %e, "stored certificate does not verify; ignored");
+                continue;
+            }
+            known.insert(cert.id().0, cert);
+        }
+        if !known.is_empty() {
+            tracing::warn!(node = %me, certificates = known.len(), "stored shutdown certificates loaded");
+        }
+        Ok(Certificates {
+            me,
+            dir,
+            known: Mutex::new(known),
+        })
+    }
+
+    /// This validator.
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    /// Whether certificate `id` was validated here.
+    pub fn contains(&self, id: &Digest) -> bool {
+        lock(&self.known).contains_key(id)
+    }
+
+    /// Stores a validated certificate (file first, then memory) and
+    /// starts enforcing it; refused past [`CERTIFICATES_MAX`].
+    pub fn store(&self, cert: &SignedCertificate) -> Result<(), String> {
+        let id = cert.id().0;
+        let mut known = lock(&self.known);
+        if known.contains_key(&id) {
+            return Ok(());
+        }
+        if known.len() >= CERTIFICATES_MAX {
+            return Err(format!(
+                "this validator already holds certificates_max = {CERTIFICATES_MAX} certificates"
+            ));
+        }
+        write_atomic(&self.dir.join(file_name(&id)), &cert.encode())
+            .map_err(|e| format!("cannot store certificate {id}: {e}"))?;
+        known.insert(id, cert.clone());
+        drop(known);
+        let c = &cert.certificate;
+        if c.subject == Subject::Validator(self.me) {
+            tracing::error!(node = %self.me, certificate = %id, kind = %c.kind(), issuer = %c.issuer, "LOCKED DOWN: a validated shutdown certificate names this validator");
+        } else {
+            tracing::warn!(node = %self.me, certificate = %id, kind = %c.kind(), subject = %c.subject, issuer = %c.issuer, "shutdown certificate validated");
+        }
+        Ok(())
+    }
+
+    /// Whether this validator already holds a certificate of `kind` about
+    /// itself that no sealed amendment reinstated.
+    pub fn certified_self(&self, kind: BreachKind, amend: &StateHandle) -> bool {
+        let subject = Subject::Validator(self.me);
+        lock(&self.known).iter().any(|(id, c)| {
+            c.certificate.subject == subject
+                && c.certificate.kind() == kind
+                && amend
+                    .with(|s| s.certified().reinstated(id).is_none())
+                    .unwrap_or(true)
+        })
+    }
+
+    /// The certificate locking this validator, if any: one it validated
+    /// itself or one on the ledger, about it, not reinstated.
+    pub fn lockdown(&self, amend: &StateHandle) -> Option<Lockdown> {
+        self.in_force_about(&Subject::Validator(self.me), amend)
+    }
+
+    /// The certificate excluding validator `node` from signing, if any.
+    pub fn excluded(&self, node: NodeId, amend: &StateHandle) -> Option<Digest> {
+        self.in_force_about(&Subject::Validator(node), amend)
+            .map(|l| l.id)
+    }
+
+    /// A certificate about `subject`, validated here or on the ledger, that
+    /// no sealed amendment reinstated. One lock of each kind, in the order
+    /// used everywhere (known, then the amendment state), and nothing
+    /// hashed unless a certificate names `subject`: this runs for every
+    /// request and every signer.
+    fn in_force_about(&self, subject: &Subject, amend: &StateHandle) -> Option<Lockdown> {
+        let local: Vec<(Digest, BreachKind)> = lock(&self.known)
+            .iter()
+            .filter(|(_, c)| &c.certificate.subject == subject)
+            .map(|(id, c)| (*id, c.certificate.kind()))
+            .collect();
+        let found = amend.with(|s| {
+            let certified = s.certified();
+            let on_ledger = certified
+                .all()
+                .filter(|c| &c.cert.certificate.subject == subject)
+                .map(|c| (c.cert.id().0, c.cert.certificate.kind()));
+            local
+                .iter()
+                .copied()
+                .chain(on_ledger)
+                .find(|(id, _)| certified.reinstated(id).is_none())
+        });
+        // Without amendment state nothing can reinstate: the first local one.
+        found
+            .unwrap_or_else(|| local.first().copied())
+            .map(|(id, kind)| Lockdown { id, kind })
+    }
+
+    /// Every certificate this validator validated, with the ledger's view.
+    pub fn views(&self, amend: &StateHandle) -> Vec<pb::CertificateView> {
+        let mut all: BTreeMap<Digest, SignedCertificate> = lock(&self.known).clone();
+        let ledger: Vec<LedgerCertificate> = amend
+            .with(|s| s.certified().all().cloned().collect())
+            .unwrap_or_default();
+        for c in &ledger {
+            all.entry(c.cert.id().0).or_insert_with(|| c.cert.clone());
+        }
+        all.into_iter()
+            .map(|(id, c)| {
+                let (index, reinstated) = amend
+                    .with(|s| {
+                        (
+                            s.certified().ledger_index(&id).unwrap_or(0),
+                            s.certified().reinstated(&id).unwrap_or(0),
+                        )
+                    })
+                    .unwrap_or((0, 0));
+                pb::CertificateView {
+                    id: id.0.to_vec(),
+                    certificate: c.encode(),
+                    subject: c.certificate.subject.to_string(),
+                    kind: c.certificate.kind().to_string(),
+                    issuer: c.certificate.issuer.get(),
+                    issued_at_ms: c.certificate.issued_at_ms,
+                    ledger_index: index,
+                    reinstated_at: reinstated,
+                }
+            })
+            .collect()
+    }
+
+    /// A validated certificate by `cert`'s issuer that names another hash
+    /// for the same ledger head index: two conflicting signed heads for one
+    /// slot (I8). None when there is none, or when this validator already
+    /// holds a head-equivocation certificate about that issuer.
+    pub fn conflicting_head(&self, cert: &SignedCertificate) -> Option<SignedCertificate> {
+        let c = &cert.certificate;
+        let is_head = |e: &Evidence| matches!(e, Evidence::HeadEquivocation { .. });
+        if is_head(&c.evidence) {
+            return None;
+        }
+        let known = lock(&self.known);
+        let certified = known.values().any(|k| {
+            is_head(&k.certificate.evidence)
+                && k.certificate.subject == Subject::Validator(c.issuer)
+        });
+        if certified {
+            return None;
+        }
+        known
+            .values()
+            .find(|k| {
+                let k = &k.certificate;
+                k.issuer == c.issuer
+                    && k.head_index == c.head_index
+                    && k.head_hash != c.head_hash
+                    && !is_head(&k.evidence)
+            })
+            .cloned()
+    }
+}
+
+/// Writes `bytes` to `path` through a synced temporary file and a rename,
+/// so a crash leaves either the whole file or none.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! A signer: hands out commitments and signs only a committed entry it
+//! evaluated itself (or the seal its own tally computes).
+
+use super::*;
+
+impl Gate {
+    /// Preprocessed commitments for coordinator `from`. A new coordinator
+    /// means the previous one's commitments are abandoned: they are retired
+    /// so the pool does not fill with nonces nobody will use.
+    pub fn commitments_for(&self, from: u64, count: usize) -> Vec<PublishedCommitment> {
+        let count = count.min(signing::POOL_NONCES_MAX);
+        let mut signer = lock(&self.signer);
+        let mut last = lock(&self.last_coordinator);
+        if *last != Some(from) {
+            signer.retire_through(u64::MAX);
+            *last = Some(from);
+        }
+        if signer.pool().room() < count {
+            // Nonces stranded by failed plans fill the pool: retire them all.
+            // The coordinator forgets a signer's commitments whenever one of
+            // them fails, so it holds none of these any more.
+            signer.retire_through(u64::MAX);
+            if from == self.id {
+                let node = signer.node();
+                lock(&self.book).forget_signer(node);
+            }
+        }
+        signer.replenish(count, &mut rand::rngs::OsRng)
+    }
+
+    pub(super) async fn sign_locally(
+        &self,
+        shared: &Cluster,
+        ledger_index: u64,
+        req: &SignRequest,
+    ) -> Result<SignedShare, String> {
+        self.sign_entry(shared, ledger_index, req)
+            .await
+            .map_err(|e| format!("{:?}: {e}", e.code()))
+    }
+
+    /// The signer's side of `SignBatch`: waits until it has applied the
+    /// entry at `ledger_index`, re-evaluates it, and signs only the message
+    /// its own evaluation produces.
+    pub async fn sign_entry(
+        &self,
+        shared: &Cluster,
+        ledger_index: u64,
+        req: &SignRequest,
+    ) -> Result<SignedShare, GateCallError> {
+        if let Some(l) = crate::breach::check_memory(shared, &self.breach) {
+            return Err(l.error(self.id));
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        let entry = loop {
+            // Read the applied position before the ledger, so an apply that
+            // lands in between still changes it and wakes the wait below.
+            let seen = shared.raft.metrics().borrow().last_applied;
+            let head = shared.sm.ledger_head().map_err(ledger_read)?;
+            if head.index >= ledger_index {
+                break shared
+                    .sm
+                    .ledger_entry(ledger_index)
+                    .map_err(ledger_read)?
+                    .ok_or(GateCallError::EntryMissing { ledger_index })?;
+            }
+            if Instant::now() >= deadline {
+                return Err(GateCallError::NotApplied {
+                    node: self.id,
+                    ledger_index,
+                    wait_ms: self.config.apply_wait_ms,
+                });
+            }
+            next_apply(shared, seen, deadline).await;
+        };
+        if entry.kind != EntryKind::Decision {
+            return Err(GateCallError::NotADecision {
+                ledger_index,
+                kind: entry.kind,
+            });
+        }
+        let batch =
+            DecisionBatch::decode(&entry.payload).map_err(|e| GateCallError::UndecodableBatch {
+                ledger_index,
+                error: e.to_string(),
+            })?;
+        // A batch under the seal active here needs this validator's own
+        // redeclaration of it first; a batch under an older seal was
+        // decided before the reseal and is evaluated under that seal.
+        let under_active = self
+            .amend
+            .with(|s| s.is_active(batch.policy_version.0, &batch.seal_digest))
+            .unwrap_or(false);
+        if under_active {
+            self.wait_redeclared(shared).await?;
+        }
+        let built = self.build(&batch, ledger_index, entry.hash)?;
+        #[cfg(feature = "fault-injection")]
+        fault::refuse_sign(self.id)?;
+        let mut signer = lock(&self.signer);
+        let share = signer.sign(req, &built.message).map_err(|e| match e {
+            signing::SigningError::MessageMismatch { .. } => GateCallError::EvaluationDiffers {
+                node: self.id,
+                ledger_index,
+                error: e.to_string(),
+            },
+            other => GateCallError::SignerFailed {
+                node: self.id,
+                error: other.to_string(),
+            },
+        })?;
+        #[cfg(feature = "fault-injection")]
+        if fault::active() == fault::Fault::BadShare {
+            return Ok(fault::corrupt(share));
+        }
+        Ok(share)
+    }
+
+    /// The signer's side of `SignSeal`: waits (bounded) until its own
+    /// tally has passed `proposal`, and signs only if it is one of the first
+    /// `t` approvers and the message is the next seal its own tally
+    /// computes.
+    pub async fn sign_seal(
+        &self,
+        shared: &Cluster,
+        proposal: senatus_quorum::amend::ProposalId,
+        req: &SignRequest,
+    ) -> Result<SignedShare, GateCallError> {
+        if let Some(l) = self.breach.lockdown(&self.amend) {
+            return Err(l.error(self.id));
+        }
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        let (seal, signers) = loop {
+            let seen = shared.raft.metrics().borrow().last_applied;
+            let pending = self.amend.with(|s| s.pending_seal()).flatten();
+            match pending {
+                Some((id, seal, signers)) if id == proposal => break (seal, signers),
+                _ if Instant::now() >= deadline => {
+                    return Err(GateCallError::NoPendingSeal {
+                        node: self.id,
+                        proposal,
+                    });
+                }
+                _ => {}
+            }
+            next_apply(shared, seen, deadline).await;
+        };
+        if !signers.iter().any(|n| n.get() == self.id) {
+            return Err(GateCallError::NotAnApprover {
+                node: self.id,
+                signers,
+                proposal,
+            });
+        }
+        #[cfg(feature = "fault-injection")]
+        fault::refuse_sign(self.id)?;
+        let message = seal.signing_bytes();
+        let mut signer = lock(&self.signer);
+        signer
+            .sign(req, &message)
+            .map_err(|e| GateCallError::SealDiffers {
+                node: self.id,
+                proposal,
+                error: e.to_string(),
+            })
+    }
+
+    /// Waits (bounded by `apply_wait_ms`) until this validator has
+    /// redeclared the active seal. Until then it neither decides nor signs
+    /// under that seal: it never fails open (DESIGN.md, flow 4).
+    pub(super) async fn wait_redeclared(&self, shared: &Cluster) -> Result<(), GateCallError> {
+        let me = NodeId::new(self.id).map_err(|e| GateCallError::Internal(e.to_string()))?;
+        let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
+        loop {
+            let seen = shared.raft.metrics().borrow().last_applied;
+            let pending = self
+                .amend
+                .with(|s| (!s.has_redeclared(me)).then(|| s.seal().version.0))
+                .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
+            let Some(version) = pending else {
+                return Ok(());
+            };
+            if Instant::now() >= deadline {
+                return Err(GateCallError::NotRedeclared {
+                    node: self.id,
+                    policy_version: version,
+                    wait_ms: self.config.apply_wait_ms,
+                });
+            }
+            next_apply(shared, seen, deadline).await;
+        }
+    }
+
+    /// True while this node leads (for the peer handlers).
+    pub fn is_leader(shared: &Cluster, from: u64) -> bool {
+        let m = shared.raft.metrics().borrow().clone();
+        m.current_leader == Some(from) && (from != shared.id || m.state == ServerState::Leader)
+    }
+}
+
+/// Waits until this node applies past `seen`, or until `deadline`. Read
+/// `seen` before the state being waited on, so an apply that lands in
+/// between still ends the wait.
+async fn next_apply(shared: &Cluster, seen: Option<crate::raft_types::LogId>, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let _ = shared
+        .raft
+        .wait(Some(left))
+        .metrics(|m| m.last_applied != seen, "an apply")
+        .await;
+}
