@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use senatus_genesis::codec::{Decoder, Encoder};
 use senatus_genesis::{Digest, Key32, LedgerIndex, NodeId, PolicyLayer, Seal, Sig64, SignedSeal};
+use senatus_proto::reason::Reasoned as _;
 use senatus_quorum::amend::{
     self, AdmissionError, ProposalDecodeError, ProposalId, ProposerRole, SignedProposal,
     SignedVote, Status, Tally, TallyError, TallyEvent, Verdict, Vote, VoteDecodeError,

@@ -91,28 +91,22 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-/// A refusal at the service edge: `code` and `message`, carrying `why`.
+/// A refusal at the service edge: `message`, carrying `why` and the gRPC
+/// code it travels with.
 fn refusal(
-    code: tonic::Code,
     why: Reason,
     message: impl Into<String>,
     metadata: impl IntoIterator<Item = (&'static str, String)>,
 ) -> Status {
-    reason::status(code, message, why, metadata)
+    reason::status(why.code(), message, why, metadata)
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Status {
-    refusal(
-        tonic::Code::Internal,
-        Reason::InternalError,
-        format!("{what}: {e}"),
-        [],
-    )
+    refusal(Reason::InternalError, format!("{what}: {e}"), [])
 }
 
 fn invalid(message: impl Into<String>, field: Option<&'static str>) -> Status {
     refusal(
-        tonic::Code::InvalidArgument,
         Reason::InvalidRequest,
         message,
         field.map(|f| ("field", f.to_string())),
@@ -121,7 +115,6 @@ fn invalid(message: impl Into<String>, field: Option<&'static str>) -> Status {
 
 fn ledger_read_failed(e: impl std::fmt::Display) -> Status {
     refusal(
-        tonic::Code::DataLoss,
         Reason::StorageFailed,
         format!("ledger read failed: {e}"),
         [],
@@ -130,7 +123,6 @@ fn ledger_read_failed(e: impl std::fmt::Display) -> Status {
 
 fn amendments_disabled() -> Status {
     refusal(
-        tonic::Code::Unavailable,
         Reason::AmendmentsDisabled,
         "this node does not tally amendments",
         [],
@@ -142,7 +134,6 @@ impl Shared {
     pub fn gate(&self) -> Result<Arc<crate::gate::Gate>, Status> {
         self.gate.get().cloned().ok_or_else(|| {
             refusal(
-                tonic::Code::Unavailable,
                 Reason::GateUnavailable,
                 "decision gate not started",
                 [("node", self.id.to_string())],
@@ -328,7 +319,6 @@ impl PeerService {
             .map(|n| n.get())
             .ok_or_else(|| {
                 refusal(
-                    tonic::Code::Unauthenticated,
                     Reason::PeerUnauthenticated,
                     "no validator certificate on this connection; the peer port is for validators of genesis only",
                     [],
@@ -357,7 +347,6 @@ impl PeerService {
             "peer message claims another validator; refused, nothing changed"
         );
         Err(refusal(
-            tonic::Code::PermissionDenied,
             Reason::PeerIdentityMismatch,
             format!(
                 "{rpc}: authenticated as validator {sender}, but {field} names {claimed}; refused"
@@ -382,7 +371,6 @@ impl PeerService {
         self.check_claim(rpc, sender, "from", from)?;
         if !crate::gate::Gate::is_leader(&self.0, from) {
             return Err(refusal(
-                tonic::Code::FailedPrecondition,
                 Reason::CallerNotLeader,
                 format!("node {from} is not the leader this validator follows; not signing"),
                 [("caller", from.to_string())],
@@ -418,7 +406,6 @@ impl PeerService {
         let refuse = |why: String| {
             tracing::warn!(node = self.0.id, rpc = "ForwardWrite", sender, kind = ?cmd.kind, %why, "forwarded write refused, nothing changed");
             Err(refusal(
-                tonic::Code::PermissionDenied,
                 Reason::ForwardRefused,
                 format!("ForwardWrite from validator {sender}: {why}; refused"),
                 [
@@ -458,7 +445,6 @@ impl PeerService {
                 .map(|_| ())
                 .map_err(|e| {
                     refusal(
-                        tonic::Code::InvalidArgument,
                         Reason::CertificateRefused,
                         format!("certificate refused: {e}"),
                         [],
@@ -601,7 +587,6 @@ impl pb::peer_server::Peer for PeerService {
         self.check_claim("Certify", sender, "from", r.from)?;
         let cert = crate::breach::decode(&r.certificate).map_err(|e| {
             refusal(
-                tonic::Code::InvalidArgument,
                 Reason::CertificateRefused,
                 format!("certificate refused: {e}"),
                 [],
@@ -615,7 +600,6 @@ impl pb::peer_server::Peer for PeerService {
             Err(why) => {
                 tracing::warn!(node = self.0.id, from = r.from, certificate = %cert.id(), %why, "certificate refused; nothing changes");
                 Err(refusal(
-                    tonic::Code::InvalidArgument,
                     Reason::CertificateRefused,
                     format!("certificate {} refused: {why}", cert.id()),
                     [("certificate", cert.id().to_string())],
@@ -646,7 +630,6 @@ impl PeerService {
 fn check_record(payload: &[u8]) -> Result<(), Status> {
     if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
         return Err(refusal(
-            tonic::Code::InvalidArgument,
             Reason::PayloadTooLarge,
             format!(
                 "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
@@ -899,7 +882,6 @@ impl pb::senatus_server::Senatus for ApiService {
                 .ok_or_else(amendments_disabled)?;
             if only.is_some() && proposals.is_empty() {
                 return Err(refusal(
-                    tonic::Code::NotFound,
                     Reason::ProposalNotFound,
                     format!(
                         "no proposal {} on this node's ledger",
