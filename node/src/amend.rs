@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use senatus_genesis::{NodeId, PolicyLayer, Sig64};
+use senatus_proto::reason::Reasoned as _;
 #[cfg(feature = "fault-injection")]
 use senatus_quorum::amend::Vote;
 use senatus_quorum::amend::{ProposalId, ProposerRole, SignedVote, Status, Verdict};

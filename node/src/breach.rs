@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use senatus_genesis::{Digest, NodeId};
-use senatus_proto::reason::Reason;
+use senatus_proto::reason::{Reason, Reasoned};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_quorum::certificate::{Certificate, Evidence, SignedCertificate, Subject};

@@ -3,7 +3,7 @@
 //! reason (docs/PROTOCOL.md 20) only at the service edge.
 
 use senatus_genesis::{Digest, NodeId};
-use senatus_proto::reason::Reason;
+use senatus_proto::reason::{Reason, Reasoned};
 use senatus_quorum::Outcome;
 use senatus_quorum::certificate::BreachKind;
 use tonic::Status;
@@ -14,7 +14,8 @@ use crate::write_error::WriteError;
 /// Why a gate call — `Decide`, `Redeem`, or a signer's `SignBatch` /
 /// `SignSeal` — ended without its answer. Each variant names the validator,
 /// index, key or bound at fault; [`Status`] is made from it only at the
-/// service edge (`From`), carrying its machine-readable [`Reason`]. The
+/// service edge ([`Reasoned::to_status`]), carrying its machine-readable
+/// [`Reason`] and the gRPC code that reason travels with. The
 /// messages are for humans; a Decide refusal says "no token" in words too.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum GateCallError {
@@ -353,53 +354,8 @@ pub enum RequestError {
     Invalid(String),
 }
 
-impl GateCallError {
-    /// The gRPC code this error travels with.
-    pub fn code(&self) -> tonic::Code {
-        use GateCallError as E;
-        use tonic::Code;
-        match self {
-            E::LockedDown { .. }
-            | E::DecideTimeout { .. }
-            | E::RedeemTimeout { .. }
-            | E::NoLeader { .. }
-            | E::GateStopped
-            | E::NotRedeclared { .. }
-            | E::NotSigned { .. }
-            | E::SealNotSigned { .. }
-            | E::NotApplied { .. } => Code::Unavailable,
-            E::InvalidRequest(_) | E::TokenMalformed(_) => Code::InvalidArgument,
-            E::Leader(s) | E::ForwardFailed { status: s, .. } => s.code(),
-            E::IdempotencyConflict { .. }
-            | E::IdempotencyInUse { .. }
-            | E::SealUnknown { .. }
-            | E::NotADecision { .. }
-            | E::UndecodableBatch { .. }
-            | E::EvaluationDiffers { .. }
-            | E::SignerFailed { .. }
-            | E::NoPendingSeal { .. }
-            | E::NotAnApprover { .. }
-            | E::SealDiffers { .. }
-            | E::FaultRefusesToSign { .. } => Code::FailedPrecondition,
-            E::IdempotencyInFlight { .. } => Code::Aborted,
-            E::QueueFull { .. } => Code::ResourceExhausted,
-            E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => w.code(),
-            E::StorageRead { .. }
-            | E::EntryMissing { .. }
-            | E::StoredNotABatch { .. }
-            | E::NoPosition { .. } => Code::DataLoss,
-            E::TokenForged { .. }
-            | E::TokenParamsMismatch { .. }
-            | E::TokenNotPermit { .. }
-            | E::TokenExpired { .. } => Code::PermissionDenied,
-            E::LeaderNotInSeal { .. } | E::Internal(_) => Code::Internal,
-        }
-    }
-
-    /// The reason this error travels with; `None` only for a leader's
-    /// answer whose reason this build does not know (it is passed on as
-    /// it came).
-    pub fn reason(&self) -> Option<Reason> {
+impl Reasoned for GateCallError {
+    fn reason(&self) -> Option<Reason> {
         use GateCallError as E;
         Some(match self {
             E::LockedDown { .. } => Reason::LockedDown,
@@ -440,7 +396,6 @@ impl GateCallError {
         })
     }
 
-    /// The reason's metadata: the culprit and the value, as text.
     fn metadata(&self) -> Vec<(&'static str, String)> {
         use GateCallError as E;
         let s = |v: &dyn std::fmt::Display| v.to_string();
@@ -550,6 +505,15 @@ impl GateCallError {
             | E::Internal(_) => Vec::new(),
         }
     }
+
+    fn carried(&self) -> Option<&Status> {
+        use GateCallError as E;
+        match self {
+            E::Leader(s) | E::ForwardFailed { status: s, .. } => Some(s),
+            E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => w.carried(),
+            _ => None,
+        }
+    }
 }
 
 impl RequestError {
@@ -563,29 +527,8 @@ impl RequestError {
     }
 }
 
-impl GateCallError {
-    /// The leader's answer this error passes on, if it does.
-    fn passed_on(&self) -> Option<&Status> {
-        match self {
-            GateCallError::Leader(s) => Some(s),
-            GateCallError::NotWritten(w)
-            | GateCallError::Write(w)
-            | GateCallError::Replayed { write: w, .. } => w.passed_on(),
-            _ => None,
-        }
-    }
-}
-
 impl From<GateCallError> for Status {
     fn from(e: GateCallError) -> Status {
-        if let GateCallError::Leader(s) = e {
-            return s;
-        }
-        // The leader's reason and metadata, whatever words are added.
-        if let Some(s) = e.passed_on() {
-            return senatus_proto::reason::restate(s, e.to_string());
-        }
-        let reason = e.reason().unwrap_or(Reason::InternalError);
-        senatus_proto::reason::status(e.code(), e.to_string(), reason, e.metadata())
+        e.to_status()
     }
 }

@@ -49,28 +49,22 @@ impl std::ops::Deref for Shared {
     }
 }
 
-/// A refusal at the service edge: `code` and `message`, carrying `why`.
+/// A refusal at the service edge: `message`, carrying `why` and the gRPC
+/// code it travels with.
 fn refusal(
-    code: tonic::Code,
     why: Reason,
     message: impl Into<String>,
     metadata: impl IntoIterator<Item = (&'static str, String)>,
 ) -> Status {
-    reason::status(code, message, why, metadata)
+    reason::status(why.code(), message, why, metadata)
 }
 
 fn internal(what: &str, e: impl std::fmt::Display) -> Status {
-    refusal(
-        tonic::Code::Internal,
-        Reason::InternalError,
-        format!("{what}: {e}"),
-        [],
-    )
+    refusal(Reason::InternalError, format!("{what}: {e}"), [])
 }
 
 fn invalid(message: impl Into<String>, field: Option<&'static str>) -> Status {
     refusal(
-        tonic::Code::InvalidArgument,
         Reason::InvalidRequest,
         message,
         field.map(|f| ("field", f.to_string())),
@@ -79,7 +73,6 @@ fn invalid(message: impl Into<String>, field: Option<&'static str>) -> Status {
 
 fn ledger_read_failed(e: impl std::fmt::Display) -> Status {
     refusal(
-        tonic::Code::DataLoss,
         Reason::StorageFailed,
         format!("ledger read failed: {e}"),
         [],
@@ -88,7 +81,6 @@ fn ledger_read_failed(e: impl std::fmt::Display) -> Status {
 
 fn amendments_disabled() -> Status {
     refusal(
-        tonic::Code::Unavailable,
         Reason::AmendmentsDisabled,
         "this node does not tally amendments",
         [],
@@ -117,7 +109,6 @@ impl PeerService {
             .map(|n| n.get())
             .ok_or_else(|| {
                 refusal(
-                    tonic::Code::Unauthenticated,
                     Reason::PeerUnauthenticated,
                     "no validator certificate on this connection; the peer port is for validators of genesis only",
                     [],
@@ -146,7 +137,6 @@ impl PeerService {
             "peer message claims another validator; refused, nothing changed"
         );
         Err(refusal(
-            tonic::Code::PermissionDenied,
             Reason::PeerIdentityMismatch,
             format!(
                 "{rpc}: authenticated as validator {sender}, but {field} names {claimed}; refused"
@@ -171,7 +161,6 @@ impl PeerService {
         self.check_claim(rpc, sender, "from", from)?;
         if !crate::gate::Gate::is_leader(&self.0, from) {
             return Err(refusal(
-                tonic::Code::FailedPrecondition,
                 Reason::CallerNotLeader,
                 format!("node {from} is not the leader this validator follows; not signing"),
                 [("caller", from.to_string())],
@@ -207,7 +196,6 @@ impl PeerService {
         let refuse = |why: String| {
             tracing::warn!(node = self.0.id, rpc = "ForwardWrite", sender, kind = ?cmd.kind, %why, "forwarded write refused, nothing changed");
             Err(refusal(
-                tonic::Code::PermissionDenied,
                 Reason::ForwardRefused,
                 format!("ForwardWrite from validator {sender}: {why}; refused"),
                 [
@@ -247,7 +235,6 @@ impl PeerService {
                 .map(|_| ())
                 .map_err(|e| {
                     refusal(
-                        tonic::Code::InvalidArgument,
                         Reason::CertificateRefused,
                         format!("certificate refused: {e}"),
                         [],
@@ -390,7 +377,6 @@ impl pb::peer_server::Peer for PeerService {
         self.check_claim("Certify", sender, "from", r.from)?;
         let cert = crate::breach::decode(&r.certificate).map_err(|e| {
             refusal(
-                tonic::Code::InvalidArgument,
                 Reason::CertificateRefused,
                 format!("certificate refused: {e}"),
                 [],
@@ -404,7 +390,6 @@ impl pb::peer_server::Peer for PeerService {
             Err(why) => {
                 tracing::warn!(node = self.0.id, from = r.from, certificate = %cert.id(), %why, "certificate refused; nothing changes");
                 Err(refusal(
-                    tonic::Code::InvalidArgument,
                     Reason::CertificateRefused,
                     format!("certificate {} refused: {why}", cert.id()),
                     [("certificate", cert.id().to_string())],
@@ -435,7 +420,6 @@ impl PeerService {
 fn check_record(payload: &[u8]) -> Result<(), Status> {
     if payload.len() > RECORD_PAYLOAD_BYTES_MAX {
         return Err(refusal(
-            tonic::Code::InvalidArgument,
             Reason::PayloadTooLarge,
             format!(
                 "record payload is {} bytes, above record_payload_bytes_max {RECORD_PAYLOAD_BYTES_MAX}",
@@ -695,7 +679,6 @@ impl pb::senatus_server::Senatus for ApiService {
                 .ok_or_else(amendments_disabled)?;
             if only.is_some() && proposals.is_empty() {
                 return Err(refusal(
-                    tonic::Code::NotFound,
                     Reason::ProposalNotFound,
                     format!(
                         "no proposal {} on this node's ledger",

@@ -4,7 +4,7 @@
 //! the service edge.
 
 use senatus_genesis::Digest;
-use senatus_proto::reason::{self, Reason, reason_of};
+use senatus_proto::reason::{Reason, Reasoned, reason_of};
 use tonic::Status;
 
 use crate::raft_types::CommandRejection;
@@ -12,7 +12,8 @@ use crate::raft_types::CommandRejection;
 /// Why a write ([`Shared::write`](crate::cluster::Cluster::write), [`Shared::write_as_leader`](crate::cluster::Cluster::write_as_leader)) appended
 /// nothing — or, for [`WriteError::NotCommitted`], may not have. Each
 /// names the node, the bound or the value at fault; a [`Status`] is made
-/// from it only at the service edge (`From`), carrying its reason.
+/// from it only at the service edge ([`Reasoned::to_status`]), carrying its
+/// reason.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// Every validator refuses the command identically: its bounds before
@@ -99,29 +100,8 @@ pub enum WriteError {
     NoEntry,
 }
 
-impl WriteError {
-    /// The gRPC code this error travels with.
-    pub fn code(&self) -> tonic::Code {
-        use tonic::Code;
-        match self {
-            WriteError::Rejected(CommandRejection::NonceReplayed { .. }) => Code::AlreadyExists,
-            WriteError::Rejected(CommandRejection::StalePolicy { .. }) => Code::Aborted,
-            WriteError::Rejected(_) => Code::InvalidArgument,
-            WriteError::LeaderNotInPeers { .. } | WriteError::NoEntry => Code::Internal,
-            WriteError::Leader(s) | WriteError::LeaderUnreachable { status: s, .. } => s.code(),
-            WriteError::LockedLeader { .. }
-            | WriteError::NotLeader { .. }
-            | WriteError::NoLongerLeader { .. } => Code::FailedPrecondition,
-            WriteError::NoLeader { .. }
-            | WriteError::NoQuorum { .. }
-            | WriteError::NotCommitted { .. }
-            | WriteError::Raft(_) => Code::Unavailable,
-        }
-    }
-
-    /// The reason this error travels with; `None` only for a leader's
-    /// answer whose reason this build does not know.
-    pub fn reason(&self) -> Option<Reason> {
+impl Reasoned for WriteError {
+    fn reason(&self) -> Option<Reason> {
         Some(match self {
             WriteError::Rejected(r) => rejection_reason(r),
             WriteError::LeaderNotInPeers { .. } | WriteError::NoEntry => Reason::InternalError,
@@ -137,8 +117,7 @@ impl WriteError {
         })
     }
 
-    /// The reason's metadata: the culprit and the value, as text.
-    pub(crate) fn metadata(&self) -> Vec<(&'static str, String)> {
+    fn metadata(&self) -> Vec<(&'static str, String)> {
         let s = |v: &dyn std::fmt::Display| v.to_string();
         match self {
             WriteError::Rejected(r) => rejection_metadata(r),
@@ -175,14 +154,15 @@ impl WriteError {
         }
     }
 
-    /// The leader's answer this error passes on, if it does.
-    pub(crate) fn passed_on(&self) -> Option<&Status> {
+    fn carried(&self) -> Option<&Status> {
         match self {
-            WriteError::Leader(s) => Some(s),
+            WriteError::Leader(s) | WriteError::LeaderUnreachable { status: s, .. } => Some(s),
             _ => None,
         }
     }
+}
 
+impl WriteError {
     /// A forwarded write's failure: the leader's answer if it gave one
     /// (it carries a reason), else the transport's.
     pub(crate) fn from_leader(leader: u64, status: Status) -> WriteError {
@@ -196,11 +176,7 @@ impl WriteError {
 
 impl From<WriteError> for Status {
     fn from(e: WriteError) -> Status {
-        if let WriteError::Leader(s) = e {
-            return s;
-        }
-        let reason = e.reason().unwrap_or(Reason::InternalError);
-        reason::status(e.code(), e.to_string(), reason, e.metadata())
+        e.to_status()
     }
 }
 
@@ -325,7 +301,7 @@ mod tests {
 
     #[test]
     fn a_leaders_answer_passes_unchanged_and_a_transport_failure_names_the_leader() {
-        let answer = reason::status(
+        let answer = senatus_proto::reason::status(
             tonic::Code::Unavailable,
             "no quorum: leader 2 ...",
             Reason::NoQuorum,

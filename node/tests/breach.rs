@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use senatus_proto::reason::{Reason, reason_of};
 use senatus_proto::v1 as pb;
 use senatus_testnet::{RaftOverrides, Testnet};
 
@@ -118,6 +119,11 @@ async fn assert_locked(net: &Testnet, id: u64, cert: &[u8], key: &str) {
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
     assert!(err.message().starts_with("LockedDown"), "{err:?}");
     assert!(err.message().contains(&hex::encode(cert)), "{err:?}");
+    // What a client decides by: the reason, naming validator and certificate.
+    let why = reason_of(&err).expect("a reason");
+    assert_eq!(why.known(), Some(Reason::LockedDown), "{err:?}");
+    assert_eq!(why.metadata["node"], id.to_string());
+    assert_eq!(why.metadata["certificate"], hex::encode(cert));
     let list = certificates(net, id).await;
     assert_eq!(list.locked_by, cert, "node {id} reports its lockdown");
 }
@@ -561,6 +567,11 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
                     .expect_err(what);
                 assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
                 assert!(err.message().contains(why), "{what}: {err:?}");
+                assert_eq!(
+                    Reason::of(&err),
+                    Some(Reason::CertificateRefused),
+                    "{what}: {err:?}"
+                );
             }
             // Straight into the log: every validator refuses it on apply.
             let leader = net
@@ -577,6 +588,15 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
                 .expect_err(what);
             assert_eq!(err.code(), tonic::Code::InvalidArgument, "{what}: {err:?}");
             assert!(err.message().contains("certificate"), "{what}: {err:?}");
+            // Refused at the door (does not decode) or on apply (does not
+            // check out): either way a reason, never only words.
+            assert!(
+                matches!(
+                    Reason::of(&err),
+                    Some(Reason::CertificateRefused | Reason::AmendmentRefused)
+                ),
+                "{what}: {err:?}"
+            );
         }
         // An auditor's offline check refuses them too, naming why (exit 3).
         let genesis = tmp.path().join("net/genesis.json");

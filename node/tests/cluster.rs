@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use senatus_proto::reason::Reason;
 use senatus_proto::v1 as pb;
 use senatus_testnet::{Head, RaftOverrides};
 use tonic::Code;
@@ -290,6 +291,7 @@ async fn a_flipped_byte_on_disk_makes_that_node_refuse_naming_the_index() {
 
 const APPEND_RECORD: &str = "/senatus.v1.Senatus/AppendRecord";
 const GET_LEDGER: &str = "/senatus.v1.Senatus/GetLedger";
+const DECIDE: &str = "/senatus.v1.Senatus/Decide";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_client_input_is_refused_and_changes_nothing() {
@@ -300,16 +302,34 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
         write_many(&net, 1, "base", 3, 1).await;
         let before = net.wait_converged(CONVERGE).await.expect("converged");
 
-        // (what, method, body, accepted codes)
+        // (what, method, body, accepted codes, the reason a client gets;
+        // None where the gRPC layer refuses before any senatus code runs)
         let oversized_payload = pb::AppendRecordRequest {
             payload: vec![7; 64 * 1024 + 1],
         };
-        let cases: Vec<(&str, &'static str, Vec<u8>, &[Code])> = vec![
+        let not_json = pb::DecideRequest {
+            surface: "payments".into(),
+            action: "transfer".into(),
+            actor: "agent-1".into(),
+            tenant: "acme".into(),
+            params_json: "{\"amount\": ".into(),
+            context: None,
+            idempotency_key: "bad-input-1".into(),
+        };
+        type Case = (
+            &'static str,
+            &'static str,
+            Vec<u8>,
+            &'static [Code],
+            Option<Reason>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "garbage bytes",
                 APPEND_RECORD,
                 vec![0xff; 64],
                 &[Code::InvalidArgument],
+                Some(Reason::MalformedMessage),
             ),
             // Field 1 (payload, bytes) sent as a varint.
             (
@@ -317,6 +337,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                 APPEND_RECORD,
                 vec![0x08, 0x96, 0x01],
                 &[Code::InvalidArgument],
+                Some(Reason::MalformedMessage),
             ),
             // Length prefix promises more bytes than follow.
             (
@@ -324,12 +345,14 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                 APPEND_RECORD,
                 vec![0x0a, 0x10, 1, 2, 3],
                 &[Code::InvalidArgument],
+                Some(Reason::MalformedMessage),
             ),
             (
                 "payload over record_payload_bytes_max",
                 APPEND_RECORD,
                 prost::Message::encode_to_vec(&oversized_payload),
                 &[Code::InvalidArgument],
+                Some(Reason::PayloadTooLarge),
             ),
             // Over the 1 MiB message limit: refused while decoding.
             (
@@ -343,6 +366,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                     Code::OutOfRange,
                     Code::ResourceExhausted,
                 ],
+                None,
             ),
             (
                 "ledger range backwards",
@@ -353,15 +377,33 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                     limit: 10,
                 }),
                 &[Code::InvalidArgument],
+                Some(Reason::InvalidRequest),
             ),
             (
                 "garbage ledger query",
                 GET_LEDGER,
                 vec![0x08, 0xff],
                 &[Code::InvalidArgument],
+                Some(Reason::MalformedMessage),
+            ),
+            (
+                "garbage decide",
+                DECIDE,
+                vec![0xff; 64],
+                &[Code::InvalidArgument],
+                Some(Reason::MalformedMessage),
+            ),
+            // Parses as a DecideRequest, but params_json is not JSON: refused
+            // by the node asked, leader or not, before anything is forwarded.
+            (
+                "decide with params_json not JSON",
+                DECIDE,
+                prost::Message::encode_to_vec(&not_json),
+                &[Code::InvalidArgument],
+                Some(Reason::InvalidRequest),
             ),
         ];
-        for (what, method, body, codes) in cases {
+        for (what, method, body, codes, reason) in cases {
             for via in [1, 4] {
                 let err = raw_call(&net, via, method, body.clone())
                     .await
@@ -373,8 +415,25 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                     err.message()
                 );
                 assert!(!err.message().is_empty(), "{what}: error must say why");
+                if let Some(want) = reason {
+                    assert_eq!(
+                        Reason::of(&err),
+                        Some(want),
+                        "{what} via node {via}: {err:?}"
+                    );
+                }
             }
         }
+        // The malformed Decide names the field at fault, machine-readably.
+        let err = raw_call(&net, 2, DECIDE, prost::Message::encode_to_vec(&not_json))
+            .await
+            .expect_err("not JSON");
+        let why = senatus_proto::reason::reason_of(&err).expect("a reason");
+        assert_eq!(
+            why.metadata.get("field").map(String::as_str),
+            Some("params_json"),
+            "{err:?}"
+        );
 
         // Nobody crashed, nothing was appended, and writes still work.
         let after = net.wait_converged(CONVERGE).await.expect("converged");

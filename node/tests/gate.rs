@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use senatus_genesis::{Genesis, Seal};
+use senatus_proto::reason::{Reason, reason_of};
 use senatus_proto::v1 as pb;
 use senatus_quorum::broker::{Broker, Expectation, VerifyError};
 use senatus_quorum::token::Token;
@@ -558,13 +559,32 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
         other.params_json =
             serde_json::json!({"amount": 778, "currency": "EUR", "to_account": "acct-supplier-7"})
                 .to_string();
-        let err = decide(&net, 3, other).await.expect_err("reused key");
+        let err = decide(&net, 3, other.clone())
+            .await
+            .expect_err("reused key");
         assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
         assert!(
             err.message().contains("different request"),
             "{}",
             err.message()
         );
+        // The reason an SDK matches on, with the first decision's place;
+        // the same through every node, leader or follower.
+        for via in [3, 1, 5] {
+            let err = decide(&net, via, other.clone())
+                .await
+                .expect_err("reused key");
+            let why = reason_of(&err).expect("a reason");
+            assert_eq!(
+                why.known(),
+                Some(Reason::IdempotencyConflict),
+                "via {via}: {err:?}"
+            );
+            assert_eq!(why.metadata["idempotencyKey"], "retry-me");
+            assert_eq!(why.metadata["actor"], "agent-5");
+            assert_eq!(why.metadata["ledgerIndex"], first.ledger_index.to_string());
+            assert_eq!(why.metadata["position"], first.position.to_string());
+        }
         let after = net
             .wait_converged(Duration::from_secs(10))
             .await
@@ -588,6 +608,7 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
             .await
             .expect_err("same nonce");
         assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
+        assert_eq!(Reason::of(&err), Some(Reason::NonceRedeemed), "{err:?}");
     })
     .await;
 }

@@ -17,6 +17,7 @@ use senatus_genesis::{Genesis, NodeId};
 use senatus_node::ledger::EntryKind;
 use senatus_node::network::encode;
 use senatus_node::raft_types::TypeConfig;
+use senatus_proto::reason::Reason;
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_testnet::{RaftOverrides, Testnet};
@@ -134,7 +135,9 @@ fn client_presenting(
 }
 
 /// A call refused below gRPC: the transport failed (TLS alert, closed
-/// connection, not HTTP/2), so no service ever saw it.
+/// connection, not HTTP/2), so no service ever saw it. (The peer service's
+/// own `PEER_UNAUTHENTICATED` refusal is the second wall: mutual TLS lets
+/// no caller without a validator certificate reach it.)
 fn assert_refused_below_grpc(what: &str, s: &tonic::Status, why: &str) {
     let text = format!("{s:?}");
     assert!(
@@ -149,6 +152,13 @@ fn assert_refused_below_grpc(what: &str, s: &tonic::Status, why: &str) {
             || text.contains("connection closed"))
             && text.contains(why),
         "{what}: not a transport refusal ({why}): {text}"
+    );
+    // No handler ran, so no senatus reason: what lets a client tell a
+    // refusal by the transport from one by a validator.
+    assert_eq!(
+        senatus_proto::reason::reason_of(s),
+        None,
+        "{what}: a transport refusal with a senatus reason: {text}"
     );
 }
 
@@ -616,6 +626,15 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
         for (what, call) in claims {
             let s = call.send(&mut c).await.expect_err("refused");
             assert_eq!(s.code(), tonic::Code::PermissionDenied, "{what}: {s:?}");
+            let why = senatus_proto::reason::reason_of(&s).expect("a reason");
+            assert_eq!(
+                why.known(),
+                Some(Reason::PeerIdentityMismatch),
+                "{what}: {s:?}"
+            );
+            assert_eq!(why.metadata["sender"], liar.to_string(), "{what}");
+            assert_eq!(why.metadata["claimed"], victim.to_string(), "{what}");
+            assert_eq!(why.metadata["field"], "from", "{what}");
             assert!(
                 s.message().contains(&format!(
                     "authenticated as validator {liar}, but from names {victim}"
@@ -642,6 +661,7 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
             "{}",
             s.message()
         );
+        assert_eq!(Reason::of(&s), Some(Reason::PeerIdentityMismatch), "{s:?}");
 
         // A ready-made Redemption, from a real validator: refused.
         let token = senatus_quorum::token::Token::from_bytes(&before.token).expect("token");
@@ -659,6 +679,10 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
             "{}",
             s.message()
         );
+        let why = senatus_proto::reason::reason_of(&s).expect("a reason");
+        assert_eq!(why.known(), Some(Reason::ForwardRefused), "{s:?}");
+        assert_eq!(why.metadata["sender"], liar.to_string());
+        assert_eq!(why.metadata["kind"], "Redemption");
 
         for rpc in ["rpc=\"Commitments\"", "rpc=\"ForwardWrite\""] {
             assert!(

@@ -52,10 +52,11 @@ impl<U: Message + Default> Decoder for StrictDecoder<U> {
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
         self.0.decode(buf).map_err(|s| {
             if s.code() == tonic::Code::Internal {
+                let why = crate::reason::Reason::MalformedMessage;
                 crate::reason::status(
-                    tonic::Code::InvalidArgument,
+                    why.code(),
                     format!("malformed protobuf: {}", s.message()),
-                    crate::reason::Reason::MalformedMessage,
+                    why,
                     [],
                 )
             } else {

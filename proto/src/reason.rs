@@ -39,7 +39,7 @@ pub const METADATA_VALUE_BYTES_MAX: usize = 256;
 pub const REASON_BYTES_MAX: usize = 63;
 
 macro_rules! reasons {
-    ($($(#[doc = $doc:literal])* $name:ident = $code:literal,)+) => {
+    ($($(#[doc = $doc:literal])* $name:ident = $code:literal => $grpc:ident,)+) => {
         /// A stable, machine-readable reason for an error (AIP-193 style
         /// UPPER_SNAKE_CASE codes). docs/PROTOCOL.md 20 lists each with its
         /// gRPC code and metadata keys. New reasons may be added; a client
@@ -61,6 +61,15 @@ macro_rules! reasons {
                 }
             }
 
+            /// The gRPC code this reason travels with (docs/PROTOCOL.md
+            /// 19). `LEADER_UNREACHABLE` keeps the transport's code instead
+            /// when there is one ([`Reasoned::carried`]).
+            pub fn code(self) -> Code {
+                match self {
+                    $(Reason::$name => Code::$grpc,)+
+                }
+            }
+
             /// The reason named by `code`, if this build knows it.
             pub fn parse(code: &str) -> Option<Reason> {
                 match code {
@@ -75,98 +84,98 @@ macro_rules! reasons {
 reasons! {
     /// This validator is locked down by a shutdown certificate about it;
     /// it decides, signs and votes on nothing. Ask another validator.
-    LockedDown = "LOCKED_DOWN",
+    LockedDown = "LOCKED_DOWN" => Unavailable,
     /// No leader was known within the wait: the cluster may have lost its
     /// quorum. Nothing was written.
-    NoLeader = "NO_LEADER",
+    NoLeader = "NO_LEADER" => Unavailable,
     /// The node asked is not (or no longer) the leader, or a locked leader
     /// is giving way. Nothing was written; ask again (the leader moved).
-    NotLeader = "NOT_LEADER",
+    NotLeader = "NOT_LEADER" => FailedPrecondition,
     /// A call forwarded to the leader got no answer within its bound.
-    LeaderTimeout = "LEADER_TIMEOUT",
+    LeaderTimeout = "LEADER_TIMEOUT" => Unavailable,
     /// A call forwarded to the leader failed without a senatus answer
     /// (transport); the gRPC code is the transport's.
-    LeaderUnreachable = "LEADER_UNREACHABLE",
+    LeaderUnreachable = "LEADER_UNREACHABLE" => Unavailable,
     /// The decision gate is not running on this validator (starting or
     /// stopping).
-    GateUnavailable = "GATE_UNAVAILABLE",
+    GateUnavailable = "GATE_UNAVAILABLE" => Unavailable,
     /// The request is not a protobuf of the expected message.
-    MalformedMessage = "MALFORMED_MESSAGE",
+    MalformedMessage = "MALFORMED_MESSAGE" => InvalidArgument,
     /// A field of the request is invalid; `field` names it when one does.
-    InvalidRequest = "INVALID_REQUEST",
+    InvalidRequest = "INVALID_REQUEST" => InvalidArgument,
     /// A payload is above its bound.
-    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE" => InvalidArgument,
     /// The idempotency key was already used by this agent for a different
     /// request (decided, or being decided). No token.
-    IdempotencyConflict = "IDEMPOTENCY_CONFLICT",
+    IdempotencyConflict = "IDEMPOTENCY_CONFLICT" => FailedPrecondition,
     /// The same request is being decided right now; retry for its answer.
-    IdempotencyInFlight = "IDEMPOTENCY_IN_FLIGHT",
+    IdempotencyInFlight = "IDEMPOTENCY_IN_FLIGHT" => Aborted,
     /// The leader's decision queue is full; retry later.
-    QueueFull = "QUEUE_FULL",
+    QueueFull = "QUEUE_FULL" => ResourceExhausted,
     /// This validator has not yet redeclared the active seal, so it does
     /// not decide under it. No token.
-    NotRedeclared = "NOT_REDECLARED",
+    NotRedeclared = "NOT_REDECLARED" => Unavailable,
     /// The decision was committed but fewer than t validators signed it.
     /// No token.
-    NotSigned = "NOT_SIGNED",
+    NotSigned = "NOT_SIGNED" => Unavailable,
     /// A batch names a seal this validator has not sealed.
-    SealUnknown = "SEAL_UNKNOWN",
+    SealUnknown = "SEAL_UNKNOWN" => FailedPrecondition,
     /// The token does not decode.
-    TokenMalformed = "TOKEN_MALFORMED",
+    TokenMalformed = "TOKEN_MALFORMED" => InvalidArgument,
     /// The token decodes but does not verify; its agent is certified.
-    TokenForged = "TOKEN_FORGED",
+    TokenForged = "TOKEN_FORGED" => PermissionDenied,
     /// The params presented are not the ones the token was issued for; its
     /// agent is certified.
-    TokenParamsMismatch = "TOKEN_PARAMS_MISMATCH",
+    TokenParamsMismatch = "TOKEN_PARAMS_MISMATCH" => PermissionDenied,
     /// The token is a DENY or SILENCE receipt, which never redeems.
-    TokenNotPermit = "TOKEN_NOT_PERMIT",
+    TokenNotPermit = "TOKEN_NOT_PERMIT" => PermissionDenied,
     /// The token has expired.
-    TokenExpired = "TOKEN_EXPIRED",
+    TokenExpired = "TOKEN_EXPIRED" => PermissionDenied,
     /// The token's nonce was already redeemed.
-    NonceRedeemed = "NONCE_REDEEMED",
+    NonceRedeemed = "NONCE_REDEEMED" => AlreadyExists,
     /// The leader has not heard from a majority recently; nothing was
     /// written.
-    NoQuorum = "NO_QUORUM",
+    NoQuorum = "NO_QUORUM" => Unavailable,
     /// The entry was not committed within the bound; it may still commit.
-    CommitTimeout = "COMMIT_TIMEOUT",
+    CommitTimeout = "COMMIT_TIMEOUT" => Unavailable,
     /// Raft refused the write for another reason; nothing was written.
-    WriteFailed = "WRITE_FAILED",
+    WriteFailed = "WRITE_FAILED" => Unavailable,
     /// A decision batch named a seal no longer active at its index; nothing
     /// was decided, retry.
-    StalePolicy = "STALE_POLICY",
+    StalePolicy = "STALE_POLICY" => Aborted,
     /// A ledger entry's payload is not of its kind.
-    EntryMalformed = "ENTRY_MALFORMED",
+    EntryMalformed = "ENTRY_MALFORMED" => InvalidArgument,
     /// The amendment state refused the entry (proposal, vote, seal,
     /// redeclaration or certificate); the message says why.
-    AmendmentRefused = "AMENDMENT_REFUSED",
+    AmendmentRefused = "AMENDMENT_REFUSED" => InvalidArgument,
     /// This node does not tally amendments.
-    AmendmentsDisabled = "AMENDMENTS_DISABLED",
+    AmendmentsDisabled = "AMENDMENTS_DISABLED" => Unavailable,
     /// The certificate is already on the ledger.
-    CertificateOnLedger = "CERTIFICATE_ON_LEDGER",
+    CertificateOnLedger = "CERTIFICATE_ON_LEDGER" => InvalidArgument,
     /// A shutdown certificate was refused (does not decode or check out).
-    CertificateRefused = "CERTIFICATE_REFUSED",
+    CertificateRefused = "CERTIFICATE_REFUSED" => InvalidArgument,
     /// No such proposal on this node's ledger.
-    ProposalNotFound = "PROPOSAL_NOT_FOUND",
+    ProposalNotFound = "PROPOSAL_NOT_FOUND" => NotFound,
     /// A peer call without a validator certificate.
-    PeerUnauthenticated = "PEER_UNAUTHENTICATED",
+    PeerUnauthenticated = "PEER_UNAUTHENTICATED" => Unauthenticated,
     /// A peer message names another validator than the authenticated one.
-    PeerIdentityMismatch = "PEER_IDENTITY_MISMATCH",
+    PeerIdentityMismatch = "PEER_IDENTITY_MISMATCH" => PermissionDenied,
     /// A forwarded write that the sender may not forward.
-    ForwardRefused = "FORWARD_REFUSED",
+    ForwardRefused = "FORWARD_REFUSED" => PermissionDenied,
     /// A signing call from a node that is not the leader this validator
     /// follows.
-    CallerNotLeader = "CALLER_NOT_LEADER",
+    CallerNotLeader = "CALLER_NOT_LEADER" => FailedPrecondition,
     /// The signer has not applied the entry it is asked to sign in time.
-    EntryNotApplied = "ENTRY_NOT_APPLIED",
+    EntryNotApplied = "ENTRY_NOT_APPLIED" => Unavailable,
     /// The signer refuses to sign (its own evaluation or tally differs, or
     /// it is not among the signers).
-    SigningRefused = "SIGNING_REFUSED",
+    SigningRefused = "SIGNING_REFUSED" => FailedPrecondition,
     /// A read from this node's store failed.
-    StorageFailed = "STORAGE_FAILED",
+    StorageFailed = "STORAGE_FAILED" => DataLoss,
     /// A stored ledger entry is missing or not what it must be.
-    LedgerInconsistent = "LEDGER_INCONSISTENT",
+    LedgerInconsistent = "LEDGER_INCONSISTENT" => DataLoss,
     /// A broken invariant on the validator; the message says which.
-    InternalError = "INTERNAL_ERROR",
+    InternalError = "INTERNAL_ERROR" => Internal,
 }
 
 impl std::fmt::Display for Reason {
@@ -179,6 +188,46 @@ impl Reason {
     /// The senatus reason `s` carries, if any and if this build knows it.
     pub fn of(s: &Status) -> Option<Reason> {
         reason_of(s)?.known()
+    }
+}
+
+/// A module error that knows its reason: the one way such an error becomes
+/// a [`Status`] at the service edge ([`Reasoned::to_status`]). Its words
+/// (`Display`) are the message; [`Reasoned::reason`] and
+/// [`Reasoned::metadata`] travel beside them.
+pub trait Reasoned: std::fmt::Display {
+    /// The reason; `None` only for an error carrying another validator's
+    /// answer whose reason this build does not know.
+    fn reason(&self) -> Option<Reason>;
+
+    /// The reason's metadata (lowerCamelCase keys): the culprit and the
+    /// value at fault, as text.
+    fn metadata(&self) -> Vec<(&'static str, String)>;
+
+    /// A status this error carries from elsewhere: another validator's
+    /// answer, kept whole when it has a reason, or a transport failure,
+    /// whose code is kept.
+    fn carried(&self) -> Option<&Status> {
+        None
+    }
+
+    /// The gRPC code: the carried status's, else the reason's.
+    fn code(&self) -> Code {
+        match self.carried() {
+            Some(s) => s.code(),
+            None => self.reason().map_or(Code::Internal, Reason::code),
+        }
+    }
+
+    /// The status a client gets: this error's words, with the carried
+    /// status's reason and metadata if it has one, else its own.
+    fn to_status(&self) -> Status {
+        let message = self.to_string();
+        if let Some(s) = self.carried().filter(|s| reason_of(s).is_some()) {
+            return restate(s, message);
+        }
+        let reason = self.reason().unwrap_or(Reason::InternalError);
+        status(self.code(), message, reason, self.metadata())
     }
 }
 
@@ -502,6 +551,24 @@ mod tests {
         assert_eq!(reason_of(&plain), None);
     }
 
+    /// The gRPC code's name as the docs spell it.
+    fn code_name(c: Code) -> &'static str {
+        match c {
+            Code::Unavailable => "UNAVAILABLE",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::Aborted => "ABORTED",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::AlreadyExists => "ALREADY_EXISTS",
+            Code::NotFound => "NOT_FOUND",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::DataLoss => "DATA_LOSS",
+            Code::Internal => "INTERNAL",
+            other => panic!("no reason travels with {other:?}"),
+        }
+    }
+
     #[test]
     fn every_code_is_aip_193_unique_parses_back_and_is_documented() {
         let proto = include_str!("../proto/senatus/v1/errors.proto");
@@ -516,13 +583,19 @@ mod tests {
             assert!(is_reason_code(code), "{code}");
             assert!(seen.insert(code), "{code} twice");
             assert_eq!(Reason::parse(code), Some(*r));
+            let grpc = code_name(r.code());
+            let line = proto
+                .lines()
+                .find(|l| l.starts_with(&format!("//   {code} ")))
+                .unwrap_or_else(|| panic!("{code} in errors.proto"));
+            assert!(line.contains(grpc), "{code} travels with {grpc}: {line}");
+            let row = section
+                .lines()
+                .find(|l| l.starts_with(&format!("| `{code}` |")))
+                .unwrap_or_else(|| panic!("{code} in PROTOCOL.md 20"));
             assert!(
-                proto.contains(&format!("//   {code} ")),
-                "{code} in errors.proto"
-            );
-            assert!(
-                section.contains(&format!("`{code}`")),
-                "{code} in PROTOCOL.md 20"
+                row.contains(&format!("| {grpc}")),
+                "{code} travels with {grpc}: {row}"
             );
         }
         assert_eq!(Reason::parse("LOCKED_DOWN "), None);

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use senatus_genesis::{Digest, Genesis, Key32, NodeId, Seal};
-use senatus_proto::reason::{Reason, reason_of};
+use senatus_proto::reason::{Reason, Reasoned, reason_of};
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_proto::v1::senatus_client::SenatusClient;
