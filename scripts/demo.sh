@@ -14,7 +14,9 @@
 # transfer, silenced under version 1, is permitted under version 2; last,
 # validator 4's copy of the sealed policy is edited on disk: it locks
 # itself, every validator validates its shutdown certificate, and the other
-# four keep deciding. The testnet is stopped at the end
+# four keep deciding. Finally every validator's ledger is replayed through
+# the replicated core's apply alone, which must give the state digest that
+# validator reports at every index. The testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -163,6 +165,11 @@ fi
 echo "-- the other four keep deciding, without validator 4"
 "$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 \
     --tenant acme --params "$PAY" --idempotency-key demo-after-lockdown
+
+echo "== every validator's ledger, replayed through the replicated core alone, gives the state digest it reports at every index"
+for id in 1 2 3 4 5; do
+    "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of "$id")"
+done
 
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")

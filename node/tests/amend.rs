@@ -649,6 +649,9 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             ("PERMIT", 2),
             "{r:?}"
         );
+        // Proposal, votes, seal and redeclarations replay through `apply`
+        // alone to the state digest every validator reports.
+        assert_state_replays(&net).await;
     })
     .await;
 }

@@ -446,6 +446,9 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
         for id in net.ids() {
             assert!(certificates(&net, id).await.locked_by.is_empty());
         }
+        // Certificates and their evidence replay through `apply` alone to
+        // the state digest every validator reports.
+        assert_state_replays(&net).await;
     })
     .await;
 }

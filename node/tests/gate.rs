@@ -498,6 +498,9 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
             "{}",
             show(&again)
         );
+        // Decisions and redemptions replay through `apply` alone to the
+        // state digest every validator reports at every index.
+        assert_state_replays(&net).await;
     })
     .await;
 }

@@ -290,6 +290,38 @@ pub async fn assert_identical_everywhere(
     }
 }
 
+/// Every running validator's ledger replays through the replicated core's
+/// `apply` alone (`senatus ledger verify`, docs/PROTOCOL.md 19), and the
+/// state digest each one reports at every index is the one the replay
+/// computes. Waits for the running nodes to converge first.
+pub async fn assert_state_replays(net: &Testnet) {
+    net.wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged before the state replay");
+    let genesis = net.genesis_path().display().to_string();
+    for id in net.running() {
+        let api = net.spec(id).expect("spec").api.clone();
+        let out = senatus_cli_for(
+            net,
+            vec![
+                "ledger".into(),
+                "verify".into(),
+                "--genesis".into(),
+                genesis.clone(),
+                "--api".into(),
+                api,
+            ],
+        )
+        .await;
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("state OK") && text.contains("matches at all"),
+            "node {id}: {}",
+            show(&out)
+        );
+    }
+}
+
 /// A running node other than `not`.
 pub fn other_than(net: &Testnet, not: &[u64]) -> u64 {
     net.running()
