@@ -17,7 +17,9 @@ use tokio::net::TcpListener;
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::network::{PEER_MESSAGE_BYTES_MAX, PeerNetwork, SNAPSHOT_CHUNK_BYTES};
-use crate::service::{API_MESSAGE_BYTES_MAX, ApiService, PeerService, Shared, WriteBounds};
+use crate::service::api::ApiService;
+use crate::service::peer::PeerService;
+use crate::service::{API_MESSAGE_BYTES_MAX, Shared, WriteBounds};
 use crate::store;
 
 /// Tunables of a running node; defaults suit five validators on one host.
