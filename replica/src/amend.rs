@@ -132,6 +132,9 @@ pub struct VoteRecord {
     pub index: u64,
     /// The signed vote.
     pub vote: SignedVote,
+    /// SHA3-256 of the signed vote's bytes (computed once, for the state
+    /// digest).
+    pub digest: Digest,
     /// How the tally took it: "counted", "late" or "equivocation".
     pub effect: &'static str,
 }
@@ -580,6 +583,7 @@ impl AmendState {
                     .or_default()
                     .push(VoteRecord {
                         index,
+                        digest: senatus_genesis::codec::sha3(payload),
                         vote,
                         effect,
                     });
@@ -745,9 +749,7 @@ impl AmendState {
             let votes = self.votes.get(&p.id).map(Vec::as_slice).unwrap_or_default();
             e.count(votes.len());
             for v in votes {
-                e.u64(v.index)
-                    .digest(&senatus_genesis::codec::sha3(&v.vote.encode()))
-                    .str(v.effect);
+                e.u64(v.index).digest(&v.digest).str(v.effect);
             }
         }
         e.count(self.sealed_approvers.len());
