@@ -708,6 +708,55 @@ def tls(vec):
     check("tls vector covers UTCTime and GeneralizedTime", sorted(time_tags), [0x17, 0x18])
 
 
+def state(vec, gvec, rvec):
+    """PROTOCOL.md 19.1: the state digest after each applied entry."""
+    gd = gvec["genesis_digest"]
+    check("state vector chains from the genesis vector", vec["genesis_digest"], gd)
+    zero = "00" * 32
+
+    def state_digest(index, head_hash, nonces, idems):
+        e = Enc("state").u64(index).raw32(head_hash).raw32(zero)
+        e.u64(nonces[0]).raw32(nonces[1]).u64(idems[0]).raw32(idems[1])
+        return sha3(bytes(e.b))
+
+    nonces, idems = (0, zero), (0, zero)
+    check("state digest before entry 1", state_digest(0, gd, nonces, idems), vec["empty_state_digest"])
+    prev = gd
+    by_key = {(r["tenant"], r["actor"], r["idempotency_key"]): r for r in rvec["requests"]}
+    for i, e in enumerate(vec["entries"], start=1):
+        check(f"state entry {i} index", e["index"], i)
+        payload = bytes.fromhex(e["payload"])
+        pre = Enc("ledger-entry").u64(i)
+        pre.b += bytes([e["kind"]])
+        pre.bytes_(payload).raw32(prev)
+        h = sha3(bytes(pre.b))
+        check(f"state entry {i} hash", h, e["hash"])
+        if e["kind"] == 3:
+            # redemption = tag bytes16 nonce fixed32 decision_id fixed32 token_digest
+            body = payload[len(b"senatus/redemption/v1\x00"):]
+            n = struct.unpack(">I", body[:4])[0]
+            check(f"state entry {i} redeems its payload's nonce", e["redeemed"]["nonce"], body[4 : 4 + n].hex())
+            check(f"state entry {i} redemption index", e["redeemed"]["index"], i)
+        if e["redeemed"] is not None:
+            st = Enc("state-nonce").raw32(nonces[1]).bytes_(bytes.fromhex(e["redeemed"]["nonce"])).u64(e["redeemed"]["index"])
+            nonces = (nonces[0] + 1, sha3(bytes(st.b)))
+        if e["kind"] == 2:
+            check(f"state entry {i} is the request vector's batch", e["payload"], rvec["batch"]["batch_bytes"])
+        for r in e["idempotency"]:
+            key = sha3(bytes(Enc("idempotency").str_(r["tenant"]).str_(r["actor"]).str_(r["idempotency_key"]).b))
+            check(f"state entry {i} idempotency key of {r['idempotency_key']}", key, r["key"])
+            rq = by_key[(r["tenant"], r["actor"], r["idempotency_key"])]
+            check(f"state entry {i} request digest of {r['idempotency_key']}", r["request_digest"], rq["request_digest"])
+            check(f"state entry {i} idempotency index", r["ledger_index"], i)
+            st = Enc("state-idempotency").raw32(idems[1]).bytes_(bytes.fromhex(key)).u64(i)
+            st.u32(r["position"]).raw32(r["request_digest"])
+            idems = (idems[0] + 1, sha3(bytes(st.b)))
+        check(f"state entry {i} nonce chain", [nonces[0], nonces[1]], [e["nonce_chain"]["count"], e["nonce_chain"]["digest"]])
+        check(f"state entry {i} idempotency chain", [idems[0], idems[1]], [e["idempotency_chain"]["count"], e["idempotency_chain"]["digest"]])
+        check(f"state entry {i} state digest", state_digest(i, h, nonces, idems), e["state_digest"])
+        prev = h
+
+
 def main():
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
 
@@ -725,7 +774,9 @@ def main():
     genesis(gvec, policy_digest)
     ledger(load("ledger-v1.json"), gvec["genesis_digest"])
     token(load("token-v1.json"), gvec)
-    requests(load("request-v1.json"), gvec, policy_digest)
+    rvec = load("request-v1.json")
+    requests(rvec, gvec, policy_digest)
+    state(load("state-v1.json"), gvec, rvec)
     avec = load("amendment-v1.json")
     amendment(avec, gvec)
     certificates(load("certificate-v1.json"), gvec, avec)
