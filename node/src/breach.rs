@@ -529,20 +529,28 @@ fn check_ledger(shared: &Cluster, breach: &Arc<Breach>, cursor: &mut u64) {
 /// The leader certifies vote equivocations its tally saw; every other
 /// validator drops its copy (the leader's certificate reaches it).
 fn certify_equivocations(shared: &Cluster, breach: &Arc<Breach>) {
+    // Only the leader certifies. The others keep the evidence queued rather
+    // than drop it: a leader that changes between the vote's apply and this
+    // check must not lose the equivocation (every validator queued it on
+    // apply, so whoever leads next still holds it). The queue is bounded by
+    // the ledger: a certified validator's later votes are refused.
+    let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
+    if !leads {
+        return;
+    }
     let queued = shared
         .sm
         .amendments()
         .with(|s| s.certified_mut().take_equivocations())
         .unwrap_or_default();
-    if queued.is_empty() {
-        return;
-    }
-    let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
-    if !leads {
-        return;
-    }
     for e in queued {
         let voter = e.voter();
+        // A validator already excluded by a certificate (this one, issued
+        // by an earlier leader, or another) needs no second one.
+        if let Some(id) = breach.excluded(voter, shared.sm.amendments()) {
+            tracing::debug!(node = shared.id, %voter, certificate = %id, "equivocator already certified");
+            continue;
+        }
         if let Err(why) = breach.issue(
             shared,
             Subject::Validator(voter),
