@@ -140,16 +140,6 @@ impl MemRecords {
         }
         self.hashes.insert(effects.entry.index, effects.entry.hash);
     }
-
-    /// Number of redeemed nonces.
-    pub fn nonces_len(&self) -> usize {
-        self.nonces.len()
-    }
-
-    /// Number of idempotency keys.
-    pub fn idempotency_len(&self) -> usize {
-        self.idempotency.len()
-    }
 }
 
 impl Records for MemRecords {
