@@ -69,6 +69,8 @@ pub struct Cluster {
     pub bounds: WriteBounds,
     /// The certificates this validator validated (its lockdown).
     pub certs: Arc<Certificates>,
+    /// What authenticated validators may not make this one do.
+    pub guard: Arc<crate::peer_guard::Guard>,
 }
 
 impl std::fmt::Debug for Cluster {

@@ -14,6 +14,7 @@ pub mod gate_error;
 pub use senatus_replica::ledger;
 pub mod metrics;
 pub mod network;
+pub mod peer_guard;
 pub mod raft_types;
 pub mod runtime;
 pub mod service;

@@ -33,6 +33,7 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    peer_refusals: Mutex<BTreeMap<(u64, &'static str), u64>>,
 }
 
 /// Gauges read at scrape time.
@@ -74,6 +75,21 @@ impl Metrics {
             h.count += 1;
             h.sum_s += s;
         }
+    }
+
+    /// Counts one message refused from authenticated validator `sender`
+    /// (a lie nobody else could verify: see `crate::peer_guard`).
+    pub fn peer_refused(&self, sender: u64, reason: &'static str) {
+        if let Ok(mut m) = self.peer_refusals.lock() {
+            *m.entry((sender, reason)).or_default() += 1;
+        }
+    }
+
+    /// Messages refused from `sender` for `reason` so far.
+    pub fn peer_refusals(&self, sender: u64, reason: &'static str) -> u64 {
+        self.peer_refusals
+            .lock()
+            .map_or(0, |m| m.get(&(sender, reason)).copied().unwrap_or(0))
     }
 
     /// Renders everything in the Prometheus text format.
@@ -155,6 +171,18 @@ impl Metrics {
                     out,
                     "senatus_request_seconds_bucket{{method=\"{method}\",le=\"+Inf\"}} {}\nsenatus_request_seconds_sum{{method=\"{method}\"}} {}\nsenatus_request_seconds_count{{method=\"{method}\"}} {}",
                     h.count, h.sum_s, h.count
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP senatus_peer_refusals_total Messages refused from authenticated validators, by sender and reason.\n# TYPE senatus_peer_refusals_total counter"
+        );
+        if let Ok(m) = self.peer_refusals.lock() {
+            for ((sender, reason), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "senatus_peer_refusals_total{{sender=\"{sender}\",reason=\"{reason}\"}} {n}"
                 );
             }
         }

@@ -26,7 +26,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::raft_types::TypeConfig;
+use crate::raft_types::{TypeConfig, Vote};
+use crate::store::LogStore;
 use senatus_genesis::NodeId;
 use senatus_transport::NodeTls;
 
@@ -137,6 +138,8 @@ pub struct PeerNetwork {
     pub self_id: u64,
     /// This node's TLS identity.
     pub tls: NodeTls,
+    /// This node's Raft log: replies are checked against its vote's term.
+    pub log: LogStore,
 }
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
@@ -146,6 +149,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             self_id: self.self_id,
             tls: self.tls.clone(),
+            log: self.log.clone(),
             target,
             addr: node.addr.clone(),
             client: None,
@@ -158,6 +162,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     self_id: u64,
     tls: NodeTls,
+    log: LogStore,
     target: u64,
     addr: String,
     client: Option<PeerClient<Channel>>,
@@ -232,6 +237,25 @@ impl PeerConnection {
     }
 }
 
+impl PeerConnection {
+    /// A peer's reply carrying a vote whose term is too far above this
+    /// validator's own is refused like such a request (`crate::peer_guard`):
+    /// openraft would otherwise adopt the term from the reply.
+    fn check_reply(&self, rpc: &'static str, vote: &Vote) -> Result<(), NetworkError> {
+        let term = vote.leader_id().term;
+        crate::peer_guard::check_term(term, self.log.vote_term()).map_err(|lie| {
+            tracing::warn!(
+                node = self.self_id,
+                rpc,
+                sender = self.target,
+                %lie,
+                "reply refused, nothing changed"
+            );
+            NetworkError::new(&lie)
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum Rpc {
     Append,
@@ -258,7 +282,13 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
                 PayloadTooLarge::new_entries_hint(hint),
             ));
         }
-        self.call_encoded(Rpc::Append, payload, &option).await
+        let reply: AppendEntriesResponse<u64> =
+            self.call_encoded(Rpc::Append, payload, &option).await?;
+        if let AppendEntriesResponse::HigherVote(v) = &reply {
+            self.check_reply("AppendEntries", v)
+                .map_err(RPCError::Network)?;
+        }
+        Ok(reply)
     }
 
     async fn install_snapshot(
@@ -266,7 +296,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<u64>, RpcErr<InstallSnapshotError>> {
-        self.call(Rpc::Snapshot, &rpc, &option).await
+        let reply: InstallSnapshotResponse<u64> = self.call(Rpc::Snapshot, &rpc, &option).await?;
+        self.check_reply("InstallSnapshot", &reply.vote)
+            .map_err(RPCError::Network)?;
+        Ok(reply)
     }
 
     async fn vote(
@@ -274,7 +307,10 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RpcErr> {
-        self.call(Rpc::Vote, &rpc, &option).await
+        let reply: VoteResponse<u64> = self.call(Rpc::Vote, &rpc, &option).await?;
+        self.check_reply("Vote", &reply.vote)
+            .map_err(RPCError::Network)?;
+        Ok(reply)
     }
 
     fn backoff(&self) -> openraft::network::Backoff {

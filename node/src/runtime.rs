@@ -227,8 +227,9 @@ pub async fn start(
         PeerNetwork {
             self_id: id,
             tls: tls.clone(),
+            log: log.clone(),
         },
-        log,
+        log.clone(),
         sm.clone(),
     )
     .await
@@ -291,6 +292,7 @@ pub async fn start(
         certs,
         metrics: Arc::new(Metrics::default()),
         bounds: options.bounds,
+        guard: Arc::new(crate::peer_guard::Guard::new(log)),
     };
     let gate = Arc::new(
         crate::gate::Gate::new(

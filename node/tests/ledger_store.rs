@@ -386,8 +386,10 @@ async fn snapshot_transfers_the_whole_state_and_survives_restart() {
     assert_eq!(snap.meta.last_log_id, Some(log_id(1, 13)));
 
     let mut dst = open_raw(dst_dir.path());
-    // The destination had a different, shorter history; it is replaced.
-    apply_commands(&mut dst.sm, 1, 3).await;
+    // The destination had committed a shorter prefix of the same history;
+    // the snapshot extends it.
+    dst.sm.apply([membership(1)]).await.expect("membership");
+    apply_commands(&mut dst.sm, 2, 3).await;
     let mut recv = dst.sm.begin_receiving_snapshot().await.expect("begin");
     *recv = Cursor::new(snap.snapshot.get_ref().clone());
     dst.sm
@@ -481,6 +483,86 @@ async fn a_snapshot_whose_records_its_ledger_did_not_make_is_refused() {
         .await
         .expect("apply");
     assert_eq!(next[0].appended().map(|h| h.index), Some(3));
+}
+
+#[tokio::test]
+async fn a_snapshot_that_does_not_extend_the_committed_ledger_is_refused() {
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let mut src = open_raw(src_dir.path());
+    apply_commands(&mut src.sm, 1, 8).await;
+    let (meta, bytes) = src.sm.build_snapshot_bytes().expect("build");
+    let src_head = src.sm.ledger_head().expect("head");
+
+    // Committed another entry 2: the snapshot forks below its commit.
+    let fork_dir = tempfile::tempdir().expect("tempdir");
+    let mut fork = open_raw(fork_dir.path());
+    apply_commands(&mut fork.sm, 1, 1).await;
+    let own = fork
+        .sm
+        .apply([normal(
+            2,
+            EntryKind::Record,
+            b"what this validator committed",
+        )])
+        .await
+        .expect("apply")[0]
+        .appended()
+        .expect("appended");
+    let err = fork
+        .sm
+        .verify_snapshot_bytes(&meta, &bytes)
+        .expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::ForksCommitted { index: 2, committed, .. })
+                if committed == own.hash
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("forks below"), "{err}");
+    let err = fork
+        .sm
+        .install_snapshot_bytes(&meta, &bytes)
+        .expect_err("install refuses too");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::ForksCommitted { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(fork.sm.ledger_head().expect("head"), own);
+
+    // Committed more of the same history: the snapshot is behind it.
+    let ahead_dir = tempfile::tempdir().expect("tempdir");
+    let mut ahead = open_raw(ahead_dir.path());
+    let heads = apply_commands(&mut ahead.sm, 1, 10).await;
+    assert_eq!(heads[7], src_head, "the same history");
+    let err = ahead
+        .sm
+        .verify_snapshot_bytes(&meta, &bytes)
+        .expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::BehindCommitted {
+                snapshot: 8,
+                committed: 10
+            })
+        ),
+        "{err}"
+    );
+
+    // A prefix of it is extended.
+    let behind_dir = tempfile::tempdir().expect("tempdir");
+    let mut behind = open_raw(behind_dir.path());
+    apply_commands(&mut behind.sm, 1, 3).await;
+    let verified = behind
+        .sm
+        .verify_snapshot_bytes(&meta, &bytes)
+        .expect("a snapshot extending the committed ledger verifies");
+    assert_eq!(verified.head(), src_head);
 }
 
 #[tokio::test]

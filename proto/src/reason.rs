@@ -165,6 +165,20 @@ reasons! {
     /// A signing call from a node that is not the leader this validator
     /// follows.
     CallerNotLeader = "CALLER_NOT_LEADER" => FailedPrecondition,
+    /// A Raft message from a validator with a term too far above this
+    /// validator's own; nothing changed.
+    PeerTermOutOfBounds = "PEER_TERM_OUT_OF_BOUNDS" => FailedPrecondition,
+    /// An AppendEntries from a validator that contradicts this validator's
+    /// committed log, or whose entries do not run consecutively; nothing
+    /// changed.
+    PeerLogConflict = "PEER_LOG_CONFLICT" => FailedPrecondition,
+    /// A snapshot (or chunk of one) from a validator that does not verify;
+    /// nothing changed.
+    SnapshotRefused = "SNAPSHOT_REFUSED" => InvalidArgument,
+    /// A decision batch whose times this signer refuses to sign: issued
+    /// too far from its own clock, or living longer than the constitution
+    /// allows. No share.
+    BatchTimesRefused = "BATCH_TIMES_REFUSED" => FailedPrecondition,
     /// The signer has not applied the entry it is asked to sign in time.
     EntryNotApplied = "ENTRY_NOT_APPLIED" => Unavailable,
     /// The signer refuses to sign (its own evaluation or tally differs, or

@@ -68,6 +68,51 @@ impl PeerService {
         ))
     }
 
+    /// A Raft message's term must be within [`crate::peer_guard`]'s bound
+    /// of this validator's own.
+    fn check_term(&self, rpc: &'static str, sender: u64, term: u64) -> Result<(), Status> {
+        let local = self.0.guard.log.vote_term();
+        crate::peer_guard::check_term(term, local).map_err(|lie| {
+            self.refuse_lie(
+                rpc,
+                sender,
+                Reason::PeerTermOutOfBounds,
+                &lie,
+                [("term", term.to_string()), ("localTerm", local.to_string())],
+            )
+        })
+    }
+
+    /// A refused message from authenticated validator `sender`: logged with
+    /// the sender and counted against it (`senatus_peer_refusals_total`).
+    /// It arrived over TLS only, signed by nobody, so it is no evidence
+    /// anyone else could check: no certificate is claimed.
+    fn refuse_lie(
+        &self,
+        rpc: &'static str,
+        sender: u64,
+        why: Reason,
+        lie: &dyn std::fmt::Display,
+        metadata: impl IntoIterator<Item = (&'static str, String)>,
+    ) -> Status {
+        tracing::warn!(
+            node = self.0.id,
+            rpc,
+            sender,
+            reason = why.as_str(),
+            %lie,
+            "refused a message from an authenticated validator; nothing changed (not signed: logged and counted, no certificate)"
+        );
+        self.0.metrics.peer_refused(sender, why.as_str());
+        let mut meta = vec![("rpc", rpc.to_string()), ("sender", sender.to_string())];
+        meta.extend(metadata);
+        refusal(
+            why,
+            format!("{rpc} from validator {sender}: {lie}; refused"),
+            meta,
+        )
+    }
+
     /// A signing request must come from the leader this validator follows,
     /// authenticated as itself.
     fn check_signing_caller(
@@ -181,6 +226,31 @@ impl pb::peer_server::Peer for PeerService {
             &req,
             |r: &openraft::raft::AppendEntriesRequest<TypeConfig>| r.vote.leader_id().node_id,
         )?;
+        let sender = rpc.vote.leader_id().node_id;
+        self.check_term("AppendEntries", sender, rpc.vote.leader_id().term)?;
+        let guard = &self.0.guard;
+        // Checked and handed over under one lock: the committed index
+        // cannot move between the check and openraft's append.
+        let _one = guard.append.lock().await;
+        let ids: Vec<_> = rpc.entries.iter().map(|e| e.log_id).collect();
+        let committed = guard.log.committed_index();
+        let checked =
+            crate::peer_guard::check_append(rpc.prev_log_id.as_ref(), &ids, committed, |i| {
+                guard.log.log_id_at(i)
+            })
+            .map_err(|e| internal("read the local log", e))?;
+        if let Err(lie) = checked {
+            return Err(self.refuse_lie(
+                "AppendEntries",
+                sender,
+                Reason::PeerLogConflict,
+                &lie,
+                [(
+                    "committed",
+                    committed.map_or("none".into(), |c| c.to_string()),
+                )],
+            ));
+        }
         let r = self.0.raft.append_entries(rpc).await;
         encode_reply(&r)
     }
@@ -193,6 +263,11 @@ impl pb::peer_server::Peer for PeerService {
             self.raft_sender("Vote", &req, |r: &openraft::raft::VoteRequest<u64>| {
                 r.vote.leader_id().node_id
             })?;
+        self.check_term(
+            "Vote",
+            rpc.vote.leader_id().node_id,
+            rpc.vote.leader_id().term,
+        )?;
         let r = self.0.raft.vote(rpc).await;
         encode_reply(&r)
     }
@@ -206,7 +281,79 @@ impl pb::peer_server::Peer for PeerService {
             &req,
             |r: &openraft::raft::InstallSnapshotRequest<TypeConfig>| r.vote.leader_id().node_id,
         )?;
-        let r = self.0.raft.install_snapshot(rpc).await;
+        let sender = rpc.vote.leader_id().node_id;
+        self.check_term("InstallSnapshot", sender, rpc.vote.leader_id().term)?;
+        let local = self.0.raft.metrics().borrow().vote;
+        if rpc.vote < local {
+            // A stale leader: answered with this validator's vote, as
+            // openraft would, so it steps down; nothing received.
+            let r: Result<
+                _,
+                openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+            > = Ok(openraft::raft::InstallSnapshotResponse { vote: local });
+            return encode_reply(&r);
+        }
+        let bytes_max = self.0.sm.snapshot_bytes_max();
+        let whole = self
+            .0
+            .guard
+            .inbox
+            .chunk(
+                sender,
+                rpc.vote,
+                &rpc.meta.snapshot_id,
+                rpc.offset,
+                &rpc.data,
+                rpc.done,
+                bytes_max,
+            )
+            .map_err(|e| {
+                self.refuse_lie(
+                    "InstallSnapshot",
+                    sender,
+                    Reason::SnapshotRefused,
+                    &e,
+                    [("snapshot", rpc.meta.snapshot_id.clone())],
+                )
+            })?;
+        let Some(whole) = whole else {
+            let r: Result<
+                _,
+                openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+            > = Ok(openraft::raft::InstallSnapshotResponse { vote: local });
+            return encode_reply(&r);
+        };
+        // Verified here, off the async threads, before openraft sees it: a
+        // snapshot that does not verify is this refusal, never a storage
+        // error that would stop Raft.
+        let sm = self.0.sm.clone();
+        let meta = rpc.meta.clone();
+        let (data, verified) = tokio::task::spawn_blocking(move || {
+            let v = sm.verify_snapshot_bytes(&meta, &whole.data);
+            (whole.data, v)
+        })
+        .await
+        .map_err(|e| internal("snapshot verification task", e))?;
+        if let Err(e) = verified {
+            return Err(self.refuse_lie(
+                "InstallSnapshot",
+                sender,
+                Reason::SnapshotRefused,
+                &e,
+                [("snapshot", rpc.meta.snapshot_id.clone())],
+            ));
+        }
+        let snapshot = openraft::Snapshot {
+            meta: rpc.meta,
+            snapshot: Box::new(std::io::Cursor::new(data)),
+        };
+        let r: Result<
+            openraft::raft::InstallSnapshotResponse<u64>,
+            openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+        > = match self.0.raft.install_full_snapshot(rpc.vote, snapshot).await {
+            Ok(resp) => Ok(openraft::raft::InstallSnapshotResponse { vote: resp.vote }),
+            Err(fatal) => Err(openraft::error::RaftError::Fatal(fatal)),
+        };
         encode_reply(&r)
     }
 

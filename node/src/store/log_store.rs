@@ -8,6 +8,7 @@
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{LogState, OptionalSend, RaftLogReader, StorageIOError};
@@ -22,6 +23,18 @@ use crate::raft_types::{LogId, RaftEntry, StorageError, TypeConfig, Vote};
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    marks: Arc<Marks>,
+}
+
+/// What this validator has itself persisted about Raft, readable without a
+/// round through openraft: the term of its vote and the highest index it
+/// knows committed. The peer guard (`crate::peer_guard`) measures what a
+/// peer sends against them.
+#[derive(Debug, Default)]
+struct Marks {
+    term: AtomicU64,
+    /// Highest committed index + 1 (0: nothing known committed).
+    committed_next: AtomicU64,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -41,7 +54,55 @@ impl LogStore {
     pub fn open(db: Arc<DB>) -> Result<Self, StoreError> {
         cf_handle(&db, cf::LOGS)?;
         cf_handle(&db, cf::LOG_META)?;
-        Ok(LogStore { db })
+        let store = LogStore {
+            db,
+            marks: Arc::default(),
+        };
+        let vote: Option<Vote> = store.get_meta(key::VOTE)?;
+        store.note_term(vote.map_or(0, |v| v.leader_id().term));
+        let committed: Option<Option<LogId>> = store.get_meta(key::COMMITTED)?;
+        store.note_committed(committed.flatten());
+        Ok(store)
+    }
+
+    fn note_term(&self, term: u64) {
+        self.marks.term.fetch_max(term, Ordering::AcqRel);
+    }
+
+    fn note_committed(&self, committed: Option<LogId>) {
+        if let Some(c) = committed {
+            self.marks
+                .committed_next
+                .fetch_max(c.index.saturating_add(1), Ordering::AcqRel);
+        }
+    }
+
+    /// The term of this validator's persisted vote (never decreases).
+    pub fn vote_term(&self) -> u64 {
+        self.marks.term.load(Ordering::Acquire)
+    }
+
+    /// The highest log index this validator knows committed, if any.
+    pub fn committed_index(&self) -> Option<u64> {
+        self.marks
+            .committed_next
+            .load(Ordering::Acquire)
+            .checked_sub(1)
+    }
+
+    /// The id of the log entry at `index`, if the log holds it (purged
+    /// indexes and indexes past the end do not).
+    pub fn log_id_at(&self, index: u64) -> Result<Option<LogId>, StoreError> {
+        let h = cf_handle(&self.db, cf::LOGS)?;
+        let key = index_key(index);
+        match self
+            .db
+            .get_pinned_cf(h, key)
+            .map_err(rocks("get", cf::LOGS))?
+        {
+            None => Ok(None),
+            Some(v) => Ok(Some(decode_entry(&key, &v)?.log_id)),
+        }
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(
@@ -203,7 +264,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
         // Synced: a vote must survive a crash before it is acted upon.
         self.put_meta_synced(key::VOTE, to_json(vote))
-            .map_err(|e| StorageIOError::write_vote(&e).into())
+            .map_err(|e| StorageIOError::write_vote(&e))?;
+        self.note_term(vote.leader_id().term);
+        Ok(())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
@@ -218,7 +281,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.db
             .put_cf(h, key::COMMITTED, to_json(&committed))
             .map_err(rocks("put", cf::LOG_META))
-            .map_err(|e| StorageIOError::write(&e).into())
+            .map_err(|e| StorageIOError::write(&e))?;
+        self.note_committed(committed);
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

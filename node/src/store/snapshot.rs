@@ -115,6 +115,28 @@ pub enum SnapshotError {
         /// Position (in key order) of the first record that differs.
         first_difference: usize,
     },
+    /// The snapshot's ledger ends before this validator's committed one.
+    #[error(
+        "snapshot ledger ends at index {snapshot}, before ledger index {committed} this validator committed"
+    )]
+    BehindCommitted {
+        /// The snapshot's ledger head index.
+        snapshot: u64,
+        /// This validator's committed ledger head index.
+        committed: u64,
+    },
+    /// The snapshot's ledger forks from this validator's committed one.
+    #[error(
+        "snapshot ledger forks below this validator's commit: entry {index} hashes to {sent}, this validator committed {committed}"
+    )]
+    ForksCommitted {
+        /// The ledger index compared (this validator's head).
+        index: u64,
+        /// This validator's entry hash there.
+        committed: Digest,
+        /// The snapshot's.
+        sent: Digest,
+    },
     /// The snapshot content disagrees with the metadata it was sent with.
     #[error("snapshot {field} is {found}, but its meta says {expected}")]
     MetaMismatch {

@@ -670,15 +670,18 @@ impl StateMachineStore {
         Ok((meta, bytes))
     }
 
-    /// Verifies `bytes` completely (size, format, checksum, genesis, ledger
-    /// chain, head, agreement with `meta`) and only then replaces the whole
-    /// state with it in one atomic write. On any error the state is
-    /// untouched.
-    pub fn install_snapshot_bytes(
+    /// Verifies `bytes` completely, changing nothing (docs/PROTOCOL.md
+    /// 21.3): size, format, checksum, genesis, the ledger chain from entry 1,
+    /// the head, agreement with `meta`; the snapshot's ledger extends this
+    /// validator's own committed ledger (the same entry hash at its head);
+    /// and every record the snapshot carries is the one `apply` makes from
+    /// that ledger. The peer service calls it before openraft sees a
+    /// snapshot, so a bad one is a refusal, never a storage error.
+    pub fn verify_snapshot_bytes(
         &self,
         meta: &SnapshotMeta,
         bytes: &[u8],
-    ) -> Result<(), StoreError> {
+    ) -> Result<VerifiedSnapshot, StoreError> {
         let contents = SnapshotContents::decode(bytes, self.snapshot_bytes_max)?;
         let head = contents.verify(self.genesis)?;
         if contents.last_applied != meta.last_log_id {
@@ -696,6 +699,30 @@ impl StateMachineStore {
                 found: contents.last_membership.to_string(),
             }
             .into());
+        }
+        // What this validator applied is committed: a snapshot must carry
+        // exactly that ledger as its prefix.
+        let local = self.ledger_head()?;
+        if local.index > 0 {
+            let at = usize::try_from(local.index - 1).unwrap_or(usize::MAX);
+            match contents.ledger.get(at) {
+                None => {
+                    return Err(SnapshotError::BehindCommitted {
+                        snapshot: head.index,
+                        committed: local.index,
+                    }
+                    .into());
+                }
+                Some(e) if e.hash != local.hash => {
+                    return Err(SnapshotError::ForksCommitted {
+                        index: local.index,
+                        committed: local.hash,
+                        sent: e.hash,
+                    }
+                    .into());
+                }
+                Some(_) => {}
+            }
         }
 
         // Everything derived from the ledger is derived here again, by the
@@ -721,7 +748,28 @@ impl StateMachineStore {
             derived.push(effects);
         }
         check_derived(&contents.reserved, &derived)?;
+        Ok(VerifiedSnapshot {
+            contents,
+            head,
+            state,
+            derived,
+        })
+    }
 
+    /// Verifies `bytes` completely ([`Self::verify_snapshot_bytes`]) and
+    /// only then replaces the whole state with it in one atomic write. On
+    /// any error the state is untouched.
+    pub fn install_snapshot_bytes(
+        &self,
+        meta: &SnapshotMeta,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let VerifiedSnapshot {
+            contents,
+            head,
+            state,
+            derived,
+        } = self.verify_snapshot_bytes(meta, bytes)?;
         let mut batch = StateBatch::new(self);
         // Delete the current contents of every replaced column family; puts
         // later in the same batch win over these deletes.
@@ -807,6 +855,22 @@ impl StateMachineStore {
 
 /// Compares a snapshot's nonce and idempotency records with those its own
 /// ledger derives: they must be exactly the same pairs.
+/// A snapshot that verified, ready to install.
+#[derive(Debug)]
+pub struct VerifiedSnapshot {
+    contents: SnapshotContents,
+    head: LedgerHead,
+    state: State,
+    derived: Vec<Effects>,
+}
+
+impl VerifiedSnapshot {
+    /// The snapshot's ledger head.
+    pub fn head(&self) -> LedgerHead {
+        self.head
+    }
+}
+
 fn check_derived(reserved: &[CfPairs; 3], derived: &[Effects]) -> Result<(), SnapshotError> {
     let mut nonces: CfPairs = Vec::new();
     let mut idempotency: CfPairs = Vec::new();

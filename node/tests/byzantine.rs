@@ -1,0 +1,458 @@
+//! An authenticated validator that lies (docs/PROTOCOL.md 21): the test
+//! plays validator `liar` with that validator's own TLS key and
+//! certificate, so every message below passes mutual TLS and reaches the
+//! peer service. Each lie gets its specific refusal naming the sender,
+//! counted in `/metrics`; nothing changes on the receiver, Raft keeps
+//! running, and a token redeemed before still cannot be redeemed again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
+use senatus_node::ledger::{EntryKind, LedgerEntry, LedgerHead};
+use senatus_node::network::encode;
+use senatus_node::raft_types::{RaftEntry, SnapshotMeta, TypeConfig};
+use senatus_node::store::snapshot::SnapshotContents;
+use senatus_proto::reason::Reason;
+use senatus_proto::v1 as pb;
+use senatus_testnet::{RaftOverrides, Testnet};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+const TEST_BOUND: Duration = Duration::from_secs(180);
+const CALL: Duration = Duration::from_secs(30);
+
+fn transfer(key: &str) -> pb::DecideRequest {
+    pb::DecideRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: "agent-b".into(),
+        tenant: "acme".into(),
+        params_json:
+            serde_json::json!({"amount": 40, "currency": "EUR", "to_account": "acct-supplier-7"})
+                .to_string(),
+        context: Some(pb::AgentContext::default()),
+        idempotency_key: key.into(),
+    }
+}
+
+async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
+    let mut c = net.client(via).expect("client");
+    let r = tokio::time::timeout(CALL, c.decide(transfer(key)))
+        .await
+        .expect("decide within bound")
+        .expect("decide")
+        .into_inner();
+    assert_eq!(r.outcome, "PERMIT", "{r:?}");
+    r
+}
+
+async fn redeem(net: &Testnet, via: u64, token: &[u8]) -> Result<pb::RedeemReply, tonic::Status> {
+    let mut c = net.client(via).expect("client");
+    tokio::time::timeout(
+        CALL,
+        c.redeem(pb::RedeemRequest {
+            token: token.to_vec(),
+            params_json: String::new(),
+        }),
+    )
+    .await
+    .expect("redeem within bound")
+    .map(tonic::Response::into_inner)
+}
+
+/// A PERMIT token, redeemed once: what a lying snapshot would like to
+/// make redeemable again.
+async fn redeemed_token(net: &Testnet) -> Vec<u8> {
+    let reply = permit(net, 1, "byzantine-redeemed").await;
+    redeem(net, 2, &reply.token)
+        .await
+        .expect("the first redemption succeeds");
+    reply.token
+}
+
+/// `senatus_peer_refusals_total{sender, reason}` on node `id`.
+async fn refusals(net: &Testnet, id: u64, sender: u64, reason: Reason) -> u64 {
+    let addr = net.spec(id).expect("spec").metrics.clone();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("metrics connect");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .expect("metrics request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.expect("metrics body");
+    let needle = format!(
+        "senatus_peer_refusals_total{{sender=\"{sender}\",reason=\"{}\"}} ",
+        reason.as_str()
+    );
+    body.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |n| n.trim().parse().expect("counter"))
+}
+
+/// Two distinct followers: the target and the validator whose identity the
+/// test lies with.
+async fn target_and_liar(net: &Testnet) -> (u64, u64, u64) {
+    let leader = net
+        .wait_leader(Duration::from_secs(20))
+        .await
+        .expect("leader");
+    let followers: Vec<u64> = net.ids().into_iter().filter(|i| *i != leader).collect();
+    (followers[0], followers[1], leader)
+}
+
+async fn term(net: &Testnet, id: u64) -> u64 {
+    net.status(id).await.expect("status").term
+}
+
+fn raft(from: u64, payload: Vec<u8>) -> pb::RaftMessage {
+    pb::RaftMessage { from, payload }
+}
+
+fn assert_refused(s: &tonic::Status, reason: Reason, liar: u64, needle: &str) {
+    assert_eq!(Reason::of(s), Some(reason), "{s:?}");
+    assert!(
+        s.message().contains(&format!("validator {liar}")) && s.message().contains(needle),
+        "{s:?}"
+    );
+}
+
+/// Every ledger identical and verified, every acknowledged write present,
+/// the state digest replaying, and the cluster still writing.
+async fn unchanged_and_running(net: &Testnet, acks: &[Ack]) {
+    let head = net
+        .wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged");
+    let g = genesis_digest(net, 1).await;
+    let reference = verified_ledger(net, 1, &head, g).await;
+    assert_identical_everywhere(net, &head, g, &reference).await;
+    assert_acked_present(&reference, acks, "every node");
+    assert_state_replays(net).await;
+    write(net, 3, payload("after-the-lie", 0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_entries_conflicting_below_the_commit_index_is_refused() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "conflicting append", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let acks = write_many(&net, 1, "committed", 8, 4).await;
+        net.wait_converged(Duration::from_secs(20))
+            .await
+            .expect("converged");
+        let (target, liar, _) = target_and_liar(&net).await;
+        let t = term(&net, target).await;
+        let mut c = peer_client(&net, target, liar).await;
+        let lie = CommittedLeaderId::new(t + 1, liar);
+
+        // A prev_log_id at index 2, committed everywhere, under the liar's
+        // new term.
+        let conflicting_prev = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(t + 1, liar),
+            prev_log_id: Some(LogId::new(lie, 2)),
+            entries: vec![],
+            leader_commit: Some(LogId::new(lie, 2)),
+        };
+        let s = c
+            .append_entries(raft(liar, encode(&conflicting_prev).expect("encode")))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::PeerLogConflict, liar, "prev_log_id");
+
+        // From the start of the log, replacing entry 0 (the genesis
+        // membership) and 1.
+        let entries: Vec<RaftEntry> = (0..2)
+            .map(|i| RaftEntry {
+                log_id: LogId::new(lie, i),
+                payload: EntryPayload::Blank,
+            })
+            .collect();
+        let rewrite = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(t + 1, liar),
+            prev_log_id: None,
+            entries,
+            leader_commit: Some(LogId::new(lie, 1)),
+        };
+        let s = c
+            .append_entries(raft(liar, encode(&rewrite).expect("encode")))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::PeerLogConflict, liar, "entry");
+
+        assert_eq!(
+            refusals(&net, target, liar, Reason::PeerLogConflict).await,
+            2
+        );
+        let status = net.status(target).await.expect("status");
+        assert_ne!(
+            (status.term, status.leader_id),
+            (t + 1, liar),
+            "the target adopted the liar's term and leadership"
+        );
+        unchanged_and_running(&net, &acks).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_term_near_u64_max_is_refused_and_the_node_restarts_and_elects() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "term at u64::MAX", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let acks = write_many(&net, 1, "before", 4, 2).await;
+        let (target, liar, _) = target_and_liar(&net).await;
+        let t = term(&net, target).await;
+        let mut c = peer_client(&net, target, liar).await;
+
+        let vote = openraft::raft::VoteRequest::<u64> {
+            vote: Vote::new(u64::MAX, liar),
+            last_log_id: Some(LogId::new(CommittedLeaderId::new(u64::MAX, liar), u64::MAX)),
+        };
+        let s = c
+            .vote(raft(liar, encode(&vote).expect("encode")))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::PeerTermOutOfBounds, liar, &u64::MAX.to_string());
+
+        // Just past the step allowed above the target's own term, as a
+        // leader's heartbeat.
+        let far = t + senatus_node::peer_guard::TERM_AHEAD_MAX + 1;
+        let append = openraft::raft::AppendEntriesRequest::<TypeConfig> {
+            vote: Vote::new_committed(far, liar),
+            prev_log_id: None,
+            entries: vec![],
+            leader_commit: None,
+        };
+        let s = c
+            .append_entries(raft(liar, encode(&append).expect("encode")))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::PeerTermOutOfBounds, liar, &far.to_string());
+        assert_eq!(
+            refusals(&net, target, liar, Reason::PeerTermOutOfBounds).await,
+            2
+        );
+        assert!(term(&net, target).await < far, "the target took the term");
+
+        // The target restarts, and takes part in a new election: the
+        // leader goes away and the cluster elects another.
+        net.stop(target).await.expect("stop");
+        net.start(target).expect("start");
+        let leader = net
+            .wait_leader(Duration::from_secs(30))
+            .await
+            .expect("leader");
+        net.stop(leader).await.expect("stop the leader");
+        let next = net
+            .wait_leader(Duration::from_secs(30))
+            .await
+            .expect("a new leader");
+        assert_ne!(next, leader);
+        net.start(leader).expect("restart the old leader");
+        let after = term(&net, target).await;
+        assert!(after > t && after < t + 100, "term {t} -> {after}");
+        permit(&net, target, "after-u64-max").await;
+        unchanged_and_running(&net, &acks).await;
+    })
+    .await;
+}
+
+/// A snapshot built by a real node: `source` is stopped, its store opened
+/// for its current snapshot, and started again.
+async fn real_snapshot(net: &Testnet, source: u64) -> (SnapshotMeta, Vec<u8>) {
+    let g = genesis_digest(net, source).await;
+    net.stop(source).await.expect("stop");
+    let db = net.spec(source).expect("spec").db.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        let (_log, sm) = senatus_node::store::open(&db, g).expect("open the store");
+        sm.current_snapshot().expect("read the snapshot")
+    })
+    .await
+    .expect("join")
+    .expect("the node built a snapshot");
+    net.start(source).expect("start");
+    net.wait_converged(Duration::from_secs(30))
+        .await
+        .expect("converged");
+    got
+}
+
+/// The ledger `entries`, chained again from genesis after edits.
+fn rechain(genesis: senatus_genesis::Digest, entries: &[LedgerEntry]) -> Vec<LedgerEntry> {
+    let mut head = LedgerHead::genesis(genesis);
+    entries
+        .iter()
+        .map(|e| {
+            let next = LedgerEntry::next(&head, e.kind, e.payload.clone());
+            head = next.head();
+            next
+        })
+        .collect()
+}
+
+/// What each snapshot case sends, made from a real snapshot's meta and
+/// bytes and the target's ledger head index: the chunk (meta, offset,
+/// data, done).
+type Build = fn(&SnapshotMeta, &[u8], u64) -> (SnapshotMeta, u64, Vec<u8>, bool);
+
+/// Record entries appended until the ledger is longer than `len`, so that
+/// a lie is compared with the receiver's head rather than being short.
+fn lengthen(ledger: &mut Vec<LedgerEntry>, len: u64) {
+    let mut i = 0;
+    while (ledger.len() as u64) <= len {
+        let head = ledger.last().expect("entries").head();
+        ledger.push(LedgerEntry::next(
+            &head,
+            EntryKind::Record,
+            format!("padding-{i}").into_bytes(),
+        ));
+        i += 1;
+    }
+}
+
+/// Sends the lie `build` makes of a real snapshot to a follower, as
+/// validator `liar` at a higher term, and checks the refusal, that nothing
+/// changed, and that the token redeemed before still cannot be redeemed.
+async fn snapshot_lie(what: &str, build: Build, needle: &str) {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, what, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(
+            tmp.path(),
+            RaftOverrides {
+                snapshot_logs_since_last: Some(20),
+                ..RaftOverrides::default()
+            },
+        )
+        .await;
+        let token = redeemed_token(&net).await;
+        let acks = write_many(&net, 1, "snapshotted", 45, 8).await;
+        net.wait_converged(Duration::from_secs(30))
+            .await
+            .expect("converged");
+        let (target, liar, _) = target_and_liar(&net).await;
+        let (meta, bytes) = real_snapshot(&net, liar).await;
+        let target_head = net.status(target).await.expect("status").ledger_index;
+        let (meta, offset, data, done) = build(&meta, &bytes, target_head);
+        let t = term(&net, target).await;
+        let request = openraft::raft::InstallSnapshotRequest::<TypeConfig> {
+            vote: Vote::new_committed(t + 1, liar),
+            meta,
+            offset,
+            data,
+            done,
+        };
+        let mut c = peer_client(&net, target, liar).await;
+        let s = c
+            .install_snapshot(raft(liar, encode(&request).expect("encode")))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::SnapshotRefused, liar, needle);
+        assert_eq!(
+            refusals(&net, target, liar, Reason::SnapshotRefused).await,
+            1
+        );
+        let status = net.status(target).await.expect("status");
+        assert!(
+            status.role != "shutdown",
+            "Raft stopped on the target: {status:?}"
+        );
+        unchanged_and_running(&net, &acks).await;
+        permit(&net, target, &format!("after-{}", what.replace(' ', "-"))).await;
+        let again = redeem(&net, target, &token)
+            .await
+            .expect_err("a redeemed token redeems again");
+        assert_eq!(Reason::of(&again), Some(Reason::NonceRedeemed), "{again:?}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_chunk_at_offset_2_pow_40_is_refused() {
+    snapshot_lie(
+        "chunk at 2^40",
+        |meta, _, _| (meta.clone(), 1 << 40, vec![0; 16], false),
+        "offset 1099511627776",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_truncated_snapshot_is_refused() {
+    snapshot_lie(
+        "truncated snapshot",
+        |meta, bytes, _| (meta.clone(), 0, bytes[..bytes.len() - 100].to_vec(), true),
+        "checksum",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_snapshot_is_refused() {
+    snapshot_lie(
+        "garbage snapshot",
+        |meta, bytes, _| {
+            let garbage = (0..bytes.len()).map(|i| (i * 131 % 251) as u8).collect();
+            (meta.clone(), 0, garbage, true)
+        },
+        "checksum",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_self_consistent_snapshot_without_its_redemptions_is_refused() {
+    snapshot_lie(
+        "snapshot without redemptions",
+        |meta, bytes, len| {
+            let mut c = SnapshotContents::decode(bytes, usize::MAX).expect("decodes");
+            assert!(
+                c.ledger.iter().any(|e| e.kind == EntryKind::Redemption),
+                "the snapshot holds the redemption"
+            );
+            // Every redemption becomes a record with the same bytes, the
+            // chain is rebuilt, and the nonce records its ledger no longer
+            // makes are dropped: a snapshot that verifies on its own, in
+            // which the token was never redeemed.
+            for e in &mut c.ledger {
+                if e.kind == EntryKind::Redemption {
+                    e.kind = EntryKind::Record;
+                }
+            }
+            lengthen(&mut c.ledger, len);
+            c.ledger = rechain(c.genesis, &c.ledger);
+            c.head = c.ledger.last().expect("entries").head();
+            c.reserved[1].clear();
+            (meta.clone(), 0, c.encode(), true)
+        },
+        "forks below",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_forking_below_the_receivers_commit_is_refused() {
+    snapshot_lie(
+        "forked snapshot",
+        |meta, bytes, len| {
+            let mut c = SnapshotContents::decode(bytes, usize::MAX).expect("decodes");
+            let at = c
+                .ledger
+                .iter()
+                .position(|e| e.kind == EntryKind::Record)
+                .expect("a record");
+            c.ledger[at].payload = b"what the liar says was recorded".to_vec();
+            lengthen(&mut c.ledger, len);
+            c.ledger = rechain(c.genesis, &c.ledger);
+            c.head = c.ledger.last().expect("entries").head();
+            (meta.clone(), 0, c.encode(), true)
+        },
+        "forks below",
+    )
+    .await;
+}
