@@ -394,6 +394,59 @@ pub struct Constitution {
     /// digest) exactly as they were.
     #[serde(default, skip_serializing_if = "BreachRules::is_empty")]
     pub breach: BreachRules,
+    /// Bounds on the times a decision batch (and so every token) carries,
+    /// which each signer re-derives before it signs. Optional: an absent
+    /// table means the defaults, and leaves the layer's bytes as they were.
+    #[serde(default, skip_serializing_if = "TokenRules::is_default")]
+    pub tokens: TokenRules,
+}
+
+/// Longest token lifetime any constitution may allow, in ms (one hour):
+/// a broker, which holds no policy layer, refuses any token living longer.
+pub const TOKEN_LIFETIME_MS_HARD_MAX: u64 = 3_600_000;
+/// Largest clock skew any constitution may allow between a batch's
+/// `issued_at_ms` and a signer's clock, in ms (ten minutes).
+pub const ISSUED_SKEW_MS_HARD_MAX: u64 = 600_000;
+
+/// `[tokens]`: what a signer checks of a batch's times against its own
+/// clock before it signs (docs/PROTOCOL.md 21.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRules {
+    /// Longest `expires_at_ms - issued_at_ms` a signer signs, in ms
+    /// (1 ..= [`TOKEN_LIFETIME_MS_HARD_MAX`]; default 300,000: five minutes).
+    #[serde(default = "TokenRules::default_lifetime")]
+    pub lifetime_ms_max: u64,
+    /// Largest distance between a batch's `issued_at_ms` and the signer's
+    /// own clock when it signs, in ms (1 ..= [`ISSUED_SKEW_MS_HARD_MAX`];
+    /// default 10,000). It covers clock skew between validators and the
+    /// time from issue to commit.
+    #[serde(default = "TokenRules::default_skew")]
+    pub issued_skew_ms_max: u64,
+}
+
+impl TokenRules {
+    fn default_lifetime() -> u64 {
+        300_000
+    }
+
+    fn default_skew() -> u64 {
+        10_000
+    }
+
+    /// True for the defaults (the table may then be left out).
+    pub fn is_default(&self) -> bool {
+        *self == TokenRules::default()
+    }
+}
+
+impl Default for TokenRules {
+    fn default() -> Self {
+        TokenRules {
+            lifetime_ms_max: Self::default_lifetime(),
+            issued_skew_ms_max: Self::default_skew(),
+        }
+    }
 }
 
 /// What a sealed amendment says about shutdown certificates.
@@ -522,6 +575,19 @@ impl Constitution {
             return Err(rule(
                 "uncertainty.alpha_permille <= 1000",
                 format!("alpha_permille = {}", self.uncertainty.alpha_permille),
+            ));
+        }
+        let t = &self.tokens;
+        if !(1..=TOKEN_LIFETIME_MS_HARD_MAX).contains(&t.lifetime_ms_max) {
+            return Err(rule(
+                "1 <= tokens.lifetime_ms_max <= TOKEN_LIFETIME_MS_HARD_MAX (3600000)",
+                format!("lifetime_ms_max = {}", t.lifetime_ms_max),
+            ));
+        }
+        if !(1..=ISSUED_SKEW_MS_HARD_MAX).contains(&t.issued_skew_ms_max) {
+            return Err(rule(
+                "1 <= tokens.issued_skew_ms_max <= ISSUED_SKEW_MS_HARD_MAX (600000)",
+                format!("issued_skew_ms_max = {}", t.issued_skew_ms_max),
             ));
         }
         let l = &self.limits;
@@ -1543,6 +1609,28 @@ mod tests {
 
     // The Ed25519 base point: a valid key of prime order.
     const BASE: &str = "\"5866666666666666666666666666666666666666666666666666666666666666\"";
+
+    #[test]
+    fn token_rules_are_optional_and_bounded() {
+        let example = include_str!("../example-policy/constitution.toml");
+        let plain = Constitution::parse(example).expect("example");
+        assert_eq!(plain.tokens, TokenRules::default());
+        assert_eq!(plain.tokens.lifetime_ms_max, 300_000);
+        assert_eq!(plain.tokens.issued_skew_ms_max, 10_000);
+        let with = |table: &str| format!("{example}\n[tokens]\n{table}\n");
+        let set = Constitution::parse(&with("lifetime_ms_max = 60000")).expect("set");
+        assert_eq!(set.tokens.lifetime_ms_max, 60_000);
+        assert_eq!(set.tokens.issued_skew_ms_max, 10_000);
+        let refused = |table: &str, want: &str| match Constitution::parse(&with(table)) {
+            Err(e) => assert!(e.to_string().contains(want), "{e}"),
+            Ok(_) => panic!("accepted {table}"),
+        };
+        refused("lifetime_ms_max = 0", "tokens.lifetime_ms_max");
+        refused("lifetime_ms_max = 3600001", "TOKEN_LIFETIME_MS_HARD_MAX");
+        refused("issued_skew_ms_max = 0", "tokens.issued_skew_ms_max");
+        refused("issued_skew_ms_max = 600001", "ISSUED_SKEW_MS_HARD_MAX");
+        refused("lifetime = 5", "unknown field");
+    }
 
     #[test]
     fn proposers_are_optional_and_parse_as_keys() {

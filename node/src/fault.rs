@@ -31,6 +31,10 @@ pub enum Fault {
     /// `vote-equivocate`: vote approve, then also reject, on every
     /// amendment (two conflicting signed votes for one slot).
     VoteEquivocate,
+    /// `batch-past`: as leader, date every batch one hour in the past.
+    BatchPast,
+    /// `batch-day`: as leader, give every batch a one-day lifetime.
+    BatchDay,
 }
 
 /// The fault of this process, read once.
@@ -43,6 +47,8 @@ pub fn active() -> Fault {
         Ok("vote-reject") => Fault::VoteReject,
         Ok("vote-abstain") => Fault::VoteAbstain,
         Ok("vote-equivocate") => Fault::VoteEquivocate,
+        Ok("batch-past") => Fault::BatchPast,
+        Ok("batch-day") => Fault::BatchDay,
         _ => Fault::None,
     })
 }
@@ -78,6 +84,17 @@ pub fn tamper_hooks(id: u64, sm: &crate::store::StateMachineStore, data_dir: &st
                 tracing::error!(node = id, error = %e, "FLIP_LEDGER holds no index")
             }
         }
+    }
+}
+
+/// The batch times a leader with `batch-past` or `batch-day` proposes:
+/// `(issued_at_ms, lifetime_ms)`.
+pub fn batch_times(issued_at_ms: u64, lifetime_ms: u64) -> (u64, u64) {
+    const HOUR_MS: u64 = 3_600_000;
+    match active() {
+        Fault::BatchPast => (issued_at_ms.saturating_sub(HOUR_MS), lifetime_ms),
+        Fault::BatchDay => (issued_at_ms, 24 * HOUR_MS),
+        _ => (issued_at_ms, lifetime_ms),
     }
 }
 

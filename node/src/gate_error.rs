@@ -242,6 +242,21 @@ pub enum GateCallError {
         /// Why.
         error: String,
     },
+    /// The batch's times are outside what the constitution lets a signer
+    /// sign (docs/PROTOCOL.md 21.4).
+    #[error("validator {node} refuses to sign ledger index {ledger_index}: {error}")]
+    BatchTimes {
+        /// The signer.
+        node: u64,
+        /// The entry.
+        ledger_index: u64,
+        /// Batch issue time.
+        issued_at_ms: u64,
+        /// Batch expiry.
+        expires_at_ms: u64,
+        /// Why.
+        error: senatus_quorum::batch::BatchTimesError,
+    },
     /// The signer's own evaluation gives a different batch message.
     #[error(
         "validator {node} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({error})"
@@ -388,6 +403,7 @@ impl Reasoned for GateCallError {
             | E::NotAnApprover { .. }
             | E::SealDiffers { .. }
             | E::FaultRefusesToSign { .. } => Reason::SigningRefused,
+            E::BatchTimes { .. } => Reason::BatchTimesRefused,
             E::TokenMalformed(_) => Reason::TokenMalformed,
             E::TokenForged { .. } => Reason::TokenForged,
             E::TokenParamsMismatch { .. } => Reason::TokenParamsMismatch,
@@ -483,6 +499,18 @@ impl Reasoned for GateCallError {
             E::EvaluationDiffers {
                 node, ledger_index, ..
             } => vec![("node", s(node)), ("ledgerIndex", s(ledger_index))],
+            E::BatchTimes {
+                node,
+                ledger_index,
+                issued_at_ms,
+                expires_at_ms,
+                ..
+            } => vec![
+                ("node", s(node)),
+                ("ledgerIndex", s(ledger_index)),
+                ("issuedAtMs", s(issued_at_ms)),
+                ("expiresAtMs", s(expires_at_ms)),
+            ],
             E::SignerFailed { node, .. }
             | E::NoPendingSeal { node, .. }
             | E::NotAnApprover { node, .. }

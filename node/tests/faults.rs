@@ -118,3 +118,40 @@ async fn a_leader_asking_for_an_outcome_the_signers_did_not_reach_gets_no_token(
     })
     .await;
 }
+
+/// Whichever validator leads proposes batches with `fault`'s times: every
+/// signer refuses them against its own clock and the constitution, so the
+/// decision commits but no token exists.
+async fn leader_with_bad_batch_times(fault: &str, key: &str, why: &str) {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, fault, async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        with_fault(&net, &net.ids(), fault).await;
+        let err = decide(&net, 2, transfer("acct-supplier-7", key))
+            .await
+            .expect_err("a batch with such times must not be signed");
+        assert_eq!(err.code(), Code::Unavailable, "{}", err.message());
+        assert_eq!(
+            senatus_proto::reason::Reason::of(&err),
+            Some(senatus_proto::reason::Reason::NotSigned),
+            "{err:?}"
+        );
+        assert!(
+            err.message().contains("refuses to sign") && err.message().contains(why),
+            "{}",
+            err.message()
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_dating_batches_an_hour_back_gets_no_token() {
+    leader_with_bad_batch_times("batch-past", "past-1", "from this signer's clock").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_giving_tokens_a_day_to_live_gets_no_token() {
+    leader_with_bad_batch_times("batch-day", "day-1", "would live 86400000 ms").await;
+}

@@ -163,7 +163,70 @@ pub enum BuildError {
     Batch(String),
 }
 
+/// Why a signer refuses a batch's times (docs/PROTOCOL.md 21.4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchTimesError {
+    /// `issued_at_ms` is too far from the signer's clock.
+    #[error(
+        "issued at {issued_at_ms} ms, {distance_ms} ms from this signer's clock ({now_ms} ms); at most {skew_ms_max} ms allowed"
+    )]
+    Skew {
+        /// The batch's issue time.
+        issued_at_ms: u64,
+        /// The signer's clock.
+        now_ms: u64,
+        /// The distance between them.
+        distance_ms: u64,
+        /// The constitution's bound.
+        skew_ms_max: u64,
+    },
+    /// The tokens would live longer than the constitution allows.
+    #[error(
+        "tokens would live {lifetime_ms} ms (issued {issued_at_ms}, expiring {expires_at_ms}); at most {lifetime_ms_max} ms allowed"
+    )]
+    Lifetime {
+        /// The batch's issue time.
+        issued_at_ms: u64,
+        /// The batch's expiry.
+        expires_at_ms: u64,
+        /// `expires_at_ms - issued_at_ms`.
+        lifetime_ms: u64,
+        /// The constitution's bound.
+        lifetime_ms_max: u64,
+    },
+}
+
 impl DecisionBatch {
+    /// Checks the batch's times as a signer must before signing it: issued
+    /// within `rules.issued_skew_ms_max` of the signer's clock `now_ms`,
+    /// living at most `rules.lifetime_ms_max`. Pure: the signer passes its
+    /// own clock.
+    pub fn check_times(
+        &self,
+        now_ms: u64,
+        rules: &senatus_genesis::policy::TokenRules,
+    ) -> Result<(), BatchTimesError> {
+        let lifetime_ms = self.expires_at_ms.saturating_sub(self.issued_at_ms);
+        if lifetime_ms > rules.lifetime_ms_max {
+            return Err(BatchTimesError::Lifetime {
+                issued_at_ms: self.issued_at_ms,
+                expires_at_ms: self.expires_at_ms,
+                lifetime_ms,
+                lifetime_ms_max: rules.lifetime_ms_max,
+            });
+        }
+        let distance_ms = self.issued_at_ms.abs_diff(now_ms);
+        if distance_ms > rules.issued_skew_ms_max {
+            return Err(BatchTimesError::Skew {
+                issued_at_ms: self.issued_at_ms,
+                now_ms,
+                distance_ms,
+                skew_ms_max: rules.issued_skew_ms_max,
+            });
+        }
+        Ok(())
+    }
+
     /// Evaluates every request with `evaluator` at the batch's issue time
     /// and builds the token payloads of the entry at `ledger_index` with
     /// hash `entry_hash` (docs/PROTOCOL.md section 13), their Merkle batch
@@ -315,5 +378,53 @@ mod tests {
         let mut bad = two.clone();
         bad[at] ^= 0xff;
         assert!(DecisionBatch::decode(&bad).is_err());
+    }
+
+    #[test]
+    fn a_signer_refuses_times_off_its_clock_or_too_long_lived() {
+        use senatus_genesis::policy::TokenRules;
+        let rules = TokenRules {
+            lifetime_ms_max: 60_000,
+            issued_skew_ms_max: 10_000,
+        };
+        let b = batch(1);
+        let issued = b.issued_at_ms;
+        assert_eq!(b.check_times(issued, &rules), Ok(()));
+        assert_eq!(b.check_times(issued + 10_000, &rules), Ok(()));
+        assert_eq!(b.check_times(issued - 10_000, &rules), Ok(()));
+        // An hour in the past, as the signer's clock sees it.
+        assert_eq!(
+            b.check_times(issued + 3_600_000, &rules),
+            Err(BatchTimesError::Skew {
+                issued_at_ms: issued,
+                now_ms: issued + 3_600_000,
+                distance_ms: 3_600_000,
+                skew_ms_max: 10_000,
+            })
+        );
+        assert!(matches!(
+            b.check_times(issued - 10_001, &rules),
+            Err(BatchTimesError::Skew {
+                distance_ms: 10_001,
+                ..
+            })
+        ));
+        // A day to live, on time.
+        let mut long = batch(1);
+        long.expires_at_ms = issued + 86_400_000;
+        assert_eq!(
+            long.check_times(issued, &rules),
+            Err(BatchTimesError::Lifetime {
+                issued_at_ms: issued,
+                expires_at_ms: issued + 86_400_000,
+                lifetime_ms: 86_400_000,
+                lifetime_ms_max: 60_000,
+            })
+        );
+        long.expires_at_ms = issued + 60_000;
+        assert_eq!(long.check_times(issued, &rules), Ok(()));
+        // Extremes do not overflow.
+        assert!(b.check_times(u64::MAX, &rules).is_err());
+        assert!(b.check_times(0, &rules).is_err());
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Mutex;
 
 use ed25519_dalek::{Signature, VerifyingKey};
 use senatus_genesis::document::GenesisError;
+use senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX;
 use senatus_genesis::seal::{SealError, verify_chain};
 use senatus_genesis::{Digest, Epoch, Genesis, Key32, PolicyVersion, SignedSeal};
 use sha3::{Digest as _, Sha3_256};
@@ -165,6 +166,19 @@ pub enum VerifyError {
         expires_at_ms: u64,
         /// The time checked.
         now_ms: u64,
+    },
+    /// Lives longer than any constitution may allow
+    /// ([`TOKEN_LIFETIME_MS_HARD_MAX`]): signers never sign such a token.
+    #[error(
+        "token lives {lifetime_ms} ms (issued {issued_at_ms}, expiring {expires_at_ms}), above the {TOKEN_LIFETIME_MS_HARD_MAX} ms any constitution allows"
+    )]
+    LifetimeTooLong {
+        /// Issue time.
+        issued_at_ms: u64,
+        /// Expiry.
+        expires_at_ms: u64,
+        /// `expires_at_ms - issued_at_ms`.
+        lifetime_ms: u64,
     },
     /// Issued further in the future than [`CLOCK_SKEW_MS_MAX`].
     #[error(
@@ -340,6 +354,14 @@ impl Broker {
             return Err(VerifyError::ParamsMismatch {
                 token: p.params_digest,
                 actual,
+            });
+        }
+        let lifetime_ms = p.expires_at_ms.saturating_sub(p.issued_at_ms);
+        if lifetime_ms > TOKEN_LIFETIME_MS_HARD_MAX {
+            return Err(VerifyError::LifetimeTooLong {
+                issued_at_ms: p.issued_at_ms,
+                expires_at_ms: p.expires_at_ms,
+                lifetime_ms,
             });
         }
         if p.issued_at_ms > now_ms.saturating_add(CLOCK_SKEW_MS_MAX) {

@@ -486,6 +486,33 @@ fn expiry_and_future_issue_are_refused_at_their_bounds() {
 }
 
 #[test]
+fn a_token_living_longer_than_any_constitution_allows_is_refused() {
+    let f = fixture();
+    let max = senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX;
+    let signed = |lifetime: u64| {
+        let mut p = payload(&f.c.genesis, 0, Outcome::Permit, &f.params);
+        p.expires_at_ms = p.issued_at_ms + lifetime;
+        sign_batch(&f.c, vec![p], 7).remove(0)
+    };
+    f.verify(&signed(max))
+        .expect("an hour is the most, and allowed");
+    // A day, signed by the real group key (as a lying leader with two
+    // careless signers could make): still refused.
+    assert_eq!(
+        f.verify(&signed(86_400_000)),
+        Err(VerifyError::LifetimeTooLong {
+            issued_at_ms: NOW_MS,
+            expires_at_ms: NOW_MS + 86_400_000,
+            lifetime_ms: 86_400_000,
+        })
+    );
+    assert!(matches!(
+        f.verify(&signed(max + 1)),
+        Err(VerifyError::LifetimeTooLong { lifetime_ms, .. }) if lifetime_ms == max + 1
+    ));
+}
+
+#[test]
 fn truncated_garbage_trailing_and_future_versions_are_malformed() {
     let f = fixture();
     let t = f.permit().to_bytes();

@@ -138,9 +138,18 @@ impl Gate {
             .amend
             .with(|s| s.active_sealed())
             .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
+        // Signers refuse a lifetime above the constitution's: the
+        // configured one is capped by it.
+        let lifetime_ms = self.config.token_ttl_ms.min(
+            self.amend
+                .with(|s| s.layer().constitution().tokens.lifetime_ms_max)
+                .unwrap_or(0),
+        );
+        #[cfg(feature = "fault-injection")]
+        let (issued_at_ms, lifetime_ms) = fault::batch_times(issued_at_ms, lifetime_ms);
         let batch = DecisionBatch {
             issued_at_ms,
-            expires_at_ms: issued_at_ms.saturating_add(self.config.token_ttl_ms),
+            expires_at_ms: issued_at_ms.saturating_add(lifetime_ms),
             policy_version: active.seal.seal.version,
             seal_digest: active.digest,
             epoch: active.seal.seal.epoch,

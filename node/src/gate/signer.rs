@@ -84,6 +84,21 @@ impl Gate {
                 ledger_index,
                 error: e.to_string(),
             })?;
+        // The times are the leader's word; a signer signs only times its
+        // own clock and the constitution agree with.
+        let rules = self
+            .amend
+            .with(|s| s.layer().constitution().tokens.clone())
+            .unwrap_or_default();
+        if let Err(error) = batch.check_times(crate::clock::now_ms(), &rules) {
+            return Err(GateCallError::BatchTimes {
+                node: self.id,
+                ledger_index,
+                issued_at_ms: batch.issued_at_ms,
+                expires_at_ms: batch.expires_at_ms,
+                error,
+            });
+        }
         // A batch under the seal active here needs this validator's own
         // redeclaration of it first; a batch under an older seal was
         // decided before the reseal and is evaluated under that seal.
