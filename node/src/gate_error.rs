@@ -257,6 +257,19 @@ pub enum GateCallError {
         /// Why.
         error: senatus_quorum::batch::BatchTimesError,
     },
+    /// The leader's attestation of the batch is not for this entry or does
+    /// not verify under its identity key.
+    #[error(
+        "validator {node} refuses to sign ledger index {ledger_index}: leader {leader}'s attestation is not of this batch or does not verify"
+    )]
+    BadBatchAttestation {
+        /// The signer.
+        node: u64,
+        /// The entry.
+        ledger_index: u64,
+        /// The leader named.
+        leader: u64,
+    },
     /// The signer's own evaluation gives a different batch message.
     #[error(
         "validator {node} refuses to sign: its own evaluation of ledger index {ledger_index} gives a different batch ({error})"
@@ -404,6 +417,7 @@ impl Reasoned for GateCallError {
             | E::SealDiffers { .. }
             | E::FaultRefusesToSign { .. } => Reason::SigningRefused,
             E::BatchTimes { .. } => Reason::BatchTimesRefused,
+            E::BadBatchAttestation { .. } => Reason::SigningRefused,
             E::TokenMalformed(_) => Reason::TokenMalformed,
             E::TokenForged { .. } => Reason::TokenForged,
             E::TokenParamsMismatch { .. } => Reason::TokenParamsMismatch,
@@ -499,6 +513,15 @@ impl Reasoned for GateCallError {
             E::EvaluationDiffers {
                 node, ledger_index, ..
             } => vec![("node", s(node)), ("ledgerIndex", s(ledger_index))],
+            E::BadBatchAttestation {
+                node,
+                ledger_index,
+                leader,
+            } => vec![
+                ("node", s(node)),
+                ("ledgerIndex", s(ledger_index)),
+                ("leader", s(leader)),
+            ],
             E::BatchTimes {
                 node,
                 ledger_index,

@@ -298,6 +298,7 @@ fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> 
                 from: leader,
                 ledger_index: 1,
                 request: vec![0; 64],
+                attestation: vec![0; 120],
             }),
         ),
         (

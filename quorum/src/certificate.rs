@@ -50,6 +50,15 @@
 //! 5 token-modified     bytes token  str params_json
 //! 6 token-forged       bytes token
 //! 7 token-replayed     bytes token  u64 first_index
+//! 8 head-equivocation  bytes first_certificate  bytes second_certificate
+//! 9 batch-lifetime     attested_batch
+//!
+//! batch_attestation_signing_bytes =
+//!     "senatus/batch-attestation/v1" 0x00
+//!     u64     leader  u64 ledger_index  fixed32 batch_digest
+//!     u64     issued_at_ms  u64 expires_at_ms
+//! attested_batch = u64 leader  u64 ledger_index  fixed32 batch_digest
+//!                  u64 issued_at_ms  u64 expires_at_ms  fixed64 signature
 //! ```
 
 use std::collections::BTreeSet;
@@ -58,6 +67,7 @@ use std::fmt;
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use frost_ed25519::keys::PublicKeyPackage;
 use senatus_genesis::codec::{self, Decoder, ReadError, Reader};
+use senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX;
 use senatus_genesis::{Digest, Encoder, Key32, NodeId, Sig64, Validator, sha3};
 
 use crate::amend::{Equivocation, EvidenceError, SignedVote};
@@ -177,11 +187,14 @@ pub enum BreachKind {
     TokenReplayed = 7,
     /// A validator signed two different ledger heads for one index.
     HeadEquivocation = 8,
+    /// A leader signed a decision batch whose tokens would live longer
+    /// than any constitution allows.
+    BatchLifetime = 9,
 }
 
 impl BreachKind {
     /// Every kind, in code order.
-    pub const ALL: [BreachKind; 8] = [
+    pub const ALL: [BreachKind; 9] = [
         BreachKind::PolicyDrift,
         BreachKind::LedgerBreak,
         BreachKind::InvalidShare,
@@ -190,9 +203,10 @@ impl BreachKind {
         BreachKind::TokenForged,
         BreachKind::TokenReplayed,
         BreachKind::HeadEquivocation,
+        BreachKind::BatchLifetime,
     ];
 
-    /// The wire code, 1..=8.
+    /// The wire code, 1..=9.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -204,7 +218,7 @@ impl BreachKind {
 
     /// The stable name: `"policy-drift"`, `"ledger-break"`, `"invalid-share"`,
     /// `"vote-equivocation"`, `"token-modified"`, `"token-forged"`,
-    /// `"token-replayed"` or `"head-equivocation"`.
+    /// `"token-replayed"`, `"head-equivocation"` or `"batch-lifetime"`.
     pub fn name(self) -> &'static str {
         match self {
             BreachKind::PolicyDrift => "policy-drift",
@@ -215,6 +229,7 @@ impl BreachKind {
             BreachKind::TokenForged => "token-forged",
             BreachKind::TokenReplayed => "token-replayed",
             BreachKind::HeadEquivocation => "head-equivocation",
+            BreachKind::BatchLifetime => "batch-lifetime",
         }
     }
 }
@@ -445,6 +460,161 @@ fn verifying_key(membership: &[Validator], node: NodeId) -> Option<(Key32, Optio
 // ---------------------------------------------------------------------------
 // Attested shares
 // ---------------------------------------------------------------------------
+
+/// Domain-separation object name of a leader's batch attestation.
+pub const BATCH_ATTESTATION_OBJECT: &str = "batch-attestation";
+/// Length of an encoded [`AttestedBatch`].
+pub const ATTESTED_BATCH_BYTES: usize = 8 + 8 + 32 + 8 + 8 + SIGNATURE_BYTES;
+
+/// A leader's identity-key signature over the times of the decision batch
+/// it asks signers to sign (docs/PROTOCOL.md 21.5): sent with every
+/// `SignBatch`, so a batch whose times no honest leader proposes is
+/// evidence against the leader that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestedBatch {
+    /// The leader that proposed the batch.
+    pub leader: NodeId,
+    /// The ledger index of its Decision entry.
+    pub ledger_index: u64,
+    /// SHA3-256 of the decision batch bytes (the entry's payload).
+    pub batch_digest: Digest,
+    /// The batch's `issued_at_ms`.
+    pub issued_at_ms: u64,
+    /// The batch's `expires_at_ms`.
+    pub expires_at_ms: u64,
+    /// The leader's identity-key signature over
+    /// [`AttestedBatch::signing_bytes`].
+    pub signature: Sig64,
+}
+
+impl AttestedBatch {
+    /// The bytes the leader signs.
+    pub fn signing_bytes(
+        leader: NodeId,
+        ledger_index: u64,
+        batch_digest: &Digest,
+        issued_at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Vec<u8> {
+        let mut e = Encoder::new(BATCH_ATTESTATION_OBJECT, CERTIFICATE_VERSION);
+        e.u64(leader.get())
+            .u64(ledger_index)
+            .digest(batch_digest)
+            .u64(issued_at_ms)
+            .u64(expires_at_ms);
+        e.finish()
+    }
+
+    /// The leader `leader` attests the batch `batch` (its bytes) of the
+    /// entry at `ledger_index`.
+    pub fn sign(
+        leader: NodeId,
+        ledger_index: u64,
+        batch: &crate::batch::DecisionBatch,
+        batch_bytes: &[u8],
+        key: &SigningKey,
+    ) -> AttestedBatch {
+        let batch_digest = sha3(batch_bytes);
+        let bytes = Self::signing_bytes(
+            leader,
+            ledger_index,
+            &batch_digest,
+            batch.issued_at_ms,
+            batch.expires_at_ms,
+        );
+        AttestedBatch {
+            leader,
+            ledger_index,
+            batch_digest,
+            issued_at_ms: batch.issued_at_ms,
+            expires_at_ms: batch.expires_at_ms,
+            signature: Sig64(key.sign(&bytes).to_bytes()),
+        }
+    }
+
+    /// `expires_at_ms - issued_at_ms` (0 if it expires first).
+    pub fn lifetime_ms(&self) -> u64 {
+        self.expires_at_ms.saturating_sub(self.issued_at_ms)
+    }
+
+    /// True when this attests exactly `batch_bytes` (decoded as `batch`)
+    /// at `ledger_index`.
+    pub fn attests(
+        &self,
+        ledger_index: u64,
+        batch: &crate::batch::DecisionBatch,
+        batch_bytes: &[u8],
+    ) -> bool {
+        self.ledger_index == ledger_index
+            && self.batch_digest == sha3(batch_bytes)
+            && self.issued_at_ms == batch.issued_at_ms
+            && self.expires_at_ms == batch.expires_at_ms
+    }
+
+    /// Checks the signature, strictly, under the leader's identity key in
+    /// `membership`; returns the leader.
+    pub fn verify(&self, membership: &[Validator]) -> Result<NodeId, CertificateError> {
+        let signer = self.leader;
+        let (identity_key, key) =
+            verifying_key(membership, signer).ok_or(CertificateError::UnknownSigner(signer))?;
+        let bad = CertificateError::BadAttestation {
+            signer,
+            identity_key,
+        };
+        let bytes = Self::signing_bytes(
+            self.leader,
+            self.ledger_index,
+            &self.batch_digest,
+            self.issued_at_ms,
+            self.expires_at_ms,
+        );
+        key.ok_or_else(|| bad.clone())?
+            .verify_strict(&bytes, &Signature::from_bytes(&self.signature.0))
+            .map_err(|_| bad)?;
+        Ok(signer)
+    }
+
+    /// The wire form (see the module documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut f = Fields::default();
+        f.u64(self.leader.get())
+            .u64(self.ledger_index)
+            .digest(&self.batch_digest)
+            .u64(self.issued_at_ms)
+            .u64(self.expires_at_ms)
+            .raw(&self.signature.0);
+        f.finish()
+    }
+
+    /// Strictly decodes the wire form: exactly [`ATTESTED_BATCH_BYTES`]
+    /// bytes, a valid validator id.
+    pub fn decode(bytes: &[u8]) -> Result<AttestedBatch, CertificateError> {
+        let decode = |e: ReadError| CertificateError::EvidenceDecode {
+            kind: BreachKind::BatchLifetime,
+            error: e.into(),
+        };
+        let mut r = Reader::new(bytes);
+        let leader = r.u64("leader").map_err(decode)?;
+        let leader = NodeId::new(leader).map_err(|e| CertificateError::Evidence {
+            kind: BreachKind::BatchLifetime,
+            why: format!("leader: {e}"),
+        })?;
+        let ledger_index = r.u64("ledger_index").map_err(decode)?;
+        let batch_digest = r.digest("batch_digest").map_err(decode)?;
+        let issued_at_ms = r.u64("issued_at_ms").map_err(decode)?;
+        let expires_at_ms = r.u64("expires_at_ms").map_err(decode)?;
+        let signature = Sig64(r.array::<SIGNATURE_BYTES>("signature").map_err(decode)?);
+        r.finish().map_err(decode)?;
+        Ok(AttestedBatch {
+            leader,
+            ledger_index,
+            batch_digest,
+            issued_at_ms,
+            expires_at_ms,
+            signature,
+        })
+    }
+}
 
 /// A FROST share together with the request it answers, signed by the
 /// signer's Ed25519 identity key: whoever holds it can prove to anyone that
@@ -677,6 +847,9 @@ pub enum Evidence {
         /// The conflicting one.
         second: Box<SignedCertificate>,
     },
+    /// A decision batch's times, signed by the leader that proposed it,
+    /// giving its tokens a lifetime no constitution allows.
+    BatchLifetime(AttestedBatch),
 }
 
 impl Evidence {
@@ -691,6 +864,7 @@ impl Evidence {
             Evidence::TokenForged { .. } => BreachKind::TokenForged,
             Evidence::TokenReplayed { .. } => BreachKind::TokenReplayed,
             Evidence::HeadEquivocation { .. } => BreachKind::HeadEquivocation,
+            Evidence::BatchLifetime(_) => BreachKind::BatchLifetime,
         }
     }
 
@@ -736,6 +910,7 @@ impl Evidence {
             Evidence::HeadEquivocation { first, second } => {
                 f.bytes(&first.encode()).bytes(&second.encode());
             }
+            Evidence::BatchLifetime(a) => return a.encode(),
         }
         f.finish()
     }
@@ -821,6 +996,9 @@ impl Evidence {
                 let second = inner("second_certificate")?;
                 Evidence::HeadEquivocation { first, second }
             }
+            BreachKind::BatchLifetime => {
+                return AttestedBatch::decode(bytes).map(Evidence::BatchLifetime);
+            }
         };
         r.finish().map_err(decode)?;
         debug_assert_eq!(evidence.encode(), bytes);
@@ -863,6 +1041,7 @@ impl Evidence {
             Evidence::HeadEquivocation { first, .. } => {
                 Subject::Validator(first.certificate.issuer)
             }
+            Evidence::BatchLifetime(a) => Subject::Validator(a.leader),
             Evidence::TokenModified { token, .. }
             | Evidence::TokenForged { token }
             | Evidence::TokenReplayed { token, .. } => {
@@ -1275,6 +1454,15 @@ impl SignedCertificate {
                     )));
                 }
             }
+            Evidence::BatchLifetime(a) => {
+                a.verify(ctx.membership)?;
+                let lifetime_ms = a.lifetime_ms();
+                if lifetime_ms <= TOKEN_LIFETIME_MS_HARD_MAX {
+                    return Err(no_breach(format!(
+                        "the signed lifetime of {lifetime_ms} ms is within the {TOKEN_LIFETIME_MS_HARD_MAX} ms any constitution may allow"
+                    )));
+                }
+            }
             Evidence::TokenReplayed { token, first_index } => {
                 if *first_index == 0 || *first_index > c.head_index {
                     return Err(invalid(format!(
@@ -1314,7 +1502,8 @@ mod tests {
             assert_eq!(k.to_string(), k.name());
         }
         assert_eq!(BreachKind::from_code(0), None);
-        assert_eq!(BreachKind::from_code(9), None);
+        assert_eq!(BreachKind::from_code(10), None);
+        assert_eq!(BreachKind::BatchLifetime.name(), "batch-lifetime");
         assert_eq!(BreachKind::TokenForged.name(), "token-forged");
         assert_eq!(DriftLocation::from_code(2), Some(DriftLocation::Disk));
         assert_eq!(DriftLocation::from_code(3), None);

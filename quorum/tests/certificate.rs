@@ -17,9 +17,9 @@ use senatus_quorum::Outcome;
 use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
 use senatus_quorum::broker::Broker;
 use senatus_quorum::certificate::{
-    AttestedShare, BreachKind, CERTIFICATE_BYTES_MAX, CERTIFICATE_OBJECT, Certificate,
-    CertificateError, CheckContext, DriftLocation, EVIDENCE_BYTES_MAX, Evidence, SignedCertificate,
-    Subject,
+    AttestedBatch, AttestedShare, BreachKind, CERTIFICATE_BYTES_MAX, CERTIFICATE_OBJECT,
+    Certificate, CertificateError, CheckContext, DriftLocation, EVIDENCE_BYTES_MAX, Evidence,
+    SignedCertificate, Subject,
 };
 use senatus_quorum::params::params_digest;
 use senatus_quorum::signing::{
@@ -281,6 +281,11 @@ fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
             head_equivocation(f, 2, sha3(b"one head"), 2, sha3(b"another head")),
             5,
         ),
+        f.cert(
+            Subject::Validator(node(4)),
+            Evidence::BatchLifetime(attested_batch(f, 4, 4, 86_400_000)),
+            2,
+        ),
     ]
 }
 
@@ -497,7 +502,7 @@ fn decoding_refuses_trailing_bytes_unknown_codes_and_size() {
     // Tag (32) + subject kind (1) + node (8) + two empty strings (8).
     let at = 32 + 1 + 8 + 4 + 4;
     assert_eq!(wire[at], BreachKind::PolicyDrift.code());
-    for bad in [0u8, 9, 255] {
+    for bad in [0u8, 10, 255] {
         let mut w = wire.clone();
         w[at] = bad;
         assert_eq!(
@@ -1066,4 +1071,98 @@ fn errors_print_the_bad_values() {
         e.to_string().contains("70000") && e.to_string().contains("65536"),
         "{e}"
     );
+}
+
+/// Leader `leader`'s attestation of a batch at ledger index 39 whose tokens
+/// live `lifetime_ms`, signed with `signer`'s identity key.
+fn attested_batch(f: &Fixture, leader: u64, signer: u64, lifetime_ms: u64) -> AttestedBatch {
+    use ed25519_dalek::Signer as _;
+    let digest = sha3(b"a decision batch");
+    let bytes =
+        AttestedBatch::signing_bytes(node(leader), 39, &digest, NOW_MS, NOW_MS + lifetime_ms);
+    AttestedBatch {
+        leader: node(leader),
+        ledger_index: 39,
+        batch_digest: digest,
+        issued_at_ms: NOW_MS,
+        expires_at_ms: NOW_MS + lifetime_ms,
+        signature: Sig64(f.key(signer).sign(&bytes).to_bytes()),
+    }
+}
+
+#[test]
+fn a_leader_attesting_a_lifetime_no_constitution_allows_is_convicted_by_its_own_signature() {
+    let f = fixture();
+    let max = senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX;
+    let day = attested_batch(&f, 5, 5, 86_400_000);
+    let c = f.cert(
+        Subject::Validator(node(5)),
+        Evidence::BatchLifetime(day.clone()),
+        1,
+    );
+    assert_eq!(f.check(&c), Ok(()));
+    let back = SignedCertificate::decode(&c.encode()).expect("decodes");
+    assert_eq!(back, c);
+
+    // Within what some constitution may allow: no breach to anyone else.
+    let hour = attested_batch(&f, 5, 5, max);
+    let c = f.cert(
+        Subject::Validator(node(5)),
+        Evidence::BatchLifetime(hour),
+        1,
+    );
+    assert!(
+        matches!(
+            f.check(&c),
+            Err(CertificateError::NoBreach {
+                kind: BreachKind::BatchLifetime,
+                ..
+            })
+        ),
+        "{:?}",
+        f.check(&c)
+    );
+    // An attestation the leader did not sign frames nobody.
+    let framed = attested_batch(&f, 5, 1, 86_400_000);
+    let c = f.cert(
+        Subject::Validator(node(5)),
+        Evidence::BatchLifetime(framed),
+        1,
+    );
+    assert!(
+        matches!(f.check(&c), Err(CertificateError::BadAttestation { .. })),
+        "{:?}",
+        f.check(&c)
+    );
+    // The subject must be the attesting leader.
+    let c = f.cert(
+        Subject::Validator(node(4)),
+        Evidence::BatchLifetime(day.clone()),
+        1,
+    );
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::SubjectMismatch { .. })
+    ));
+    // Malformed evidence: short, long, leader 0.
+    let bytes = day.encode();
+    assert_eq!(
+        bytes.len(),
+        senatus_quorum::certificate::ATTESTED_BATCH_BYTES
+    );
+    for bad in [
+        &bytes[..bytes.len() - 1],
+        &[bytes.as_slice(), &[0]].concat()[..],
+    ] {
+        assert!(Evidence::decode(BreachKind::BatchLifetime, bad).is_err());
+    }
+    let mut zero = bytes.clone();
+    zero[..8].fill(0);
+    assert!(matches!(
+        Evidence::decode(BreachKind::BatchLifetime, &zero),
+        Err(CertificateError::Evidence {
+            kind: BreachKind::BatchLifetime,
+            ..
+        })
+    ));
 }

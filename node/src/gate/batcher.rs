@@ -157,8 +157,9 @@ impl Gate {
         };
         let started = Instant::now();
         // Log before answer: the entry commits first (I1).
+        let batch_bytes = batch.encode();
         let written = shared
-            .write_as_leader(Command::new(EntryKind::Decision, batch.encode()))
+            .write_as_leader(Command::new(EntryKind::Decision, batch_bytes.clone()))
             .await
             .map_err(GateCallError::NotWritten)?;
         let entry_hash = Digest(written.hash.as_slice().try_into().map_err(|_| {
@@ -172,7 +173,9 @@ impl Gate {
             built
         };
         let committed = started.elapsed();
-        let (signature, signers) = self.sign(shared, written.index, &built.message).await?;
+        let (signature, signers) = self
+            .sign(shared, written.index, &batch, &batch_bytes, &built.message)
+            .await?;
         tracing::debug!(
             node = self.id,
             ledger_index = written.index,
@@ -212,7 +215,9 @@ impl Gate {
                 error: e.to_string(),
             })?;
         let built = self.build(&batch, ledger_index, entry.hash)?;
-        let (signature, signers) = self.sign(shared, ledger_index, &built.message).await?;
+        let (signature, signers) = self
+            .sign(shared, ledger_index, &batch, &entry.payload, &built.message)
+            .await?;
         answers(built, ledger_index, entry.hash, signature, &signers)
             .into_iter()
             .nth(position as usize)

@@ -10,10 +10,44 @@ impl Gate {
         &self,
         shared: &Cluster,
         ledger_index: u64,
+        batch: &DecisionBatch,
+        batch_bytes: &[u8],
         message: &[u8],
     ) -> Result<([u8; 64], Vec<u64>), GateCallError> {
-        self.sign_for(shared, &SignTarget::Batch { ledger_index }, message)
-            .await
+        let attestation = self.attest(ledger_index, batch, batch_bytes).encode();
+        let target = SignTarget::Batch {
+            ledger_index,
+            attestation,
+        };
+        self.sign_for(shared, &target, message).await
+    }
+
+    /// This leader's signed statement of the times of the batch it asks
+    /// signers to sign: what makes a lie about them evidence.
+    fn attest(
+        &self,
+        ledger_index: u64,
+        batch: &DecisionBatch,
+        batch_bytes: &[u8],
+    ) -> senatus_quorum::certificate::AttestedBatch {
+        use senatus_quorum::certificate::AttestedBatch;
+        let leader = self.breach.me();
+        let batch_digest = senatus_genesis::sha3(batch_bytes);
+        let bytes = AttestedBatch::signing_bytes(
+            leader,
+            ledger_index,
+            &batch_digest,
+            batch.issued_at_ms,
+            batch.expires_at_ms,
+        );
+        AttestedBatch {
+            leader,
+            ledger_index,
+            batch_digest,
+            issued_at_ms: batch.issued_at_ms,
+            expires_at_ms: batch.expires_at_ms,
+            signature: senatus_genesis::Sig64(self.breach.sign(&bytes)),
+        }
     }
 
     /// Has `t` of the approvers (`signers`) of the passed amendment `proposal`
@@ -37,7 +71,7 @@ impl Gate {
         message: &[u8],
     ) -> Result<([u8; 64], Vec<u64>), GateCallError> {
         let ledger_index = match target {
-            SignTarget::Batch { ledger_index } => *ledger_index,
+            SignTarget::Batch { ledger_index, .. } => *ledger_index,
             SignTarget::Seal { .. } => 0,
         };
         let mut excluded: Vec<NodeId> = Vec::new();
@@ -87,12 +121,16 @@ impl Gate {
                     let mut client = client;
                     let call = async {
                         match target {
-                            SignTarget::Batch { ledger_index } => {
+                            SignTarget::Batch {
+                                ledger_index,
+                                attestation,
+                            } => {
                                 client
                                     .sign_batch(pb::SignBatchRequest {
                                         from,
                                         ledger_index,
                                         request: wire,
+                                        attestation,
                                     })
                                     .await
                             }
@@ -125,7 +163,7 @@ impl Gate {
             let mut results = Vec::with_capacity(self.threshold);
             if let Some(me) = local {
                 let share = match target {
-                    SignTarget::Batch { ledger_index } => {
+                    SignTarget::Batch { ledger_index, .. } => {
                         self.sign_locally(shared, *ledger_index, &req).await
                     }
                     SignTarget::Seal { proposal, .. } => self

@@ -104,8 +104,12 @@ impl Default for GateConfig {
 /// What a signing round signs.
 #[derive(Debug, Clone)]
 enum SignTarget {
-    /// A decision batch at this ledger index.
-    Batch { ledger_index: u64 },
+    /// A decision batch at this ledger index, with the leader's signed
+    /// attestation of its times (PROTOCOL 21.5).
+    Batch {
+        ledger_index: u64,
+        attestation: Vec<u8>,
+    },
     /// The next seal of a passed amendment, by these approvers.
     Seal {
         proposal: senatus_quorum::amend::ProposalId,

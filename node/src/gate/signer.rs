@@ -2,6 +2,7 @@
 //! evaluated itself (or the seal its own tally computes).
 
 use super::*;
+use senatus_quorum::certificate::AttestedBatch;
 
 impl Gate {
     /// Preprocessed commitments for coordinator `from`. A new coordinator
@@ -34,19 +35,22 @@ impl Gate {
         ledger_index: u64,
         req: &SignRequest,
     ) -> Result<SignedShare, String> {
-        self.sign_entry(shared, ledger_index, req)
+        self.sign_entry(shared, ledger_index, req, None)
             .await
             .map_err(|e| format!("{:?}: {e}", e.code()))
     }
 
     /// The signer's side of `SignBatch`: waits until it has applied the
-    /// entry at `ledger_index`, re-evaluates it, and signs only the message
-    /// its own evaluation produces.
+    /// entry at `ledger_index`, checks the leader's attestation of it
+    /// (`None` only for this validator's own share as leader) and the
+    /// batch's times, re-evaluates it, and signs only the message its own
+    /// evaluation produces.
     pub async fn sign_entry(
         &self,
         shared: &Cluster,
         ledger_index: u64,
         req: &SignRequest,
+        attestation: Option<&AttestedBatch>,
     ) -> Result<SignedShare, GateCallError> {
         if let Some(l) = crate::breach::check_memory(shared, &self.breach) {
             return Err(l.error(self.id));
@@ -84,13 +88,32 @@ impl Gate {
                 ledger_index,
                 error: e.to_string(),
             })?;
+        if let Some(a) = attestation {
+            let attests = a.attests(ledger_index, &batch, &entry.payload);
+            if !attests || a.verify(&self.genesis().body.validators).is_err() {
+                return Err(GateCallError::BadBatchAttestation {
+                    node: self.id,
+                    ledger_index,
+                    leader: a.leader.get(),
+                });
+            }
+        }
         // The times are the leader's word; a signer signs only times its
-        // own clock and the constitution agree with.
+        // own clock and the constitution agree with. Issue time is measured
+        // against when this signer applied the entry (a retried request's
+        // batch is re-signed later), or now if it does not remember.
         let rules = self
             .amend
             .with(|s| s.layer().constitution().tokens.clone())
             .unwrap_or_default();
-        if let Err(error) = batch.check_times(crate::clock::now_ms(), &rules) {
+        let reference = shared
+            .sm
+            .applied_at_ms(ledger_index)
+            .unwrap_or_else(crate::clock::now_ms);
+        if let Err(error) = batch.check_times(reference, &rules) {
+            if let Some(a) = attestation {
+                self.certify_batch_lifetime(shared, a);
+            }
             return Err(GateCallError::BatchTimes {
                 node: self.id,
                 ledger_index,
@@ -203,6 +226,31 @@ impl Gate {
                 });
             }
             next_apply(shared, seen, deadline).await;
+        }
+    }
+
+    /// A leader that signed a batch whose tokens would live longer than any
+    /// constitution allows is certified with its own signature as evidence
+    /// (PROTOCOL 21.5), once. A skewed issue time is refused but not
+    /// certified: a delayed honest attestation would look the same.
+    fn certify_batch_lifetime(&self, shared: &Cluster, a: &AttestedBatch) {
+        use senatus_quorum::certificate::{Evidence, Subject};
+        if a.lifetime_ms() <= senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX
+            || self.breach.excluded(a.leader, &self.amend).is_some()
+        {
+            return;
+        }
+        match self.breach.issue(
+            shared,
+            Subject::Validator(a.leader),
+            Evidence::BatchLifetime(a.clone()),
+        ) {
+            Ok(id) => {
+                tracing::error!(node = self.id, leader = %a.leader, ledger_index = a.ledger_index, lifetime_ms = a.lifetime_ms(), certificate = %id, "the leader signed a batch no constitution allows; certified")
+            }
+            Err(why) => {
+                tracing::error!(node = self.id, leader = %a.leader, %why, "cannot certify a batch lifetime")
+            }
         }
     }
 

@@ -398,9 +398,17 @@ impl pb::peer_server::Peer for PeerService {
         self.check_signing_caller("SignBatch", sender, r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
+        let attestation = senatus_quorum::certificate::AttestedBatch::decode(&r.attestation)
+            .map_err(|e| invalid(format!("attestation: {e}"), Some("attestation")))?;
+        self.check_claim(
+            "SignBatch",
+            sender,
+            "the attestation's leader",
+            attestation.leader.get(),
+        )?;
         let gate = self.0.gate.clone();
         let share = gate
-            .sign_entry(&self.0, r.ledger_index, &sign_req)
+            .sign_entry(&self.0, r.ledger_index, &sign_req, Some(&attestation))
             .await
             .map_err(Status::from)?;
         Ok(Response::new(self.attested(&sign_req, &share)))

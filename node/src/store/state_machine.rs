@@ -51,7 +51,14 @@ pub struct StateMachineStore {
     /// (loaded by [`StateMachineStore::load_state`], or on first use
     /// without amendments).
     state: StateHandle,
+    /// When this validator applied its most recent ledger entries, by its
+    /// own clock: what a signer measures a batch's issue time against.
+    /// Local, not replicated; lost on restart.
+    applied_at: Arc<Mutex<std::collections::VecDeque<(u64, u64)>>>,
 }
+
+/// Most ledger entries whose local apply time is remembered.
+pub const APPLIED_TIMES_MAX: usize = 65_536;
 
 impl std::fmt::Debug for StateMachineStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,6 +237,7 @@ impl StateMachineStore {
             snapshot_bytes_max: SNAPSHOT_BYTES_MAX_DEFAULT,
             snapshot_lock: Arc::new(Mutex::new(())),
             state: StateHandle::default(),
+            applied_at: Arc::default(),
         })
     }
 
@@ -586,6 +594,7 @@ impl StateMachineStore {
         let mut last_applied = None;
         let mut membership = None;
         let mut head = stored;
+        let mut appended = Vec::new();
         for entry in entries {
             last_applied = Some(entry.log_id);
             let response = match entry.payload {
@@ -599,6 +608,7 @@ impl StateMachineStore {
                         batch.put_effects(&effects)?;
                         overlay.absorb(&effects);
                         head = effects.entry.head();
+                        appended.push(head.index);
                         CommandResponse::Appended(head)
                     }
                     Err(ApplyError::Rejected(rejection)) => {
@@ -619,7 +629,34 @@ impl StateMachineStore {
             batch.put_membership(m)?;
         }
         batch.commit()?;
+        self.note_applied(&appended);
         Ok(responses)
+    }
+
+    fn note_applied(&self, indexes: &[u64]) {
+        if indexes.is_empty() {
+            return;
+        }
+        let now = crate::clock::now_ms();
+        let mut times = crate::clock::lock(&self.applied_at);
+        for &i in indexes {
+            times.push_back((i, now));
+        }
+        while times.len() > APPLIED_TIMES_MAX {
+            times.pop_front();
+        }
+    }
+
+    /// When this validator applied ledger entry `index`, by its own clock,
+    /// if it applied it since it started and it is among the last
+    /// [`APPLIED_TIMES_MAX`].
+    pub fn applied_at_ms(&self, index: u64) -> Option<u64> {
+        let times = crate::clock::lock(&self.applied_at);
+        times
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .ok()
+            .and_then(|at| times.get(at))
+            .map(|(_, ms)| *ms)
     }
 
     // ---- snapshots ---------------------------------------------------------
