@@ -85,6 +85,11 @@ impl Breach {
         Breach { certs, key, peers }
     }
 
+    /// A client of each other validator's peer port.
+    pub fn peers(&self) -> &BTreeMap<u64, PeerClient<Channel>> {
+        &self.peers
+    }
+
     /// This validator.
     pub fn me(&self) -> NodeId {
         self.certs.me()

@@ -19,4 +19,5 @@ pub mod raft_types;
 pub mod runtime;
 pub mod service;
 pub mod store;
+pub mod witness;
 pub mod write_error;

@@ -375,6 +375,12 @@ pub async fn start(
         Box::pin(stopped()),
     ));
 
+    tasks.spawn(crate::witness::run(
+        cluster.clone(),
+        breach.clone(),
+        gate.witnesses().clone(),
+        Box::pin(stopped()),
+    ));
     gate.spawn(cluster.clone(), stopped(), &mut tasks);
     tasks.spawn(crate::breach::run_detectors(
         cluster.clone(),

@@ -121,7 +121,7 @@ fn assert_refused(s: &tonic::Status, reason: Reason, liar: u64, needle: &str) {
 
 /// Every ledger identical and verified, every acknowledged write present,
 /// the state digest replaying, and the cluster still writing.
-async fn unchanged_and_running(net: &Testnet, acks: &[Ack]) {
+async fn unchanged_and_running(net: &Testnet, acks: &[Ack], via: u64) {
     let head = net
         .wait_converged(Duration::from_secs(30))
         .await
@@ -131,7 +131,7 @@ async fn unchanged_and_running(net: &Testnet, acks: &[Ack]) {
     assert_identical_everywhere(net, &head, g, &reference).await;
     assert_acked_present(&reference, acks, "every node");
     assert_state_replays(net).await;
-    write(net, 3, payload("after-the-lie", 0)).await;
+    write(net, via, payload("after-the-lie", 0)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,7 +193,7 @@ async fn append_entries_conflicting_below_the_commit_index_is_refused() {
             (t + 1, liar),
             "the target adopted the liar's term and leadership"
         );
-        unchanged_and_running(&net, &acks).await;
+        unchanged_and_running(&net, &acks, 3).await;
     })
     .await;
 }
@@ -257,7 +257,7 @@ async fn a_term_near_u64_max_is_refused_and_the_node_restarts_and_elects() {
         let after = term(&net, target).await;
         assert!(after > t && after < t + 100, "term {t} -> {after}");
         permit(&net, target, "after-u64-max").await;
-        unchanged_and_running(&net, &acks).await;
+        unchanged_and_running(&net, &acks, 3).await;
     })
     .await;
 }
@@ -362,7 +362,7 @@ async fn snapshot_lie(what: &str, build: Build, needle: &str) {
             status.role != "shutdown",
             "Raft stopped on the target: {status:?}"
         );
-        unchanged_and_running(&net, &acks).await;
+        unchanged_and_running(&net, &acks, 3).await;
         permit(&net, target, &format!("after-{}", what.replace(' ', "-"))).await;
         let again = redeem(&net, target, &token)
             .await
@@ -454,5 +454,153 @@ async fn a_snapshot_forking_below_the_receivers_commit_is_refused() {
         },
         "forks below",
     )
+    .await;
+}
+
+/// Validator `id`'s identity key, from the testnet's ceremony directory:
+/// what a Byzantine validator signs with.
+fn identity_key(net: &Testnet, id: u64) -> ed25519_dalek::SigningKey {
+    let path = net.dir().join(format!("node-{id}")).join("identity.key");
+    let (key, node) =
+        senatus_genesis::keys::SecretKey::read_identity(&path).expect("identity key file");
+    assert_eq!(node.get(), id);
+    key.signing_key().clone()
+}
+
+/// The certificate kinds node `id` holds about validator `subject`.
+async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String> {
+    let mut c = net.client(id).expect("client");
+    let Ok(Ok(r)) =
+        tokio::time::timeout(CALL, c.list_certificates(pb::ListCertificatesRequest {})).await
+    else {
+        return Vec::new();
+    };
+    r.into_inner()
+        .certificates
+        .into_iter()
+        .filter(|v| v.subject == format!("validator {subject}"))
+        .map(|v| v.kind)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the_cluster_goes_on() {
+    use senatus_quorum::certificate::AttestedBatch;
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "forked head", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let decided = permit(&net, 1, "before-the-fork").await;
+        let index = decided.ledger_index;
+        let (target, witness, leader) = target_and_liar(&net).await;
+        let key = identity_key(&net, leader);
+        let attest = |entry_hash: senatus_genesis::Digest, key: &ed25519_dalek::SigningKey| {
+            use ed25519_dalek::Signer as _;
+            let leader = senatus_genesis::NodeId::new(leader).expect("id");
+            let (issued, expires) = (decided.expires_at_ms - 60_000, decided.expires_at_ms);
+            let bytes = AttestedBatch::signing_bytes(leader, index, &entry_hash, issued, expires);
+            AttestedBatch {
+                leader,
+                ledger_index: index,
+                entry_hash,
+                issued_at_ms: issued,
+                expires_at_ms: expires,
+                signature: senatus_genesis::Sig64(key.sign(&bytes).to_bytes()),
+            }
+            .encode()
+        };
+        let head = net.status(target).await.expect("status");
+        let committed = {
+            let mut c = net.client(target).expect("client");
+            let r = c
+                .get_ledger(pb::GetLedgerRequest {
+                    from: index,
+                    to: index,
+                    limit: 1,
+                })
+                .await
+                .expect("GetLedger")
+                .into_inner();
+            digest(&r.entries[0].hash)
+        };
+        assert!(head.ledger_index >= index);
+        let mut c = peer_client(&net, target, witness).await;
+        let send = |attestations: Vec<Vec<u8>>| pb::WitnessRequest {
+            from: witness,
+            attestations,
+        };
+
+        // The committed head, signed by the leader: agreed, nothing else.
+        let r = c
+            .witness(send(vec![attest(committed, &key)]))
+            .await
+            .expect("witness")
+            .into_inner();
+        assert_eq!((r.agreed, r.not_applied, r.forks), (1, 0, 0));
+
+        // Another head at that index under another key than the leader's:
+        // a forgery by the witness, refused, nothing certified.
+        let forked = senatus_genesis::sha3(b"the branch the other followers were sent");
+        let s = c
+            .witness(send(vec![attest(forked, &identity_key(&net, witness))]))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::InvalidRequest, witness, "does not verify");
+        assert!(certified_kinds(&net, target, leader).await.is_empty());
+
+        // The leader's own signature over a head the cluster did not commit
+        // at `index`: what a leader forking the log must sign to get the
+        // other branch signed. Certified at once, then everywhere.
+        let sent = std::time::Instant::now();
+        let r = c
+            .witness(send(vec![attest(forked, &key)]))
+            .await
+            .expect("witness")
+            .into_inner();
+        assert_eq!(r.forks, 1);
+        let mut everywhere = None;
+        while everywhere.is_none() {
+            let mut all = true;
+            for id in net.running() {
+                all &= certified_kinds(&net, id, leader)
+                    .await
+                    .iter()
+                    .any(|k| k == "ledger-fork");
+            }
+            if all {
+                everywhere = Some(sent.elapsed());
+            } else {
+                assert!(
+                    sent.elapsed() < Duration::from_secs(30),
+                    "validator {leader} not certified for ledger-fork everywhere"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        eprintln!(
+            "ledger-fork: certified on every validator {:?} after the witness call",
+            everywhere.expect("measured")
+        );
+
+        // The certified leader gives way; the others elect and go on
+        // deciding, with identical ledgers that replay.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let next = loop {
+            let l = net
+                .wait_leader(Duration::from_secs(30))
+                .await
+                .expect("leader");
+            if l != leader {
+                break l;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the certified leader still leads"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        permit(&net, next, "after-the-fork").await;
+        unchanged_and_running(&net, &[], next).await;
+    })
     .await;
 }

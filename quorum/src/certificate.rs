@@ -52,12 +52,13 @@
 //! 7 token-replayed     bytes token  u64 first_index
 //! 8 head-equivocation  bytes first_certificate  bytes second_certificate
 //! 9 batch-lifetime     attested_batch
+//! 10 ledger-fork       attested_batch
 //!
 //! batch_attestation_signing_bytes =
 //!     "senatus/batch-attestation/v1" 0x00
-//!     u64     leader  u64 ledger_index  fixed32 batch_digest
+//!     u64     leader  u64 ledger_index  fixed32 entry_hash
 //!     u64     issued_at_ms  u64 expires_at_ms
-//! attested_batch = u64 leader  u64 ledger_index  fixed32 batch_digest
+//! attested_batch = u64 leader  u64 ledger_index  fixed32 entry_hash
 //!                  u64 issued_at_ms  u64 expires_at_ms  fixed64 signature
 //! ```
 
@@ -190,11 +191,14 @@ pub enum BreachKind {
     /// A leader signed a decision batch whose tokens would live longer
     /// than any constitution allows.
     BatchLifetime = 9,
+    /// A leader signed a ledger head (a batch attestation) that is not the
+    /// entry committed at its index: it forked the ledger.
+    LedgerFork = 10,
 }
 
 impl BreachKind {
     /// Every kind, in code order.
-    pub const ALL: [BreachKind; 9] = [
+    pub const ALL: [BreachKind; 10] = [
         BreachKind::PolicyDrift,
         BreachKind::LedgerBreak,
         BreachKind::InvalidShare,
@@ -204,9 +208,10 @@ impl BreachKind {
         BreachKind::TokenReplayed,
         BreachKind::HeadEquivocation,
         BreachKind::BatchLifetime,
+        BreachKind::LedgerFork,
     ];
 
-    /// The wire code, 1..=9.
+    /// The wire code, 1..=10.
     pub fn code(self) -> u8 {
         self as u8
     }
@@ -218,7 +223,8 @@ impl BreachKind {
 
     /// The stable name: `"policy-drift"`, `"ledger-break"`, `"invalid-share"`,
     /// `"vote-equivocation"`, `"token-modified"`, `"token-forged"`,
-    /// `"token-replayed"`, `"head-equivocation"` or `"batch-lifetime"`.
+    /// `"token-replayed"`, `"head-equivocation"`, `"batch-lifetime"` or
+    /// `"ledger-fork"`.
     pub fn name(self) -> &'static str {
         match self {
             BreachKind::PolicyDrift => "policy-drift",
@@ -230,6 +236,7 @@ impl BreachKind {
             BreachKind::TokenReplayed => "token-replayed",
             BreachKind::HeadEquivocation => "head-equivocation",
             BreachKind::BatchLifetime => "batch-lifetime",
+            BreachKind::LedgerFork => "ledger-fork",
         }
     }
 }
@@ -476,8 +483,9 @@ pub struct AttestedBatch {
     pub leader: NodeId,
     /// The ledger index of its Decision entry.
     pub ledger_index: u64,
-    /// SHA3-256 of the decision batch bytes (the entry's payload).
-    pub batch_digest: Digest,
+    /// The ledger hash of that Decision entry (section 6): a signed ledger
+    /// head.
+    pub entry_hash: Digest,
     /// The batch's `issued_at_ms`.
     pub issued_at_ms: u64,
     /// The batch's `expires_at_ms`.
@@ -492,40 +500,39 @@ impl AttestedBatch {
     pub fn signing_bytes(
         leader: NodeId,
         ledger_index: u64,
-        batch_digest: &Digest,
+        entry_hash: &Digest,
         issued_at_ms: u64,
         expires_at_ms: u64,
     ) -> Vec<u8> {
         let mut e = Encoder::new(BATCH_ATTESTATION_OBJECT, CERTIFICATE_VERSION);
         e.u64(leader.get())
             .u64(ledger_index)
-            .digest(batch_digest)
+            .digest(entry_hash)
             .u64(issued_at_ms)
             .u64(expires_at_ms);
         e.finish()
     }
 
-    /// The leader `leader` attests the batch `batch` (its bytes) of the
-    /// entry at `ledger_index`.
+    /// The leader `leader` attests the batch `batch` of the entry at
+    /// `ledger_index` whose ledger hash is `entry_hash`.
     pub fn sign(
         leader: NodeId,
         ledger_index: u64,
+        entry_hash: Digest,
         batch: &crate::batch::DecisionBatch,
-        batch_bytes: &[u8],
         key: &SigningKey,
     ) -> AttestedBatch {
-        let batch_digest = sha3(batch_bytes);
         let bytes = Self::signing_bytes(
             leader,
             ledger_index,
-            &batch_digest,
+            &entry_hash,
             batch.issued_at_ms,
             batch.expires_at_ms,
         );
         AttestedBatch {
             leader,
             ledger_index,
-            batch_digest,
+            entry_hash,
             issued_at_ms: batch.issued_at_ms,
             expires_at_ms: batch.expires_at_ms,
             signature: Sig64(key.sign(&bytes).to_bytes()),
@@ -537,16 +544,16 @@ impl AttestedBatch {
         self.expires_at_ms.saturating_sub(self.issued_at_ms)
     }
 
-    /// True when this attests exactly `batch_bytes` (decoded as `batch`)
-    /// at `ledger_index`.
+    /// True when this attests exactly `batch` as the entry at
+    /// `ledger_index` with ledger hash `entry_hash`.
     pub fn attests(
         &self,
         ledger_index: u64,
+        entry_hash: &Digest,
         batch: &crate::batch::DecisionBatch,
-        batch_bytes: &[u8],
     ) -> bool {
         self.ledger_index == ledger_index
-            && self.batch_digest == sha3(batch_bytes)
+            && self.entry_hash == *entry_hash
             && self.issued_at_ms == batch.issued_at_ms
             && self.expires_at_ms == batch.expires_at_ms
     }
@@ -564,7 +571,7 @@ impl AttestedBatch {
         let bytes = Self::signing_bytes(
             self.leader,
             self.ledger_index,
-            &self.batch_digest,
+            &self.entry_hash,
             self.issued_at_ms,
             self.expires_at_ms,
         );
@@ -579,7 +586,7 @@ impl AttestedBatch {
         let mut f = Fields::default();
         f.u64(self.leader.get())
             .u64(self.ledger_index)
-            .digest(&self.batch_digest)
+            .digest(&self.entry_hash)
             .u64(self.issued_at_ms)
             .u64(self.expires_at_ms)
             .raw(&self.signature.0);
@@ -588,19 +595,19 @@ impl AttestedBatch {
 
     /// Strictly decodes the wire form: exactly [`ATTESTED_BATCH_BYTES`]
     /// bytes, a valid validator id.
-    pub fn decode(bytes: &[u8]) -> Result<AttestedBatch, CertificateError> {
+    pub fn decode(kind: BreachKind, bytes: &[u8]) -> Result<AttestedBatch, CertificateError> {
         let decode = |e: ReadError| CertificateError::EvidenceDecode {
-            kind: BreachKind::BatchLifetime,
+            kind,
             error: e.into(),
         };
         let mut r = Reader::new(bytes);
         let leader = r.u64("leader").map_err(decode)?;
         let leader = NodeId::new(leader).map_err(|e| CertificateError::Evidence {
-            kind: BreachKind::BatchLifetime,
+            kind,
             why: format!("leader: {e}"),
         })?;
         let ledger_index = r.u64("ledger_index").map_err(decode)?;
-        let batch_digest = r.digest("batch_digest").map_err(decode)?;
+        let entry_hash = r.digest("entry_hash").map_err(decode)?;
         let issued_at_ms = r.u64("issued_at_ms").map_err(decode)?;
         let expires_at_ms = r.u64("expires_at_ms").map_err(decode)?;
         let signature = Sig64(r.array::<SIGNATURE_BYTES>("signature").map_err(decode)?);
@@ -608,7 +615,7 @@ impl AttestedBatch {
         Ok(AttestedBatch {
             leader,
             ledger_index,
-            batch_digest,
+            entry_hash,
             issued_at_ms,
             expires_at_ms,
             signature,
@@ -850,6 +857,10 @@ pub enum Evidence {
     /// A decision batch's times, signed by the leader that proposed it,
     /// giving its tokens a lifetime no constitution allows.
     BatchLifetime(AttestedBatch),
+    /// A leader's attestation naming, for a ledger index, an entry hash
+    /// other than the one committed there (checked by each receiver
+    /// against its own ledger).
+    LedgerFork(AttestedBatch),
 }
 
 impl Evidence {
@@ -865,6 +876,7 @@ impl Evidence {
             Evidence::TokenReplayed { .. } => BreachKind::TokenReplayed,
             Evidence::HeadEquivocation { .. } => BreachKind::HeadEquivocation,
             Evidence::BatchLifetime(_) => BreachKind::BatchLifetime,
+            Evidence::LedgerFork(_) => BreachKind::LedgerFork,
         }
     }
 
@@ -910,7 +922,7 @@ impl Evidence {
             Evidence::HeadEquivocation { first, second } => {
                 f.bytes(&first.encode()).bytes(&second.encode());
             }
-            Evidence::BatchLifetime(a) => return a.encode(),
+            Evidence::BatchLifetime(a) | Evidence::LedgerFork(a) => return a.encode(),
         }
         f.finish()
     }
@@ -997,7 +1009,10 @@ impl Evidence {
                 Evidence::HeadEquivocation { first, second }
             }
             BreachKind::BatchLifetime => {
-                return AttestedBatch::decode(bytes).map(Evidence::BatchLifetime);
+                return AttestedBatch::decode(kind, bytes).map(Evidence::BatchLifetime);
+            }
+            BreachKind::LedgerFork => {
+                return AttestedBatch::decode(kind, bytes).map(Evidence::LedgerFork);
             }
         };
         r.finish().map_err(decode)?;
@@ -1041,7 +1056,7 @@ impl Evidence {
             Evidence::HeadEquivocation { first, .. } => {
                 Subject::Validator(first.certificate.issuer)
             }
-            Evidence::BatchLifetime(a) => Subject::Validator(a.leader),
+            Evidence::BatchLifetime(a) | Evidence::LedgerFork(a) => Subject::Validator(a.leader),
             Evidence::TokenModified { token, .. }
             | Evidence::TokenForged { token }
             | Evidence::TokenReplayed { token, .. } => {
@@ -1463,6 +1478,17 @@ impl SignedCertificate {
                     )));
                 }
             }
+            Evidence::LedgerFork(a) => {
+                a.verify(ctx.membership)?;
+                // Which hash is committed there is a fact of each
+                // receiver's own ledger (local facts).
+                if a.ledger_index == 0 || a.ledger_index > c.head_index {
+                    return Err(invalid(format!(
+                        "ledger index {} is outside the issuer's ledger 1..={}",
+                        a.ledger_index, c.head_index
+                    )));
+                }
+            }
             Evidence::TokenReplayed { token, first_index } => {
                 if *first_index == 0 || *first_index > c.head_index {
                     return Err(invalid(format!(
@@ -1502,7 +1528,7 @@ mod tests {
             assert_eq!(k.to_string(), k.name());
         }
         assert_eq!(BreachKind::from_code(0), None);
-        assert_eq!(BreachKind::from_code(10), None);
+        assert_eq!(BreachKind::from_code(11), None);
         assert_eq!(BreachKind::BatchLifetime.name(), "batch-lifetime");
         assert_eq!(BreachKind::TokenForged.name(), "token-forged");
         assert_eq!(DriftLocation::from_code(2), Some(DriftLocation::Disk));

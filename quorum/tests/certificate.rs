@@ -286,6 +286,11 @@ fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
             Evidence::BatchLifetime(attested_batch(f, 4, 4, 86_400_000)),
             2,
         ),
+        f.cert(
+            Subject::Validator(node(4)),
+            Evidence::LedgerFork(attested_batch(f, 4, 4, 60_000)),
+            3,
+        ),
     ]
 }
 
@@ -502,7 +507,7 @@ fn decoding_refuses_trailing_bytes_unknown_codes_and_size() {
     // Tag (32) + subject kind (1) + node (8) + two empty strings (8).
     let at = 32 + 1 + 8 + 4 + 4;
     assert_eq!(wire[at], BreachKind::PolicyDrift.code());
-    for bad in [0u8, 10, 255] {
+    for bad in [0u8, 11, 255] {
         let mut w = wire.clone();
         w[at] = bad;
         assert_eq!(
@@ -1077,13 +1082,13 @@ fn errors_print_the_bad_values() {
 /// live `lifetime_ms`, signed with `signer`'s identity key.
 fn attested_batch(f: &Fixture, leader: u64, signer: u64, lifetime_ms: u64) -> AttestedBatch {
     use ed25519_dalek::Signer as _;
-    let digest = sha3(b"a decision batch");
+    let digest = sha3(b"a decision entry");
     let bytes =
         AttestedBatch::signing_bytes(node(leader), 39, &digest, NOW_MS, NOW_MS + lifetime_ms);
     AttestedBatch {
         leader: node(leader),
         ledger_index: 39,
-        batch_digest: digest,
+        entry_hash: digest,
         issued_at_ms: NOW_MS,
         expires_at_ms: NOW_MS + lifetime_ms,
         signature: Sig64(f.key(signer).sign(&bytes).to_bytes()),
@@ -1165,4 +1170,51 @@ fn a_leader_attesting_a_lifetime_no_constitution_allows_is_convicted_by_its_own_
             ..
         })
     ));
+}
+
+#[test]
+fn a_forked_head_needs_the_leaders_signature_and_an_index_the_issuer_holds() {
+    let f = fixture();
+    let head = attested_batch(&f, 5, 5, 60_000);
+    let c = f.cert(
+        Subject::Validator(node(5)),
+        Evidence::LedgerFork(head.clone()),
+        2,
+    );
+    // The public checks pass; the hash is judged against each receiver's
+    // own ledger (replica local facts, node/tests/byzantine.rs).
+    assert_eq!(f.check(&c), Ok(()));
+    let framed = attested_batch(&f, 5, 2, 60_000);
+    let c = f.cert(Subject::Validator(node(5)), Evidence::LedgerFork(framed), 2);
+    assert!(matches!(
+        f.check(&c),
+        Err(CertificateError::BadAttestation { .. })
+    ));
+    let ahead = {
+        use ed25519_dalek::Signer as _;
+        let bytes = AttestedBatch::signing_bytes(
+            node(5),
+            HEAD_INDEX + 1,
+            &head.entry_hash,
+            head.issued_at_ms,
+            head.expires_at_ms,
+        );
+        AttestedBatch {
+            ledger_index: HEAD_INDEX + 1,
+            signature: Sig64(f.key(5).sign(&bytes).to_bytes()),
+            ..head.clone()
+        }
+    };
+    let c = f.cert(Subject::Validator(node(5)), Evidence::LedgerFork(ahead), 2);
+    assert!(
+        matches!(
+            f.check(&c),
+            Err(CertificateError::Evidence {
+                kind: BreachKind::LedgerFork,
+                ..
+            })
+        ),
+        "{:?}",
+        f.check(&c)
+    );
 }

@@ -321,13 +321,13 @@ fn certificate_vector() {
 
     // 5. Leader 5 asks for shares over a batch whose tokens would live a
     //    day, attesting its times; signer 1 certifies it.
-    let batch_digest = sha3(b"senatus certificate vector: decision batch at ledger entry 56");
+    let entry_hash = sha3(b"senatus certificate vector: decision entry 56");
     let (issued, expires) = (1_767_398_390_000u64, 1_767_398_390_000u64 + 86_400_000);
-    let att_bytes = AttestedBatch::signing_bytes(node(5), 56, &batch_digest, issued, expires);
+    let att_bytes = AttestedBatch::signing_bytes(node(5), 56, &entry_hash, issued, expires);
     let attested_batch = AttestedBatch {
         leader: node(5),
         ledger_index: 56,
-        batch_digest,
+        entry_hash,
         issued_at_ms: issued,
         expires_at_ms: expires,
         signature: {
@@ -348,7 +348,7 @@ fn certificate_vector() {
         json!({
             "leader": 5,
             "ledger_index": 56,
-            "batch_digest": batch_digest.to_hex(),
+            "entry_hash": entry_hash.to_hex(),
             "issued_at_ms": issued,
             "expires_at_ms": expires,
             "attestation_signing_bytes": hex::encode(&att_bytes),
@@ -356,7 +356,45 @@ fn certificate_vector() {
         }),
     ));
 
-    for cert in [&drift, &equivocation, &invalid, &forgery, &lifetime] {
+    // 6. Leader 5 attests, for ledger entry 55, a hash validator 2 did not
+    //    commit there (a forked head); validator 2 certifies it. Whether the
+    //    hash is the committed one is each receiver's own ledger fact.
+    let forked_hash = sha3(b"senatus certificate vector: a forked entry 55");
+    let (issued, expires) = (1_767_398_380_000u64, 1_767_398_440_000u64);
+    let fork_bytes = AttestedBatch::signing_bytes(node(5), 55, &forked_hash, issued, expires);
+    let forked = AttestedBatch {
+        leader: node(5),
+        ledger_index: 55,
+        entry_hash: forked_hash,
+        issued_at_ms: issued,
+        expires_at_ms: expires,
+        signature: {
+            use ed25519_dalek::Signer as _;
+            senatus_genesis::Sig64(key(&c, 5).sign(&fork_bytes).to_bytes())
+        },
+    };
+    let fork = certificate(
+        &c,
+        Subject::Validator(node(5)),
+        Evidence::LedgerFork(forked.clone()),
+        2,
+    );
+    entries.push(entry(
+        &c,
+        "ledger-fork",
+        &fork,
+        json!({
+            "leader": 5,
+            "ledger_index": 55,
+            "entry_hash": forked_hash.to_hex(),
+            "issued_at_ms": issued,
+            "expires_at_ms": expires,
+            "attestation_signing_bytes": hex::encode(&fork_bytes),
+            "attestation_signature": hex::encode(forked.signature.0),
+        }),
+    ));
+
+    for cert in [&drift, &equivocation, &invalid, &forgery, &lifetime, &fork] {
         let back = SignedCertificate::decode(&cert.encode()).expect("decodes");
         assert_eq!(&back, cert);
         back.check(&ctx)
@@ -364,7 +402,7 @@ fn certificate_vector() {
     }
 
     let value = json!({
-        "description": "Shutdown certificates on the genesis-v1 cluster (PROTOCOL.md section 17): policy drift reported by validator 2 about itself; vote equivocation by validator 2 on the proposal of amendment-v1.json, certified by validator 1; an invalid FROST share of validator 3 (a real round of validators 1, 2, 3 over a token batch message, with validator 3's share scalar altered), attested with validator 3's identity key and certified by coordinator 1; a token forged by agent acme/agent-9, certified by validator 4; leader 5 attesting a decision batch whose tokens would live a day, certified by signer 1. Rebuild each evidence and certificate_signing_bytes from the fields, hash for the id, and verify the signature under the issuer's identity key from genesis-v1.json; for the invalid share and the batch lifetime also rebuild attestation_signing_bytes and verify the attestation under the signer's (the leader's) identity key. Share invalidity and token forgery are checked by cargo test (quorum/tests/certificate_vectors.rs).",
+        "description": "Shutdown certificates on the genesis-v1 cluster (PROTOCOL.md section 17): policy drift reported by validator 2 about itself; vote equivocation by validator 2 on the proposal of amendment-v1.json, certified by validator 1; an invalid FROST share of validator 3 (a real round of validators 1, 2, 3 over a token batch message, with validator 3's share scalar altered), attested with validator 3's identity key and certified by coordinator 1; a token forged by agent acme/agent-9, certified by validator 4; leader 5 attesting a decision batch whose tokens would live a day, certified by signer 1; leader 5 attesting for ledger entry 55 a hash validator 2 did not commit there, certified by validator 2 (that the hash differs from the committed one is each receiver's own ledger fact, not checkable from this file). Rebuild each evidence and certificate_signing_bytes from the fields, hash for the id, and verify the signature under the issuer's identity key from genesis-v1.json; for the invalid share and the batch lifetime also rebuild attestation_signing_bytes and verify the attestation under the signer's (the leader's) identity key. Share invalidity and token forgery are checked by cargo test (quorum/tests/certificate_vectors.rs).",
         "genesis_digest": c.genesis.digest().to_hex(),
         "certificates": entries,
     });

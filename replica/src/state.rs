@@ -451,6 +451,24 @@ pub fn local_facts<R: Records>(
                 )),
             }
         }
+        Evidence::LedgerFork(a) => {
+            let index = a.ledger_index;
+            let mine = if index < at {
+                records.entry_hash(index).map_err(LocalFactError::Records)?
+            } else {
+                None
+            };
+            match mine {
+                Some(h) if h != a.entry_hash => Ok(()),
+                Some(_) => fail(format!(
+                    "ledger-fork evidence: the attested entry hash {} is the one committed at ledger index {index}",
+                    a.entry_hash
+                )),
+                None => fail(format!(
+                    "ledger-fork evidence: this validator has no entry {index} to compare"
+                )),
+            }
+        }
         _ => Ok(()),
     }
 }

@@ -157,9 +157,8 @@ impl Gate {
         };
         let started = Instant::now();
         // Log before answer: the entry commits first (I1).
-        let batch_bytes = batch.encode();
         let written = shared
-            .write_as_leader(Command::new(EntryKind::Decision, batch_bytes.clone()))
+            .write_as_leader(Command::new(EntryKind::Decision, batch.encode()))
             .await
             .map_err(GateCallError::NotWritten)?;
         let entry_hash = Digest(written.hash.as_slice().try_into().map_err(|_| {
@@ -174,7 +173,7 @@ impl Gate {
         };
         let committed = started.elapsed();
         let (signature, signers) = self
-            .sign(shared, written.index, &batch, &batch_bytes, &built.message)
+            .sign(shared, written.index, entry_hash, &batch, &built.message)
             .await?;
         tracing::debug!(
             node = self.id,
@@ -216,7 +215,7 @@ impl Gate {
             })?;
         let built = self.build(&batch, ledger_index, entry.hash)?;
         let (signature, signers) = self
-            .sign(shared, ledger_index, &batch, &entry.payload, &built.message)
+            .sign(shared, ledger_index, entry.hash, &batch, &built.message)
             .await?;
         answers(built, ledger_index, entry.hash, signature, &signers)
             .into_iter()

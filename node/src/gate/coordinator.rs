@@ -10,11 +10,11 @@ impl Gate {
         &self,
         shared: &Cluster,
         ledger_index: u64,
+        entry_hash: Digest,
         batch: &DecisionBatch,
-        batch_bytes: &[u8],
         message: &[u8],
     ) -> Result<([u8; 64], Vec<u64>), GateCallError> {
-        let attestation = self.attest(ledger_index, batch, batch_bytes).encode();
+        let attestation = self.attest(ledger_index, entry_hash, batch).encode();
         let target = SignTarget::Batch {
             ledger_index,
             attestation,
@@ -22,28 +22,28 @@ impl Gate {
         self.sign_for(shared, &target, message).await
     }
 
-    /// This leader's signed statement of the times of the batch it asks
-    /// signers to sign: what makes a lie about them evidence.
+    /// This leader's signed statement of the ledger head (index, entry
+    /// hash) and the times of the batch it asks signers to sign: what makes
+    /// a lie about either evidence (PROTOCOL 21.5, 21.6).
     fn attest(
         &self,
         ledger_index: u64,
+        entry_hash: Digest,
         batch: &DecisionBatch,
-        batch_bytes: &[u8],
     ) -> senatus_quorum::certificate::AttestedBatch {
         use senatus_quorum::certificate::AttestedBatch;
         let leader = self.breach.me();
-        let batch_digest = senatus_genesis::sha3(batch_bytes);
         let bytes = AttestedBatch::signing_bytes(
             leader,
             ledger_index,
-            &batch_digest,
+            &entry_hash,
             batch.issued_at_ms,
             batch.expires_at_ms,
         );
         AttestedBatch {
             leader,
             ledger_index,
-            batch_digest,
+            entry_hash,
             issued_at_ms: batch.issued_at_ms,
             expires_at_ms: batch.expires_at_ms,
             signature: senatus_genesis::Sig64(self.breach.sign(&bytes)),

@@ -135,6 +135,8 @@ pub struct Gate {
     amend: crate::store::StateHandle,
     /// This validator's breach state (lockdown, exclusions, certifying).
     breach: Arc<Breach>,
+    /// Leader attestations this signer accepted, to witness to the others.
+    witnesses: Arc<crate::witness::WitnessQueue>,
     group_key: Key32,
     threshold: usize,
     pubkeys: frost_ed25519::keys::PublicKeyPackage,
@@ -231,6 +233,7 @@ impl Gate {
             .map_err(|e| GateError::Seal(format!("broker over genesis: {e}")))?;
         Ok(Gate {
             breach,
+            witnesses: Arc::default(),
             id,
             config,
             genesis_digest: genesis.digest(),
@@ -277,6 +280,12 @@ impl Gate {
             *b = (chain.len(), Arc::new(fresh));
         }
         Ok(b.1.clone())
+    }
+
+    /// The leader attestations this signer accepted, waiting to be
+    /// witnessed to the other validators.
+    pub fn witnesses(&self) -> &Arc<crate::witness::WitnessQueue> {
+        &self.witnesses
     }
 
     /// The genesis this gate serves (for `GetSealChain`).

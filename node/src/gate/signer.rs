@@ -89,7 +89,7 @@ impl Gate {
                 error: e.to_string(),
             })?;
         if let Some(a) = attestation {
-            let attests = a.attests(ledger_index, &batch, &entry.payload);
+            let attests = a.attests(ledger_index, &entry.hash, &batch);
             if !attests || a.verify(&self.genesis().body.validators).is_err() {
                 return Err(GateCallError::BadBatchAttestation {
                     node: self.id,
@@ -97,6 +97,9 @@ impl Gate {
                     leader: a.leader.get(),
                 });
             }
+            // A signed head of the committed ledger: the other validators
+            // check it against theirs (a forking leader signs two).
+            self.witnesses.push(a.clone());
         }
         // The times are the leader's word; a signer signs only times its
         // own clock and the constitution agree with. Issue time is measured

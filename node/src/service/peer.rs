@@ -398,8 +398,11 @@ impl pb::peer_server::Peer for PeerService {
         self.check_signing_caller("SignBatch", sender, r.from)?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
-        let attestation = senatus_quorum::certificate::AttestedBatch::decode(&r.attestation)
-            .map_err(|e| invalid(format!("attestation: {e}"), Some("attestation")))?;
+        let attestation = senatus_quorum::certificate::AttestedBatch::decode(
+            senatus_quorum::certificate::BreachKind::BatchLifetime,
+            &r.attestation,
+        )
+        .map_err(|e| invalid(format!("attestation: {e}"), Some("attestation")))?;
         self.check_claim(
             "SignBatch",
             sender,
@@ -439,6 +442,27 @@ impl pb::peer_server::Peer for PeerService {
             .await
             .map_err(Status::from)?;
         Ok(Response::new(self.attested(&sign_req, &share)))
+    }
+
+    async fn witness(
+        &self,
+        req: Request<pb::WitnessRequest>,
+    ) -> Result<Response<pb::WitnessReply>, Status> {
+        let sender = self.sender(&req)?;
+        let r = req.into_inner();
+        self.check_claim("Witness", sender, "from", r.from)?;
+        let validators = self.0.gate.genesis().body.validators.clone();
+        let judged =
+            crate::witness::judge(&self.0, &self.0.breach, &validators, &r.attestations)
+                .map_err(|e| self.refuse_lie("Witness", sender, Reason::InvalidRequest, &e, []))?;
+        let count = |w: crate::witness::Witnessed| {
+            u32::try_from(judged.iter().filter(|j| **j == w).count()).unwrap_or(u32::MAX)
+        };
+        Ok(Response::new(pb::WitnessReply {
+            agreed: count(crate::witness::Witnessed::Agrees),
+            not_applied: count(crate::witness::Witnessed::NotApplied),
+            forks: count(crate::witness::Witnessed::Fork),
+        }))
     }
 
     async fn certify(
