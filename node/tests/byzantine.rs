@@ -10,6 +10,11 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+
+/// A PERMIT for agent-b through node `via`.
+async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
+    permit_request(net, via, transfer_by("agent-b", 40, key)).await
+}
 use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
 use senatus_node::ledger::{EntryKind, LedgerEntry, LedgerHead};
 use senatus_node::network::encode;
@@ -22,31 +27,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TEST_BOUND: Duration = Duration::from_secs(180);
 const CALL: Duration = Duration::from_secs(30);
-
-fn transfer(key: &str) -> pb::DecideRequest {
-    pb::DecideRequest {
-        surface: "payments".into(),
-        action: "transfer".into(),
-        actor: "agent-b".into(),
-        tenant: "acme".into(),
-        params_json:
-            serde_json::json!({"amount": 40, "currency": "EUR", "to_account": "acct-supplier-7"})
-                .to_string(),
-        context: Some(pb::AgentContext::default()),
-        idempotency_key: key.into(),
-    }
-}
-
-async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
-    let mut c = net.client(via).expect("client");
-    let r = tokio::time::timeout(CALL, c.decide(transfer(key)))
-        .await
-        .expect("decide within bound")
-        .expect("decide")
-        .into_inner();
-    assert_eq!(r.outcome, "PERMIT", "{r:?}");
-    r
-}
 
 async fn redeem(net: &Testnet, via: u64, token: &[u8]) -> Result<pb::RedeemReply, tonic::Status> {
     let mut c = net.client(via).expect("client");
@@ -467,22 +447,6 @@ fn identity_key(net: &Testnet, id: u64) -> ed25519_dalek::SigningKey {
     key.signing_key().clone()
 }
 
-/// The certificate kinds node `id` holds about validator `subject`.
-async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String> {
-    let mut c = net.client(id).expect("client");
-    let Ok(Ok(r)) =
-        tokio::time::timeout(CALL, c.list_certificates(pb::ListCertificatesRequest {})).await
-    else {
-        return Vec::new();
-    };
-    r.into_inner()
-        .certificates
-        .into_iter()
-        .filter(|v| v.subject == format!("validator {subject}"))
-        .map(|v| v.kind)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the_cluster_goes_on() {
     use senatus_quorum::certificate::AttestedBatch;
@@ -496,17 +460,13 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
         let key = identity_key(&net, leader);
         let attest = |entry_hash: senatus_genesis::Digest, key: &ed25519_dalek::SigningKey| {
             use ed25519_dalek::Signer as _;
-            let leader = senatus_genesis::NodeId::new(leader).expect("id");
-            let (issued, expires) = (decided.expires_at_ms - 60_000, decided.expires_at_ms);
-            let bytes = AttestedBatch::signing_bytes(leader, index, &entry_hash, issued, expires);
-            AttestedBatch {
-                leader,
-                ledger_index: index,
+            AttestedBatch::new(
+                senatus_genesis::NodeId::new(leader).expect("id"),
+                index,
                 entry_hash,
-                issued_at_ms: issued,
-                expires_at_ms: expires,
-                signature: senatus_genesis::Sig64(key.sign(&bytes).to_bytes()),
-            }
+                (decided.expires_at_ms - 60_000, decided.expires_at_ms),
+                |bytes| key.sign(bytes).to_bytes(),
+            )
             .encode()
         };
         let head = net.status(target).await.expect("status");

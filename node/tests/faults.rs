@@ -152,22 +152,6 @@ async fn leader_with_bad_batch_times(
     (net, leader)
 }
 
-/// The certificates node `id` holds about validator `subject`, by kind.
-async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String> {
-    let mut c = net.client(id).expect("client");
-    let Ok(Ok(r)) =
-        tokio::time::timeout(CALL, c.list_certificates(pb::ListCertificatesRequest {})).await
-    else {
-        return Vec::new();
-    };
-    r.into_inner()
-        .certificates
-        .into_iter()
-        .filter(|v| v.subject == format!("validator {subject}"))
-        .map(|v| v.kind)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_dating_batches_an_hour_back_gets_no_token_and_no_certificate() {
     let _serial = serial().await;

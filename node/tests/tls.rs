@@ -11,6 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+
+/// A PERMIT for agent-7 through node `via`.
+async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
+    permit_request(net, via, transfer_by("agent-7", 50_000, key)).await
+}
 use openraft::{LogId, Vote};
 use senatus_genesis::tls::{PresentedIdentity, TlsMaterial};
 use senatus_genesis::{Genesis, NodeId};
@@ -199,29 +204,6 @@ fn now_ms() -> u64 {
             .as_millis(),
     )
     .expect("ms")
-}
-
-fn transfer(key: &str) -> pb::DecideRequest {
-    pb::DecideRequest {
-        surface: "payments".into(),
-        action: "transfer".into(),
-        actor: "agent-7".into(),
-        tenant: "acme".into(),
-        params_json: serde_json::json!({"amount": 50_000, "currency": "EUR", "to_account": "acct-supplier-7"}).to_string(),
-        context: Some(pb::AgentContext::default()),
-        idempotency_key: key.into(),
-    }
-}
-
-async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
-    let mut c = net.client(via).expect("client");
-    let r = tokio::time::timeout(CALL, c.decide(transfer(key)))
-        .await
-        .expect("decide within bound")
-        .expect("decide")
-        .into_inner();
-    assert_eq!(r.outcome, "PERMIT", "{r:?}");
-    r
 }
 
 /// Every peer RPC, each with a body that would do harm if it were served:

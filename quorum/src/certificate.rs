@@ -513,29 +513,30 @@ impl AttestedBatch {
         e.finish()
     }
 
-    /// The leader `leader` attests the batch `batch` of the entry at
-    /// `ledger_index` whose ledger hash is `entry_hash`.
-    pub fn sign(
+    /// The attestation by `leader` of the entry at `ledger_index` with
+    /// ledger hash `entry_hash` and the batch times, signed by `sign` (the
+    /// leader's identity key, wherever it is held).
+    pub fn new(
         leader: NodeId,
         ledger_index: u64,
         entry_hash: Digest,
-        batch: &crate::batch::DecisionBatch,
-        key: &SigningKey,
+        (issued_at_ms, expires_at_ms): (u64, u64),
+        sign: impl FnOnce(&[u8]) -> [u8; 64],
     ) -> AttestedBatch {
         let bytes = Self::signing_bytes(
             leader,
             ledger_index,
             &entry_hash,
-            batch.issued_at_ms,
-            batch.expires_at_ms,
+            issued_at_ms,
+            expires_at_ms,
         );
         AttestedBatch {
             leader,
             ledger_index,
             entry_hash,
-            issued_at_ms: batch.issued_at_ms,
-            expires_at_ms: batch.expires_at_ms,
-            signature: Sig64(key.sign(&bytes).to_bytes()),
+            issued_at_ms,
+            expires_at_ms,
+            signature: Sig64(sign(&bytes)),
         }
     }
 

@@ -1081,18 +1081,24 @@ fn errors_print_the_bad_values() {
 /// Leader `leader`'s attestation of a batch at ledger index 39 whose tokens
 /// live `lifetime_ms`, signed with `signer`'s identity key.
 fn attested_batch(f: &Fixture, leader: u64, signer: u64, lifetime_ms: u64) -> AttestedBatch {
+    attested_at(f, leader, signer, 39, lifetime_ms)
+}
+
+fn attested_at(
+    f: &Fixture,
+    leader: u64,
+    signer: u64,
+    index: u64,
+    lifetime_ms: u64,
+) -> AttestedBatch {
     use ed25519_dalek::Signer as _;
-    let digest = sha3(b"a decision entry");
-    let bytes =
-        AttestedBatch::signing_bytes(node(leader), 39, &digest, NOW_MS, NOW_MS + lifetime_ms);
-    AttestedBatch {
-        leader: node(leader),
-        ledger_index: 39,
-        entry_hash: digest,
-        issued_at_ms: NOW_MS,
-        expires_at_ms: NOW_MS + lifetime_ms,
-        signature: Sig64(f.key(signer).sign(&bytes).to_bytes()),
-    }
+    AttestedBatch::new(
+        node(leader),
+        index,
+        sha3(b"a decision entry"),
+        (NOW_MS, NOW_MS + lifetime_ms),
+        |bytes| f.key(signer).sign(bytes).to_bytes(),
+    )
 }
 
 #[test]
@@ -1190,21 +1196,7 @@ fn a_forked_head_needs_the_leaders_signature_and_an_index_the_issuer_holds() {
         f.check(&c),
         Err(CertificateError::BadAttestation { .. })
     ));
-    let ahead = {
-        use ed25519_dalek::Signer as _;
-        let bytes = AttestedBatch::signing_bytes(
-            node(5),
-            HEAD_INDEX + 1,
-            &head.entry_hash,
-            head.issued_at_ms,
-            head.expires_at_ms,
-        );
-        AttestedBatch {
-            ledger_index: HEAD_INDEX + 1,
-            signature: Sig64(f.key(5).sign(&bytes).to_bytes()),
-            ..head.clone()
-        }
-    };
+    let ahead = attested_at(&f, 5, 5, HEAD_INDEX + 1, 60_000);
     let c = f.cert(Subject::Validator(node(5)), Evidence::LedgerFork(ahead), 2);
     assert!(
         matches!(

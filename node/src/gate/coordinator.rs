@@ -31,23 +31,13 @@ impl Gate {
         entry_hash: Digest,
         batch: &DecisionBatch,
     ) -> senatus_quorum::certificate::AttestedBatch {
-        use senatus_quorum::certificate::AttestedBatch;
-        let leader = self.breach.me();
-        let bytes = AttestedBatch::signing_bytes(
-            leader,
-            ledger_index,
-            &entry_hash,
-            batch.issued_at_ms,
-            batch.expires_at_ms,
-        );
-        AttestedBatch {
-            leader,
+        senatus_quorum::certificate::AttestedBatch::new(
+            self.breach.me(),
             ledger_index,
             entry_hash,
-            issued_at_ms: batch.issued_at_ms,
-            expires_at_ms: batch.expires_at_ms,
-            signature: senatus_genesis::Sig64(self.breach.sign(&bytes)),
-        }
+            (batch.issued_at_ms, batch.expires_at_ms),
+            |bytes| self.breach.sign(bytes),
+        )
     }
 
     /// Has `t` of the approvers (`signers`) of the passed amendment `proposal`

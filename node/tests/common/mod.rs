@@ -442,3 +442,53 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The breach kinds of the certificates node `id` holds about validator
+/// `subject` (none when it does not answer within the bound).
+pub async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String> {
+    let mut c = net.client(id).expect("client");
+    let Ok(Ok(r)) = tokio::time::timeout(
+        Duration::from_secs(30),
+        c.list_certificates(pb::ListCertificatesRequest {}),
+    )
+    .await
+    else {
+        return Vec::new();
+    };
+    r.into_inner()
+        .certificates
+        .into_iter()
+        .filter(|v| v.subject == format!("validator {subject}"))
+        .map(|v| v.kind)
+        .collect()
+}
+
+/// A payment of `amount` EUR to a supplier by agent `actor` of tenant
+/// acme, which the example policy permits.
+pub fn transfer_by(actor: &str, amount: u64, key: &str) -> pb::DecideRequest {
+    pb::DecideRequest {
+        surface: "payments".into(),
+        action: "transfer".into(),
+        actor: actor.into(),
+        tenant: "acme".into(),
+        params_json: serde_json::json!({"amount": amount, "currency": "EUR", "to_account": "acct-supplier-7"}).to_string(),
+        context: Some(pb::AgentContext::default()),
+        idempotency_key: key.into(),
+    }
+}
+
+/// Decides `request` through node `via` (bounded) and expects PERMIT.
+pub async fn permit_request(
+    net: &Testnet,
+    via: u64,
+    request: pb::DecideRequest,
+) -> pb::DecideReply {
+    let mut c = net.client(via).expect("client");
+    let r = tokio::time::timeout(Duration::from_secs(30), c.decide(request))
+        .await
+        .expect("decide within bound")
+        .expect("decide")
+        .into_inner();
+    assert_eq!(r.outcome, "PERMIT", "{r:?}");
+    r
+}
