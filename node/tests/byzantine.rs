@@ -498,6 +498,13 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
             .into_inner();
         assert_eq!((r.agreed, r.not_applied, r.forks), (1, 0, 0));
 
+        // Bytes that are no attestation: refused, naming the position.
+        let s = c
+            .witness(send(vec![attest(committed, &key), vec![7; 40]]))
+            .await
+            .expect_err("refused");
+        assert_refused(&s, Reason::InvalidRequest, witness, "attestation 1");
+
         // Another head at that index under another key than the leader's:
         // a forgery by the witness, refused, nothing certified.
         let forked = senatus_genesis::sha3(b"the branch the other followers were sent");

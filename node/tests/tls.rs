@@ -298,6 +298,13 @@ fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> 
                 certificate: vec![0; 128],
             }),
         ),
+        (
+            "Witness",
+            HostileCall::Witness(pb::WitnessRequest {
+                from: leader,
+                attestations: vec![vec![0; 128]],
+            }),
+        ),
     ]
 }
 
@@ -311,6 +318,7 @@ enum HostileCall {
     SignBatch(pb::SignBatchRequest),
     SignSeal(pb::SignSealRequest),
     Certify(pb::CertifyRequest),
+    Witness(pb::WitnessRequest),
 }
 
 impl HostileCall {
@@ -324,6 +332,7 @@ impl HostileCall {
             HostileCall::SignBatch(m) => c.sign_batch(m).await.map(drop),
             HostileCall::SignSeal(m) => c.sign_seal(m).await.map(drop),
             HostileCall::Certify(m) => c.certify(m).await.map(drop),
+            HostileCall::Witness(m) => c.witness(m).await.map(drop),
         }
     }
 }
@@ -585,6 +594,13 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
                 HostileCall::Certify(pb::CertifyRequest {
                     from: victim,
                     certificate: vec![0; 128],
+                }),
+            ),
+            (
+                "Witness",
+                HostileCall::Witness(pb::WitnessRequest {
+                    from: victim,
+                    attestations: vec![],
                 }),
             ),
             (
