@@ -484,6 +484,43 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
             digest(&r.entries[0].hash)
         };
         assert!(head.ledger_index >= index);
+
+        // The leader asking the target to sign the entry at `index` with an
+        // attestation of another head there: the signer refuses, since it
+        // signs only the head it committed itself.
+        let mut as_leader = peer_client(&net, target, leader).await;
+        let commitment = as_leader
+            .commitments(pb::CommitmentsRequest {
+                from: leader,
+                count: 1,
+            })
+            .await
+            .expect("commitments for the leader")
+            .into_inner()
+            .commitments
+            .remove(0);
+        let request = senatus_quorum::signing::SignRequest {
+            message: b"any message".to_vec(),
+            commitments: vec![
+                senatus_quorum::signing::PublishedCommitment::from_bytes(&commitment)
+                    .expect("commitment"),
+            ],
+        };
+        let s = as_leader
+            .sign_batch(pb::SignBatchRequest {
+                from: leader,
+                ledger_index: index,
+                request: request.to_bytes(),
+                attestation: attest(senatus_genesis::sha3(b"another head"), &key),
+            })
+            .await
+            .expect_err("refused");
+        assert_eq!(Reason::of(&s), Some(Reason::SigningRefused), "{s:?}");
+        assert!(
+            s.message().contains("attestation is not of this batch"),
+            "{s:?}"
+        );
+
         let mut c = peer_client(&net, target, witness).await;
         let send = |attestations: Vec<Vec<u8>>| pb::WitnessRequest {
             from: witness,
