@@ -131,12 +131,7 @@ pub fn judge(
                 why: e.to_string(),
             }
         })?;
-        let mine = shared
-            .sm
-            .ledger_entry(a.ledger_index)
-            .ok()
-            .flatten()
-            .map(|e| e.hash);
+        let mine = shared.sm.stored_entry_hash(a.ledger_index).ok().flatten();
         let verdict = match mine {
             None => Witnessed::NotApplied,
             Some(h) if h == a.entry_hash => Witnessed::Agrees,

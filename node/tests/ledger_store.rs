@@ -728,10 +728,27 @@ async fn log_store_persists_purges_and_truncates() {
         .map(|e| e.log_id.index)
         .collect();
     assert_eq!(got, vec![4, 5, 6, 7]);
+    // The ids the peer guard compares with: from memory, and the same
+    // after a restart from the log itself.
+    let ids = |log: &LogStore| -> Vec<Option<u64>> {
+        (2..=9)
+            .map(|i| log.log_id_at(i).expect("read").map(|id| id.index))
+            .collect()
+    };
+    let expected = vec![None, None, Some(4), Some(5), Some(6), Some(7), None, None];
+    assert_eq!(ids(&log), expected);
+    append(&mut log, vec![normal(8, EntryKind::Record, b"x")]).await;
+    assert_eq!(log.log_id_at(8).expect("read"), Some(log_id(1, 8)));
+    log.truncate(log_id(1, 8)).await.expect("truncate");
+    assert_eq!(log.log_id_at(8).expect("read"), None);
+    assert_eq!(log.committed_index(), None);
     log.save_committed(Some(log_id(1, 6)))
         .await
         .expect("committed");
+    assert_eq!(log.committed_index(), Some(6));
     drop((o, log));
+    assert_eq!(ids(&open_raw(dir.path()).log), expected);
+    assert_eq!(open_raw(dir.path()).log.committed_index(), Some(6));
 
     let mut o = open_raw(dir.path());
     assert_eq!(

@@ -35,7 +35,15 @@ struct Marks {
     term: AtomicU64,
     /// Highest committed index + 1 (0: nothing known committed).
     committed_next: AtomicU64,
+    /// The ids of the newest entries appended since this process started,
+    /// at consecutive indexes: what the peer guard compares a leader's
+    /// claims with on every AppendEntries, without reading and decoding a
+    /// whole entry.
+    recent: std::sync::Mutex<std::collections::VecDeque<LogId>>,
 }
+
+/// Most recent log ids kept in memory for the peer guard.
+pub const RECENT_LOG_IDS_MAX: usize = 65_536;
 
 impl std::fmt::Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,9 +98,26 @@ impl LogStore {
             .checked_sub(1)
     }
 
+    fn recent(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<LogId>> {
+        self.marks
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The id of the log entry at `index`, if the log holds it (purged
-    /// indexes and indexes past the end do not).
+    /// indexes and indexes past the end do not): from memory for recent
+    /// entries, else read from the log.
     pub fn log_id_at(&self, index: u64) -> Result<Option<LogId>, StoreError> {
+        {
+            let recent = self.recent();
+            if let Some(first) = recent.front()
+                && let Some(at) = index.checked_sub(first.index)
+                && let Some(id) = usize::try_from(at).ok().and_then(|at| recent.get(at))
+            {
+                return Ok(Some(*id));
+            }
+        }
         let h = cf_handle(&self.db, cf::LOGS)?;
         let key = index_key(index);
         match self
@@ -170,15 +195,41 @@ impl LogStore {
     {
         let h = cf_handle(&self.db, cf::LOGS)?;
         let mut batch = WriteBatch::default();
+        let mut ids = Vec::new();
         for entry in entries {
             batch.put_cf(h, index_key(entry.log_id.index), to_json(&entry));
+            ids.push(entry.log_id);
         }
         self.db
             .write_opt(batch, &synced())
-            .map_err(rocks("append", cf::LOGS))
+            .map_err(rocks("append", cf::LOGS))?;
+        let mut recent = self.recent();
+        for id in ids {
+            // Only a run of consecutive indexes is kept: anything else
+            // starts the run again.
+            if recent
+                .back()
+                .is_some_and(|b| b.index.checked_add(1) != Some(id.index))
+            {
+                recent.clear();
+            }
+            recent.push_back(id);
+            if recent.len() > RECENT_LOG_IDS_MAX {
+                recent.pop_front();
+            }
+        }
+        Ok(())
     }
 
     fn truncate_since(&self, index: u64) -> Result<(), StoreError> {
+        // Forget first: a failed write must not leave a cached id for an
+        // entry that may be gone.
+        {
+            let mut recent = self.recent();
+            while recent.back().is_some_and(|b| b.index >= index) {
+                recent.pop_back();
+            }
+        }
         let h = cf_handle(&self.db, cf::LOGS)?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(h, index_key(index), index_key(u64::MAX));
@@ -189,6 +240,12 @@ impl LogStore {
     }
 
     fn purge_upto(&self, log_id: &LogId) -> Result<(), StoreError> {
+        {
+            let mut recent = self.recent();
+            while recent.front().is_some_and(|f| f.index <= log_id.index) {
+                recent.pop_front();
+            }
+        }
         let logs = cf_handle(&self.db, cf::LOGS)?;
         let meta = cf_handle(&self.db, cf::LOG_META)?;
         let mut batch = WriteBatch::default();

@@ -361,6 +361,31 @@ impl StateMachineStore {
         self.membership_in(None)
     }
 
+    /// The hash stored with ledger entry `index`, read without re-hashing
+    /// the entry (the detectors re-verify the stored chain on their own
+    /// schedule): for comparisons on a hot path.
+    pub fn stored_entry_hash(&self, index: u64) -> Result<Option<Digest>, StoreError> {
+        let h = cf_handle(&self.db, cf::LEDGER)?;
+        let Some(v) = self
+            .db
+            .get_pinned_cf(h, index_key(index))
+            .map_err(rocks("get", cf::LEDGER))?
+        else {
+            return Ok(None);
+        };
+        // The hash is the encoding's last field.
+        let Some(at) = v.len().checked_sub(Digest::LEN) else {
+            return Err(StoreError::Corrupt {
+                cf: cf::LEDGER,
+                key: format!("#{index}"),
+                reason: format!("{} bytes, shorter than a hash", v.len()),
+            });
+        };
+        let mut hash = [0u8; 32];
+        hash.copy_from_slice(&v[at..]);
+        Ok(Some(Digest(hash)))
+    }
+
     /// The ledger entry at `index`, checked against its own hash and key.
     pub fn ledger_entry(&self, index: u64) -> Result<Option<LedgerEntry>, StoreError> {
         Ok(self.ledger_range(index, index, 1)?.into_iter().next())
