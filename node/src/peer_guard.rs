@@ -31,18 +31,13 @@ use crate::raft_types::{LogId, Vote};
 use crate::store::LogStore;
 
 /// This validator's guard state: its own log (for the committed index,
-/// the vote's term and local log ids), the snapshot being received, and
-/// the lock that makes an AppendEntries check and its hand-over to
-/// openraft one step.
+/// the vote's term and local log ids) and the snapshot being received.
 #[derive(Debug)]
 pub struct Guard {
     /// This validator's Raft log (shared with openraft).
     pub log: LogStore,
     /// The snapshot being received.
     pub inbox: SnapshotInbox,
-    /// Held from an AppendEntries check until openraft has handled it, so
-    /// the committed index cannot move in between.
-    pub append: tokio::sync::Mutex<()>,
 }
 
 impl Guard {
@@ -51,14 +46,14 @@ impl Guard {
         Guard {
             log,
             inbox: SnapshotInbox::default(),
-            append: tokio::sync::Mutex::new(()),
         }
     }
 }
 
 /// How far above this validator's own term a peer's term may be. An honest
 /// validator cut off from the others raises its term once per election
-/// timeout (at least 150 ms here), so this is about a month of isolation;
+/// timeout (250–500 ms by default), so this is about seven weeks of
+/// isolation;
 /// a Byzantine one needs 2^38 round trips at this step to reach
 /// [`TERM_MAX`].
 pub const TERM_AHEAD_MAX: u64 = 1 << 24;

@@ -5,7 +5,9 @@
 //! that forks the log — different entries to different followers at one
 //! index — must attest both branches to get tokens on both, so each branch
 //! holds the leader's signature over a head the other branch did not
-//! commit. Every signer that accepted an attestation queues it here, and
+//! commit. The lowest-id signer of a batch other than the leader queues its
+//! accepted attestation here (with one Byzantine validator, the leader,
+//! one honest witness per batch suffices), and
 //! every [`WITNESS_INTERVAL_MS`] sends what it queued to every other
 //! validator in one `Witness` call. A receiver compares each attestation
 //! with its own committed entry at that index: the same hash costs one
@@ -31,7 +33,7 @@ use crate::clock::lock;
 use crate::cluster::Cluster;
 
 /// How often queued attestations are sent to the other validators.
-pub const WITNESS_INTERVAL_MS: u64 = 50;
+pub const WITNESS_INTERVAL_MS: u64 = 100;
 /// Most attestations queued between two sends; one `Witness` call carries
 /// at most this many. Past it the oldest are dropped (and counted): a
 /// dropped attestation loses a chance to detect a fork, never a token.
