@@ -12,7 +12,9 @@ pub mod cf {
     pub const SM_META: &str = "sm_meta";
     /// Ledger entries.
     pub const LEDGER: &str = "ledger";
-    /// Active policy layer and newest seal.
+    /// Kept empty: the active policy layer and the seal chain are derived
+    /// from the ledger's seals. The column family stays so existing stores
+    /// open, and a snapshot carrying anything in it is refused.
     pub const POLICY: &str = "policy";
     /// Redeemed token nonces.
     pub const NONCES: &str = "nonces";
@@ -53,10 +55,6 @@ pub mod key {
     pub const MEMBERSHIP: &[u8] = b"membership";
     /// `sm_meta`: ledger head.
     pub const LEDGER_HEAD: &[u8] = b"ledger_head";
-    /// `policy`: canonical bytes of the active policy layer.
-    pub const ACTIVE_POLICY: &[u8] = b"active";
-    /// `policy`: canonical bytes of the newest seal.
-    pub const SEAL: &[u8] = b"seal";
     /// `snapshot`: JSON snapshot meta.
     pub const SNAPSHOT_META: &[u8] = b"meta";
     /// `snapshot`: snapshot bytes.

@@ -11,7 +11,8 @@
 //!   .u64(head.index) .digest(head.hash)   ledger head
 //!   .count(n) then n × .bytes(LedgerEntry::encode())   entries 1..=n in order
 //!   .count(3) then for each reserved column family, in the order
-//!        policy, nonces, idempotency:
+//!        policy (always empty: the policy layer is derived from the
+//!        ledger's seals), nonces, idempotency:
 //!     .str(name) .count(m) then m × (.bytes(key) .bytes(value)), keys ascending
 //! followed by SHA3-256 of all preceding bytes (32 raw bytes).
 //! ```

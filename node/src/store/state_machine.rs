@@ -125,16 +125,6 @@ impl<'a> StateBatch<'a> {
         self.put(cf::SM_META, key::MEMBERSHIP, &to_json(membership))
     }
 
-    /// Replaces the active policy layer (canonical bytes).
-    pub fn put_active_policy(&mut self, canonical: &[u8]) -> Result<(), StoreError> {
-        self.put(cf::POLICY, key::ACTIVE_POLICY, canonical)
-    }
-
-    /// Replaces the newest seal (canonical bytes).
-    pub fn put_seal(&mut self, canonical: &[u8]) -> Result<(), StoreError> {
-        self.put(cf::POLICY, key::SEAL, canonical)
-    }
-
     /// Marks `nonce` redeemed by the ledger entry at `ledger_index`.
     pub fn put_redeemed_nonce(
         &mut self,
@@ -550,16 +540,6 @@ impl StateMachineStore {
             .map_err(rocks("put", cf::LEDGER))
     }
 
-    /// Canonical bytes of the active policy layer, once one is recorded.
-    pub fn active_policy(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_in(None, cf::POLICY, key::ACTIVE_POLICY)
-    }
-
-    /// Canonical bytes of the newest seal, once one is recorded.
-    pub fn current_seal(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        self.get_in(None, cf::POLICY, key::SEAL)
-    }
-
     /// Ledger index of the entry that redeemed `nonce`, if it was redeemed.
     pub fn nonce_redemption(&self, nonce: &[u8]) -> Result<Option<u64>, StoreError> {
         check_reserved_key("nonce", nonce)?;
@@ -787,6 +767,18 @@ impl StateMachineStore {
             }
         }
 
+        // The active policy and seal chain are derived from the ledger's
+        // seals by `apply`; nothing writes the policy column family, so a
+        // snapshot carrying anything there carries what no ledger made.
+        if !contents.reserved[0].is_empty() {
+            return Err(SnapshotError::RecordsMismatch {
+                cf: cf::POLICY,
+                sent: contents.reserved[0].len(),
+                derived: 0,
+                first_difference: 0,
+            }
+            .into());
+        }
         // Everything derived from the ledger is derived here again, by the
         // same `apply` that made it, and must match what was sent: a
         // snapshot cannot carry records its own ledger did not make.
@@ -844,11 +836,6 @@ impl StateMachineStore {
         }
         for effects in &derived {
             batch.put_effects(effects)?;
-        }
-        // The policy column family is not derived from the ledger; it
-        // travels as sent.
-        for (k, v) in &contents.reserved[0] {
-            batch.put(RESERVED_CFS[0], k, v)?;
         }
         batch.put_ledger_head(&head)?;
         batch.put_applied(&contents.last_applied)?;
