@@ -172,6 +172,31 @@ impl Breach {
         }
     }
 
+    /// Certifies validator `node` with `evidence` (its own signature over a
+    /// lie), unless a certificate about it is already in force here: one
+    /// certificate per offender, not one per lie it repeats. Logs what
+    /// happened; `what` names the breach for the log.
+    pub fn certify_validator(
+        self: &Arc<Self>,
+        shared: &Cluster,
+        node: NodeId,
+        evidence: Evidence,
+        what: &'static str,
+    ) {
+        if let Some(existing) = self.excluded(node, shared.sm.amendments()) {
+            tracing::warn!(node = %self.me(), validator = %node, certificate = %existing, what, "already certified; not certified again");
+            return;
+        }
+        match self.issue(shared, Subject::Validator(node), evidence) {
+            Ok(id) => {
+                tracing::error!(node = %self.me(), validator = %node, certificate = %id, what, "certified")
+            }
+            Err(why) => {
+                tracing::error!(node = %self.me(), validator = %node, %why, what, "cannot certify")
+            }
+        }
+    }
+
     /// Issues a certificate about `subject` with `evidence`, signed by this
     /// validator, over its current ledger head; accepts it here, then fans
     /// it out to every validator and appends it to the ledger (in the

@@ -85,13 +85,6 @@ impl Metrics {
         }
     }
 
-    /// Messages refused from `sender` for `reason` so far.
-    pub fn peer_refusals(&self, sender: u64, reason: &'static str) -> u64 {
-        self.peer_refusals
-            .lock()
-            .map_or(0, |m| m.get(&(sender, reason)).copied().unwrap_or(0))
-    }
-
     /// Renders everything in the Prometheus text format.
     pub fn render(&self, g: &Gauges) -> String {
         let mut out = String::with_capacity(4096);

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use senatus_proto::v1 as pb;
-use senatus_quorum::certificate::{AttestedBatch, BreachKind, Evidence, Subject};
+use senatus_quorum::certificate::{AttestedBatch, BreachKind, Evidence};
 
 use senatus_genesis::Validator;
 
@@ -35,8 +35,9 @@ use crate::cluster::Cluster;
 /// How often queued attestations are sent to the other validators.
 pub const WITNESS_INTERVAL_MS: u64 = 100;
 /// Most attestations queued between two sends; one `Witness` call carries
-/// at most this many. Past it the oldest are dropped (and counted): a
-/// dropped attestation loses a chance to detect a fork, never a token.
+/// at most this many. Past it the oldest are dropped (and logged with the
+/// next send): a dropped attestation loses a chance to detect a fork,
+/// never a token.
 pub const WITNESS_QUEUE_MAX: usize = 4_096;
 /// Longest one `Witness` call may take.
 pub const WITNESS_TIMEOUT_MS: u64 = 1_000;
@@ -46,6 +47,12 @@ pub const WITNESS_TIMEOUT_MS: u64 = 1_000;
 pub struct WitnessQueue {
     queue: Mutex<VecDeque<AttestedBatch>>,
     dropped: std::sync::atomic::AtomicU64,
+}
+
+/// What one send takes from the queue.
+struct Taken {
+    attestations: Vec<AttestedBatch>,
+    dropped: u64,
 }
 
 impl WitnessQueue {
@@ -60,13 +67,11 @@ impl WitnessQueue {
         q.push_back(a);
     }
 
-    fn take(&self) -> Vec<AttestedBatch> {
-        lock(&self.queue).drain(..).collect()
-    }
-
-    /// Attestations dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(std::sync::atomic::Ordering::Relaxed)
+    fn take(&self) -> Taken {
+        Taken {
+            attestations: lock(&self.queue).drain(..).collect(),
+            dropped: self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed),
+        }
     }
 }
 
@@ -147,34 +152,18 @@ pub fn judge(
                         index: a.ledger_index,
                     });
                 }
-                certify_fork(shared, breach, a);
+                breach.certify_validator(
+                    shared,
+                    a.leader,
+                    Evidence::LedgerFork(a),
+                    "the leader signed a ledger head this validator did not commit (ledger fork)",
+                );
                 Witnessed::Fork
             }
         };
         out.push(verdict);
     }
     Ok(out)
-}
-
-fn certify_fork(shared: &Cluster, breach: &std::sync::Arc<Breach>, a: AttestedBatch) {
-    let leader = a.leader;
-    let index = a.ledger_index;
-    if breach.excluded(leader, shared.sm.amendments()).is_some() {
-        tracing::warn!(node = shared.id, %leader, index, "a forked head by a validator already certified");
-        return;
-    }
-    match breach.issue(shared, Subject::Validator(leader), Evidence::LedgerFork(a)) {
-        Ok(id) => tracing::error!(
-            node = shared.id,
-            %leader,
-            index,
-            certificate = %id,
-            "the leader signed a ledger head this validator did not commit: ledger fork certified"
-        ),
-        Err(why) => {
-            tracing::error!(node = shared.id, %leader, %why, "cannot certify a ledger fork")
-        }
-    }
 }
 
 /// Sends what [`WitnessQueue`] holds to every other validator every
@@ -192,7 +181,17 @@ pub async fn run(
             _ = &mut stop => return,
             _ = tick.tick() => {}
         }
-        let batch = queue.take();
+        let Taken {
+            attestations: batch,
+            dropped,
+        } = queue.take();
+        if dropped > 0 {
+            tracing::warn!(
+                node = shared.id,
+                dropped,
+                "witness queue full: oldest attestations dropped unsent"
+            );
+        }
         if batch.is_empty() {
             continue;
         }

@@ -455,6 +455,27 @@ impl Fields {
     }
 }
 
+/// Checks `signature` over `bytes`, strictly, under the identity key of
+/// `signer` in `membership` (a share's or a batch's attestation); returns
+/// the signer.
+fn attested_by(
+    membership: &[Validator],
+    signer: NodeId,
+    bytes: &[u8],
+    signature: &Sig64,
+) -> Result<NodeId, CertificateError> {
+    let (identity_key, key) =
+        verifying_key(membership, signer).ok_or(CertificateError::UnknownSigner(signer))?;
+    let bad = CertificateError::BadAttestation {
+        signer,
+        identity_key,
+    };
+    key.ok_or_else(|| bad.clone())?
+        .verify_strict(bytes, &Signature::from_bytes(&signature.0))
+        .map_err(|_| bad)?;
+    Ok(signer)
+}
+
 fn verifying_key(membership: &[Validator], node: NodeId) -> Option<(Key32, Option<VerifyingKey>)> {
     membership.iter().find(|m| m.id == node).map(|m| {
         (
@@ -562,13 +583,6 @@ impl AttestedBatch {
     /// Checks the signature, strictly, under the leader's identity key in
     /// `membership`; returns the leader.
     pub fn verify(&self, membership: &[Validator]) -> Result<NodeId, CertificateError> {
-        let signer = self.leader;
-        let (identity_key, key) =
-            verifying_key(membership, signer).ok_or(CertificateError::UnknownSigner(signer))?;
-        let bad = CertificateError::BadAttestation {
-            signer,
-            identity_key,
-        };
         let bytes = Self::signing_bytes(
             self.leader,
             self.ledger_index,
@@ -576,10 +590,7 @@ impl AttestedBatch {
             self.issued_at_ms,
             self.expires_at_ms,
         );
-        key.ok_or_else(|| bad.clone())?
-            .verify_strict(&bytes, &Signature::from_bytes(&self.signature.0))
-            .map_err(|_| bad)?;
-        Ok(signer)
+        attested_by(membership, self.leader, &bytes, &self.signature)
     }
 
     /// The wire form (see the module documentation).
@@ -664,20 +675,8 @@ impl AttestedShare {
     /// Checks the attestation signature, strictly, under the identity key of
     /// the share's signer in `membership`; returns the signer.
     pub fn verify(&self, membership: &[Validator]) -> Result<NodeId, CertificateError> {
-        let signer = self.share.signer;
-        let (identity_key, key) =
-            verifying_key(membership, signer).ok_or(CertificateError::UnknownSigner(signer))?;
-        let bad = CertificateError::BadAttestation {
-            signer,
-            identity_key,
-        };
-        key.ok_or_else(|| bad.clone())?
-            .verify_strict(
-                &Self::signing_bytes(&self.request, &self.share),
-                &Signature::from_bytes(&self.signature.0),
-            )
-            .map_err(|_| bad)?;
-        Ok(signer)
+        let bytes = Self::signing_bytes(&self.request, &self.share);
+        attested_by(membership, self.share.signer, &bytes, &self.signature)
     }
 
     /// True if the share verifies for the request's FROST signing package

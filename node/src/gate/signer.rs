@@ -123,8 +123,18 @@ impl Gate {
             .applied_at_ms(ledger_index)
             .unwrap_or_else(crate::clock::now_ms);
         if let Err(error) = batch.check_times(reference, &rules) {
-            if let Some(a) = attestation {
-                self.certify_batch_lifetime(shared, a);
+            // A lifetime no constitution allows is a lie the leader signed;
+            // a skewed issue time is refused but not certified (an honest
+            // attestation delivered late looks the same).
+            if let Some(a) = attestation
+                && a.lifetime_ms() > senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX
+            {
+                self.breach.certify_validator(
+                    shared,
+                    a.leader,
+                    senatus_quorum::certificate::Evidence::BatchLifetime(a.clone()),
+                    "the leader signed a batch lifetime no constitution allows",
+                );
             }
             return Err(GateCallError::BatchTimes {
                 node: self.id,
@@ -238,31 +248,6 @@ impl Gate {
                 });
             }
             next_apply(shared, seen, deadline).await;
-        }
-    }
-
-    /// A leader that signed a batch whose tokens would live longer than any
-    /// constitution allows is certified with its own signature as evidence
-    /// (PROTOCOL 21.5), once. A skewed issue time is refused but not
-    /// certified: a delayed honest attestation would look the same.
-    fn certify_batch_lifetime(&self, shared: &Cluster, a: &AttestedBatch) {
-        use senatus_quorum::certificate::{Evidence, Subject};
-        if a.lifetime_ms() <= senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX
-            || self.breach.excluded(a.leader, &self.amend).is_some()
-        {
-            return;
-        }
-        match self.breach.issue(
-            shared,
-            Subject::Validator(a.leader),
-            Evidence::BatchLifetime(a.clone()),
-        ) {
-            Ok(id) => {
-                tracing::error!(node = self.id, leader = %a.leader, ledger_index = a.ledger_index, lifetime_ms = a.lifetime_ms(), certificate = %id, "the leader signed a batch no constitution allows; certified")
-            }
-            Err(why) => {
-                tracing::error!(node = self.id, leader = %a.leader, %why, "cannot certify a batch lifetime")
-            }
         }
     }
 
