@@ -812,3 +812,65 @@ async fn decision_and_redemption_entries_must_carry_their_payloads() {
         "refused commands append nothing"
     );
 }
+
+#[tokio::test]
+async fn a_prepared_snapshot_installs_once_and_is_checked_again_against_the_commit() {
+    let src_dir = tempfile::tempdir().expect("tempdir");
+    let mut src = open_raw(src_dir.path());
+    apply_commands(&mut src.sm, 1, 6).await;
+    let (meta, bytes) = src.sm.build_snapshot_bytes().expect("build");
+    let src_head = src.sm.ledger_head().expect("head");
+
+    // Prepared, then installed: the same state as a plain install.
+    let dst_dir = tempfile::tempdir().expect("tempdir");
+    let dst = open_raw(dst_dir.path());
+    dst.sm.prepare_snapshot(&meta, &bytes).expect("prepare");
+    dst.sm
+        .install_snapshot_bytes(&meta, &bytes)
+        .expect("install");
+    assert_eq!(dst.sm.verify_integrity(), Ok(src_head));
+
+    // Prepared while behind, then the validator commits past the snapshot
+    // on its own: the install refuses what no longer extends its ledger.
+    let late_dir = tempfile::tempdir().expect("tempdir");
+    let mut late = open_raw(late_dir.path());
+    apply_commands(&mut late.sm, 1, 2).await;
+    late.sm.prepare_snapshot(&meta, &bytes).expect("prepare");
+    let ahead = apply_commands(&mut late.sm, 3, 6).await;
+    let err = late
+        .sm
+        .install_snapshot_bytes(&meta, &bytes)
+        .expect_err("no longer extends the commit");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::BehindCommitted {
+                snapshot: 6,
+                committed: 8
+            })
+        ),
+        "{err}"
+    );
+    assert_eq!(late.sm.ledger_head().expect("head"), ahead[5]);
+
+    // Other bytes than the prepared ones are verified in full.
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let other = open_raw(other_dir.path());
+    other.sm.prepare_snapshot(&meta, &bytes).expect("prepare");
+    let mut contents = SnapshotContents::decode(&bytes, usize::MAX).expect("decode");
+    contents.ledger[2].payload = b"forged".to_vec();
+    let err = other
+        .sm
+        .install_snapshot_bytes(&meta, &contents.encode())
+        .expect_err("must refuse");
+    assert!(
+        matches!(
+            err,
+            StoreError::Snapshot(SnapshotError::Chain(ChainError::HashMismatch {
+                index: 3,
+                ..
+            }))
+        ),
+        "{err}"
+    );
+}

@@ -289,11 +289,7 @@ impl pb::peer_server::Peer for PeerService {
         if rpc.vote < local {
             // A stale leader: answered with this validator's vote, as
             // openraft would, so it steps down; nothing received.
-            let r: Result<
-                _,
-                openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
-            > = Ok(openraft::raft::InstallSnapshotResponse { vote: local });
-            return encode_reply(&r);
+            return encode_reply(&SnapshotReply::Ok(snapshot_vote(local)));
         }
         let bytes_max = self.0.sm.snapshot_bytes_max();
         let whole = self
@@ -319,11 +315,7 @@ impl pb::peer_server::Peer for PeerService {
                 )
             })?;
         let Some(whole) = whole else {
-            let r: Result<
-                _,
-                openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
-            > = Ok(openraft::raft::InstallSnapshotResponse { vote: local });
-            return encode_reply(&r);
+            return encode_reply(&SnapshotReply::Ok(snapshot_vote(local)));
         };
         // Verified here, off the async threads, before openraft sees it: a
         // snapshot that does not verify is this refusal, never a storage
@@ -331,7 +323,7 @@ impl pb::peer_server::Peer for PeerService {
         let sm = self.0.sm.clone();
         let meta = rpc.meta.clone();
         let (data, verified) = tokio::task::spawn_blocking(move || {
-            let v = sm.verify_snapshot_bytes(&meta, &whole.data);
+            let v = sm.prepare_snapshot(&meta, &whole.data);
             (whole.data, v)
         })
         .await
@@ -349,11 +341,11 @@ impl pb::peer_server::Peer for PeerService {
             meta: rpc.meta,
             snapshot: Box::new(std::io::Cursor::new(data)),
         };
-        let r: Result<
-            openraft::raft::InstallSnapshotResponse<u64>,
-            openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
-        > = match self.0.raft.install_full_snapshot(rpc.vote, snapshot).await {
-            Ok(resp) => Ok(openraft::raft::InstallSnapshotResponse { vote: resp.vote }),
+        let installed = self.0.raft.install_full_snapshot(rpc.vote, snapshot).await;
+        // Installed (and taken) or ignored by openraft: nothing to keep.
+        self.0.sm.forget_prepared_snapshot();
+        let r: SnapshotReply = match installed {
+            Ok(resp) => Ok(snapshot_vote(resp.vote)),
             Err(fatal) => Err(openraft::error::RaftError::Fatal(fatal)),
         };
         encode_reply(&r)
@@ -453,10 +445,9 @@ impl pb::peer_server::Peer for PeerService {
         let sender = self.sender(&req)?;
         let r = req.into_inner();
         self.check_claim("Witness", sender, "from", r.from)?;
-        let validators = self.0.gate.genesis().body.validators.clone();
-        let judged =
-            crate::witness::judge(&self.0, &self.0.breach, &validators, &r.attestations)
-                .map_err(|e| self.refuse_lie("Witness", sender, Reason::InvalidRequest, &e, []))?;
+        let validators = &self.0.gate.genesis().body.validators;
+        let judged = crate::witness::judge(&self.0, &self.0.breach, validators, &r.attestations)
+            .map_err(|e| self.refuse_lie("Witness", sender, Reason::InvalidRequest, &e, []))?;
         let count = |w: crate::witness::Witnessed| {
             u32::try_from(judged.iter().filter(|j| **j == w).count()).unwrap_or(u32::MAX)
         };
@@ -512,6 +503,17 @@ impl PeerService {
             attestation: self.0.breach.sign(&bytes).to_vec(),
         }
     }
+}
+
+/// What an InstallSnapshot call answers, as openraft's chunked receiver
+/// would.
+type SnapshotReply = Result<
+    openraft::raft::InstallSnapshotResponse<u64>,
+    openraft::error::RaftError<u64, openraft::error::InstallSnapshotError>,
+>;
+
+fn snapshot_vote(vote: crate::raft_types::Vote) -> openraft::raft::InstallSnapshotResponse<u64> {
+    openraft::raft::InstallSnapshotResponse { vote }
 }
 
 /// Most commitments one `Commitments` call hands out.

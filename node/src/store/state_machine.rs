@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use rocksdb::{DB, IteratorMode, SnapshotWithThreadMode, WriteBatch, WriteOptions};
-use senatus_genesis::codec::Digest;
+use senatus_genesis::codec::{Digest, sha3};
 
 use senatus_replica::records::{IdempotencyRecord, MemRecords, Overlay, Records};
 use senatus_replica::state::{ApplyError, Effects, State};
@@ -55,6 +55,18 @@ pub struct StateMachineStore {
     /// own clock: what a signer measures a batch's issue time against.
     /// Local, not replicated; lost on restart.
     applied_at: Arc<Mutex<std::collections::VecDeque<(u64, u64)>>>,
+    /// The snapshot the peer service verified before handing it to
+    /// openraft, kept for openraft's install so the whole ledger is not
+    /// replayed twice (see [`StateMachineStore::install_snapshot_bytes`]).
+    prepared: Arc<Mutex<Option<Prepared>>>,
+}
+
+/// A verified snapshot waiting for openraft's install: its meta, its
+/// checksum (the trailing SHA3-256 of its content) and what verifying made.
+struct Prepared {
+    meta: SnapshotMeta,
+    checksum: [u8; 32],
+    verified: VerifiedSnapshot,
 }
 
 /// Most ledger entries whose local apply time is remembered.
@@ -228,6 +240,7 @@ impl StateMachineStore {
             snapshot_lock: Arc::new(Mutex::new(())),
             state: StateHandle::default(),
             applied_at: Arc::default(),
+            prepared: Arc::default(),
         })
     }
 
@@ -742,30 +755,7 @@ impl StateMachineStore {
             }
             .into());
         }
-        // What this validator applied is committed: a snapshot must carry
-        // exactly that ledger as its prefix.
-        let local = self.ledger_head()?;
-        if local.index > 0 {
-            let at = usize::try_from(local.index - 1).unwrap_or(usize::MAX);
-            match contents.ledger.get(at) {
-                None => {
-                    return Err(SnapshotError::BehindCommitted {
-                        snapshot: head.index,
-                        committed: local.index,
-                    }
-                    .into());
-                }
-                Some(e) if e.hash != local.hash => {
-                    return Err(SnapshotError::ForksCommitted {
-                        index: local.index,
-                        committed: local.hash,
-                        sent: e.hash,
-                    }
-                    .into());
-                }
-                Some(_) => {}
-            }
-        }
+        self.check_extends_committed(&contents.ledger, head)?;
 
         // The active policy and seal chain are derived from the ledger's
         // seals by `apply`; nothing writes the policy column family, so a
@@ -810,20 +800,98 @@ impl StateMachineStore {
         })
     }
 
-    /// Verifies `bytes` completely ([`Self::verify_snapshot_bytes`]) and
-    /// only then replaces the whole state with it in one atomic write. On
-    /// any error the state is untouched.
+    /// What this validator applied is committed: a snapshot's ledger must
+    /// carry exactly that ledger as its prefix.
+    fn check_extends_committed(
+        &self,
+        ledger: &[LedgerEntry],
+        head: LedgerHead,
+    ) -> Result<(), StoreError> {
+        let local = self.ledger_head()?;
+        if local.index == 0 {
+            return Ok(());
+        }
+        let at = usize::try_from(local.index - 1).unwrap_or(usize::MAX);
+        match ledger.get(at) {
+            None => Err(SnapshotError::BehindCommitted {
+                snapshot: head.index,
+                committed: local.index,
+            }
+            .into()),
+            Some(e) if e.hash != local.hash => Err(SnapshotError::ForksCommitted {
+                index: local.index,
+                committed: local.hash,
+                sent: e.hash,
+            }
+            .into()),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Verifies `bytes` ([`Self::verify_snapshot_bytes`]) and keeps the
+    /// result for openraft's install of exactly these bytes, which then
+    /// re-checks only the checksum and that the snapshot still extends the
+    /// committed ledger. A later call replaces what an earlier one kept.
+    pub fn prepare_snapshot(&self, meta: &SnapshotMeta, bytes: &[u8]) -> Result<(), StoreError> {
+        let verified = self.verify_snapshot_bytes(meta, bytes)?;
+        let mut checksum = [0u8; 32];
+        // Decoding checked it: the bytes end in their content's SHA3-256.
+        checksum.copy_from_slice(&bytes[bytes.len() - Digest::LEN..]);
+        *crate::clock::lock(&self.prepared) = Some(Prepared {
+            meta: meta.clone(),
+            checksum,
+            verified,
+        });
+        Ok(())
+    }
+
+    /// Drops what [`Self::prepare_snapshot`] kept (openraft did not install
+    /// it, for instance because it is older than what is applied here).
+    pub fn forget_prepared_snapshot(&self) {
+        crate::clock::lock(&self.prepared).take();
+    }
+
+    /// The prepared verification of exactly `meta` and `bytes`, if there is
+    /// one and it still holds; taken either way.
+    fn take_prepared(
+        &self,
+        meta: &SnapshotMeta,
+        bytes: &[u8],
+    ) -> Result<Option<VerifiedSnapshot>, StoreError> {
+        let Some(p) = crate::clock::lock(&self.prepared).take() else {
+            return Ok(None);
+        };
+        let Some(split) = bytes.len().checked_sub(Digest::LEN) else {
+            return Ok(None);
+        };
+        let (content, trailer) = bytes.split_at(split);
+        if p.meta != *meta || p.checksum != trailer || sha3(content).0 != p.checksum {
+            return Ok(None);
+        }
+        // Applies may have landed since it was verified.
+        self.check_extends_committed(&p.verified.contents.ledger, p.verified.head)?;
+        Ok(Some(p.verified))
+    }
+
+    /// Verifies `bytes` completely ([`Self::verify_snapshot_bytes`], or
+    /// the verification [`Self::prepare_snapshot`] kept for these exact
+    /// bytes) and only then replaces the whole state with it in one atomic
+    /// write. On any error the state is untouched.
     pub fn install_snapshot_bytes(
         &self,
         meta: &SnapshotMeta,
         bytes: &[u8],
     ) -> Result<(), StoreError> {
+        let verified = match self.take_prepared(meta, bytes)? {
+            Some(v) => v,
+            None => self.verify_snapshot_bytes(meta, bytes)?,
+        };
         let VerifiedSnapshot {
             contents,
             head,
             state,
             derived,
-        } = self.verify_snapshot_bytes(meta, bytes)?;
+        } = verified;
         let mut batch = StateBatch::new(self);
         // Delete the current contents of every replaced column family; puts
         // later in the same batch win over these deletes.
@@ -902,8 +970,6 @@ impl StateMachineStore {
     }
 }
 
-/// Compares a snapshot's nonce and idempotency records with those its own
-/// ledger derives: they must be exactly the same pairs.
 /// A snapshot that verified, ready to install.
 #[derive(Debug)]
 pub struct VerifiedSnapshot {
@@ -920,6 +986,8 @@ impl VerifiedSnapshot {
     }
 }
 
+/// Compares a snapshot's nonce and idempotency records with those its own
+/// ledger derives: they must be exactly the same pairs.
 fn check_derived(reserved: &[CfPairs; 3], derived: &[Effects]) -> Result<(), SnapshotError> {
     let mut nonces: CfPairs = Vec::new();
     let mut idempotency: CfPairs = Vec::new();
