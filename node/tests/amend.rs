@@ -70,13 +70,16 @@ async fn amend_status(net: &senatus_testnet::Testnet, id: u64) -> Vec<pb::Propos
     .proposals
 }
 
-/// Waits until every running node reports `want` votes on proposal `pid`
-/// with the given status, and all report the same view; returns it.
+/// Waits until every running node reports proposal `pid` with the given
+/// status and a number of votes in `votes`, all of them the same view;
+/// returns it. A vote cast after the decision lands as "late" (validators
+/// keep reviewing a decided proposal until it is sealed), so a node may be
+/// one vote ahead of another for a moment: that is waited out, not failed.
 async fn settled(
     net: &senatus_testnet::Testnet,
     pid: &str,
     status: &str,
-    want: usize,
+    votes: std::ops::RangeInclusive<usize>,
 ) -> pb::ProposalView {
     let deadline = Instant::now() + VOTES_WITHIN;
     loop {
@@ -88,20 +91,18 @@ async fn settled(
                 .find(|p| hex::encode(&p.id) == pid);
             views.push((id, v));
         }
+        let first = views[0].1.clone();
         let all_done = views.iter().all(|(_, v)| {
             v.as_ref()
-                .is_some_and(|p| p.status == status && p.votes.len() == want)
+                .is_some_and(|p| p.status == status && votes.contains(&p.votes.len()))
+                && *v == first
         });
         if all_done {
-            let first = views[0].1.clone().expect("view");
-            for (id, v) in &views {
-                assert_eq!(v.as_ref(), Some(&first), "node {id} disagrees");
-            }
-            return first;
+            return first.expect("view");
         }
         if Instant::now() > deadline {
             panic!(
-                "proposal {pid} not {status} with {want} votes everywhere within {VOTES_WITHIN:?}: {views:#?}"
+                "proposal {pid} not {status} with {votes:?} votes, the same on every node, within {VOTES_WITHIN:?}: {views:#?}"
             );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -157,7 +158,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
         .await;
         assert!(out.status.success(), "propose bad: {}", show(&out));
         let bad_id = proposal_id(&out);
-        let view = settled(&net, &bad_id, "rejected", 5).await;
+        let view = settled(&net, &bad_id, "rejected", 5..=5).await;
         assert_eq!(view.role, "authority");
         assert_eq!(view.proposed_version, 2);
         for v in &view.votes {
@@ -217,7 +218,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
             // The CLI refuses a layer that does not load; a proposer that
             // sends one anyway gets it reviewed and rejected by everyone.
             let id = propose_raw(&net, &dir, &authority).await;
-            let view = settled(&net, &id, "rejected", 5).await;
+            let view = settled(&net, &id, "rejected", 5..=5).await;
             for v in &view.votes {
                 assert_eq!(v.verdict, "reject", "{name}: {v:?}");
                 assert!(v.reasons.iter().any(|r| r == code), "{name}: wanted {code}: {v:?}");
@@ -279,7 +280,7 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
         .await;
         assert!(out.status.success(), "propose good: {}", show(&out));
         let good_id = proposal_id(&out);
-        let view = settled(&net, &good_id, "passed", 5).await;
+        let view = settled(&net, &good_id, "passed", 3..=5).await;
         assert_eq!(view.role, "validator 3");
         assert_eq!(view.approvers.len(), 3, "{view:?}");
         let counted: Vec<u64> = view
@@ -295,8 +296,8 @@ async fn proposals_are_admitted_reviewed_by_every_validator_and_tallied_identica
         );
         assert_eq!(
             view.votes.iter().filter(|v| v.effect == "late").count(),
-            2,
-            "{view:?}"
+            view.votes.len() - 3,
+            "every vote after the third is late: {view:?}"
         );
 
         // 4. Once sealed, a competitor on the old base is stale: refused
@@ -400,7 +401,7 @@ async fn a_validator_down_during_the_vote_catches_up_by_snapshot_with_the_same_t
             "while one validator is down",
         )
         .await;
-        let view = settled(&net, &id, "passed", 4).await;
+        let view = settled(&net, &id, "passed", 3..=4).await;
         assert!(!view.votes.iter().any(|v| v.voter == down), "{view:?}");
 
         write_many(&net, leader, "after-the-vote", 120, 16).await;
@@ -676,7 +677,7 @@ async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
 
         let v2 = proposed(tmp.path(), "v2", |_| {});
         let id = propose_via(&net, tmp.path(), leader, &v2, "three validators decide").await;
-        let view = settled(&net, &id, "passed", 3).await;
+        let view = settled(&net, &id, "passed", 3..=3).await;
         let mut approvers = view.approvers.clone();
         approvers.sort_unstable();
         let mut running = net.running();
@@ -806,7 +807,7 @@ async fn two_approvals_and_three_rejections_leave_the_sealed_policy_standing() {
             .expect("write");
         });
         let id = propose_via(&net, tmp.path(), 4, &v2, "three validators disagree").await;
-        let view = settled(&net, &id, "rejected", 5).await;
+        let view = settled(&net, &id, "rejected", 5..=5).await;
         let approvals: Vec<u64> = view
             .votes
             .iter()
@@ -844,7 +845,7 @@ async fn a_proposal_without_t_votes_expires_at_its_deadline() {
         with_fault(&net, &[1, 2, 3], "vote-abstain").await;
         let v2 = proposed(tmp.path(), "v2", |_| {});
         let id = propose_via(&net, tmp.path(), 4, &v2, "three validators stay silent").await;
-        let open = settled(&net, &id, "open", 2).await;
+        let open = settled(&net, &id, "open", 2..=2).await;
         // The example constitution's deadline: 1000 ledger entries.
         let leader = net
             .wait_leader(Duration::from_secs(10))
@@ -852,7 +853,7 @@ async fn a_proposal_without_t_votes_expires_at_its_deadline() {
             .expect("leader");
         let deadline = open.ledger_index + 1000;
         write_many(&net, leader, "towards-the-deadline", 1000, 32).await;
-        let view = settled(&net, &id, "expired", 2).await;
+        let view = settled(&net, &id, "expired", 2..=2).await;
         assert!(
             view.decided_at > deadline,
             "expired only past index {deadline}: {view:?}"
@@ -1100,7 +1101,7 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
         with_fault(&net, &[1, 2, 3], "refuse-sign").await;
         let v2 = proposed(tmp.path(), "v2", |_| {});
         let id = propose_via(&net, tmp.path(), 4, &v2, "sealed by too few").await;
-        let view = settled(&net, &id, "passed", 5).await;
+        let view = settled(&net, &id, "passed", 5..=5).await;
         let genesis =
             senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
         let zero = seal_chain(&net, 4).await.remove(0);

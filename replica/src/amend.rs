@@ -776,12 +776,22 @@ impl AmendState {
             .unwrap_or(Status::Open)
     }
 
-    /// Open proposals `voter` has not voted on, oldest first.
+    /// Proposals `voter` has not voted on and still may, oldest first: open
+    /// ones, and those decided by votes under the active seal (passed and
+    /// not yet sealed, or rejected). A vote after the decision is recorded
+    /// as "late": every validator's own review reaches the ledger however
+    /// quickly the first `t` decided, and a late approver may sign the
+    /// seal in place of a first approver that is down (`pending_seal`).
     pub fn unvoted(&self, voter: NodeId) -> Vec<ProposalRecord> {
         self.proposals
             .values()
             .filter(|p| !self.archived.contains_key(&p.id))
-            .filter(|p| self.tally.status(&p.id) == Some(&Status::Open))
+            .filter(|p| {
+                matches!(
+                    self.tally.status(&p.id),
+                    Some(Status::Open | Status::Passed { .. } | Status::Rejected { .. })
+                )
+            })
             .filter(|p| {
                 !self
                     .votes
@@ -1051,6 +1061,12 @@ mod tests {
             signers.iter().map(|n| n.get()).collect::<Vec<_>>(),
             [2, 4, 5]
         );
+        // Passed, not yet sealed: the two who have not voted still review
+        // it (their votes count as late); the three who did are done.
+        for (voter, still) in [(1u64, true), (3, true), (2, false), (4, false)] {
+            let open = st.unvoted(NodeId::new(voter).expect("id"));
+            assert_eq!(open.iter().any(|p| p.id == pid), still, "voter {voter}");
+        }
         let msg = next.signing_bytes();
         let good = SealEntry {
             proposal: pid,
@@ -1107,6 +1123,10 @@ mod tests {
         st.apply(5, EntryKind::Seal, &good.encode())
             .expect("sealed");
         assert_eq!(st.seal(), &next);
+        assert!(
+            st.unvoted(NodeId::new(1).expect("id")).is_empty(),
+            "a sealed proposal is archived: no vote on it is cast any more"
+        );
         assert_eq!(st.layer().digest(), v2.digest());
         assert_eq!(st.chain().len(), 2);
         senatus_genesis::seal::verify_chain(&c.genesis, &st.chain()).expect("chain verifies");
