@@ -410,6 +410,45 @@ def amendment(vec, gvec):
         sys.exit(1)
     print("ok  seal 1 signature (Ed25519, FROST group key of seal 0)")
 
+    # 4.1: the ledger the proposal and votes make, the head where the
+    # amendment passed, and the attestations of that head for seal 1.
+    prev = gvec["genesis_digest"]
+    payloads = [(4, bytes.fromhex(p["signed_proposal"]))]
+    payloads += [(5, bytes.fromhex(v["signed_vote"])) for v in vec["votes"]]
+    check("seal 1 ledger has the proposal and every vote", len(s["ledger"]), len(payloads))
+    hashes = {}
+    for i, ((kind, payload), row) in enumerate(zip(payloads, s["ledger"]), start=1):
+        pre = Enc("ledger-entry").u64(i)
+        pre.b += bytes([kind])
+        pre.bytes_(payload).raw32(prev)
+        prev = sha3(bytes(pre.b))
+        check(f"amendment ledger entry {i}", (row["index"], row["kind"], row["entry_hash"]), (i, kind, prev))
+        hashes[i] = prev
+    a = s["attested"]
+    passed_at = 1 + len(vec["votes"])  # the fifth vote made the t-th approval
+    check("seal 1 head is where the amendment passed", a["ledger_index"], passed_at)
+    check("seal 1 head hash is that entry's", a["entry_hash"], hashes[a["ledger_index"]])
+    ab = bytes(Enc("seal-attestation").raw32(s["seal_digest"]).u64(a["ledger_index"]).raw32(a["entry_hash"]).b)
+    check("seal 1 attestation signing bytes", ab.hex(), s["attestation_signing_bytes"])
+    f = (n - 1) // 3
+    q = (n + f + 2) // 2
+    ids = [x["validator"] for x in a["by"]]
+    check("seal 1 attesters strictly ascending", ids, sorted(set(ids)))
+    check("seal 1 attesters are members", all(i in keys for i in ids), True)
+    check(f"seal 1 attested by at least q = {q} of {n}", len(ids) >= q, True)
+    for x in a["by"]:
+        if not ed25519_ok(keys[x["validator"]], x["signature"], ab):
+            print(f"MISMATCH seal 1 attestation by {x['validator']} does not verify under its identity key")
+            sys.exit(1)
+        if ed25519_ok(keys[x["validator"]], x["signature"], ab[:-1] + bytes([ab[-1] ^ 1])):
+            print(f"MISMATCH seal 1 attestation by {x['validator']} verifies over another head")
+            sys.exit(1)
+    print(f"ok  seal 1 attestations ({len(ids)} identity-key signatures over its head, q = {q})")
+    j = s["signed_seal_json"]
+    check("seal 1 chain-file signature", j["signature"], s["signature"])
+    check("seal 1 chain-file attestations", j["attested"], a)
+    check("seal 1 chain-file seal digest", j["seal"]["policy_digest"], s["policy_digest"])
+
 
 class Dec:
     """Reads PROTOCOL.md section 1 fields back, refusing truncation."""

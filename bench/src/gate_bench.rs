@@ -247,6 +247,7 @@ fn broker_rate(
     let chain = [SignedSeal {
         seal: Seal::genesis(genesis),
         signature: None,
+        attested: None,
     }];
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

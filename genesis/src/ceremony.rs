@@ -170,6 +170,36 @@ pub struct Ceremony {
 }
 
 impl Ceremony {
+    /// The attestations of validators `ids` (with their identity keys) that
+    /// their ledgers hold `entry_hash` at `ledger_index` and that `seal` is
+    /// the next seal there (PROTOCOL 4.1). A testnet's dealer holds every
+    /// identity key; a real cluster collects one from each validator.
+    pub fn attest_seal(
+        &self,
+        seal: &crate::Seal,
+        ids: &[u64],
+        ledger_index: u64,
+        entry_hash: crate::Digest,
+    ) -> crate::seal::SealAttestations {
+        let digest = seal.digest();
+        crate::seal::SealAttestations::new(
+            ledger_index,
+            entry_hash,
+            self.nodes
+                .iter()
+                .filter(|n| ids.contains(&n.id.get()))
+                .map(|n| {
+                    crate::seal::HeadAttestation::sign(
+                        n.id,
+                        n.identity.signing_key(),
+                        &digest,
+                        ledger_index,
+                        &entry_hash,
+                    )
+                }),
+        )
+    }
+
     /// Runs the ceremony. Pure: randomness and time come from the caller.
     pub fn run<R: RngCore + CryptoRng>(
         params: CeremonyParams,

@@ -489,6 +489,7 @@ fn seal_zero_is_derived_from_genesis_and_chains() {
     let chain = vec![SignedSeal {
         seal: s0.clone(),
         signature: None,
+        attested: None,
     }];
     assert_eq!(verify_chain(&c.genesis, &chain).expect("chain"), &s0);
 
@@ -517,10 +518,12 @@ fn a_next_seal_needs_a_threshold_signature_under_the_previous_group_key() {
         SignedSeal {
             seal: s0.clone(),
             signature: None,
+            attested: None,
         },
         SignedSeal {
             seal: s1.clone(),
             signature: Some(sig),
+            attested: Some(c.attest_seal(&s1, &[1, 2, 3, 4], 7, head())),
         },
     ];
     assert_eq!(verify_chain(&c.genesis, &chain).expect("valid chain"), &s1);
@@ -553,6 +556,149 @@ fn a_next_seal_needs_a_threshold_signature_under_the_previous_group_key() {
         verify_chain(&c.genesis, &skipped),
         Err(SealError::BadVersion { position: 1, .. })
     ));
+}
+
+fn head() -> senatus_genesis::Digest {
+    senatus_genesis::sha3(b"the entry at which the amendment passed")
+}
+
+/// Seal 1 of `c` over an amended layer, threshold-signed by 1, 2, 3 and
+/// attested by `attesters` at ledger index 7.
+fn attested_seal_one(c: &Ceremony, attesters: &[u64]) -> Vec<SignedSeal> {
+    let mut rng = ChaCha20Rng::seed_from_u64(32);
+    let s0 = Seal::genesis(&c.genesis);
+    let mut s1 = s0.clone();
+    s1.version = senatus_genesis::PolicyVersion(s0.version.0 + 1);
+    s1.policy_digest = senatus_genesis::sha3(b"amended layer");
+    s1.prev_seal = s0.digest();
+    let sig = frost_sign(c, &[1, 2, 3], &s1.signing_bytes(), &mut rng).expect("sign");
+    let sig = Sig64(sig.serialize().expect("ser").try_into().expect("64"));
+    vec![
+        SignedSeal {
+            seal: s0,
+            signature: None,
+            attested: None,
+        },
+        SignedSeal {
+            attested: Some(c.attest_seal(&s1, attesters, 7, head())),
+            seal: s1,
+            signature: Some(sig),
+        },
+    ]
+}
+
+#[test]
+fn a_next_seal_needs_its_ledger_head_attested_by_four_of_five() {
+    use senatus_genesis::seal::{AttestationError, HeadAttestation, attestation_quorum};
+    let c = ceremony(33);
+    let n = |id: u64| NodeId::new(id).expect("id");
+    let refused = |chain: &[SignedSeal]| match verify_chain(&c.genesis, chain) {
+        Err(SealError::Attestation { position: 1, error }) => error,
+        other => panic!("wrong result: {other:?}"),
+    };
+    // Four of five, and all five, verify; the quorum of five is four.
+    assert_eq!(attestation_quorum(5), 4);
+    verify_chain(&c.genesis, &attested_seal_one(&c, &[1, 2, 3, 4])).expect("4 of 5");
+    verify_chain(&c.genesis, &attested_seal_one(&c, &[1, 2, 3, 4, 5])).expect("5 of 5");
+
+    // Three (even the three whose shares signed it) are too few.
+    assert_eq!(
+        refused(&attested_seal_one(&c, &[1, 2, 3])),
+        AttestationError::TooFew {
+            found: 3,
+            needed: 4,
+            members: 5
+        }
+    );
+    // None at all, and attestations on seal 0, are refused by presence.
+    let mut bare = attested_seal_one(&c, &[1, 2, 3, 4]);
+    bare[1].attested = None;
+    assert!(matches!(
+        verify_chain(&c.genesis, &bare),
+        Err(SealError::AttestationPresence { position: 1, .. })
+    ));
+    let mut on_zero = attested_seal_one(&c, &[1, 2, 3, 4]);
+    on_zero[0].attested = on_zero[1].attested.clone();
+    assert!(matches!(
+        verify_chain(&c.genesis, &on_zero),
+        Err(SealError::AttestationPresence { position: 0, .. })
+    ));
+    // One validator counted twice is refused, not counted as two.
+    let mut twice = attested_seal_one(&c, &[1, 2, 3, 4]);
+    let a = twice[1].attested.as_mut().expect("attested");
+    a.by[3] = a.by[2];
+    assert_eq!(
+        refused(&twice),
+        AttestationError::NotAscending { validator: n(3) }
+    );
+    // A validator that is not a member (a sixth identity key) is refused.
+    let outsider = ceremony(34);
+    let mut foreign = attested_seal_one(&c, &[1, 2, 3]);
+    let s1 = foreign[1].seal.clone();
+    let extra = HeadAttestation::sign(
+        n(6),
+        outsider.nodes[0].identity.signing_key(),
+        &s1.digest(),
+        7,
+        &head(),
+    );
+    foreign[1]
+        .attested
+        .as_mut()
+        .expect("attested")
+        .by
+        .push(extra);
+    assert_eq!(
+        refused(&foreign),
+        AttestationError::NotMember { validator: n(6) }
+    );
+    // Validator 4's key over another head, another index or another seal:
+    // its attestation does not verify for this one.
+    for (index, hash, seal) in [
+        (7, senatus_genesis::sha3(b"another branch"), s1.clone()),
+        (8, head(), s1.clone()),
+        (
+            7,
+            head(),
+            Seal {
+                policy_digest: senatus_genesis::sha3(b"a competing layer"),
+                ..s1.clone()
+            },
+        ),
+    ] {
+        let mut chain = attested_seal_one(&c, &[1, 2, 3, 4]);
+        let other = c.attest_seal(&seal, &[4], index, hash);
+        chain[1].attested.as_mut().expect("attested").by[3] = other.by[0];
+        assert_eq!(
+            refused(&chain),
+            AttestationError::BadSignature { validator: n(4) }
+        );
+    }
+}
+
+/// Two quorums of attesters share more members than the membership has
+/// Byzantine ones, for every membership size genesis allows: one honest
+/// validator would have had to attest two seals for one version.
+#[test]
+fn two_attestation_quorums_always_share_an_honest_validator() {
+    use senatus_genesis::seal::attestation_quorum;
+    for n in 1..=senatus_genesis::document::VALIDATORS_MAX {
+        let f = (n - 1) / 3;
+        let q = attestation_quorum(n);
+        assert!(
+            q <= n - f,
+            "n={n}: a quorum of {q} must be reachable without the {f} faulty"
+        );
+        // Two quorums share 2q - n members, more than the f faulty ones.
+        assert!(
+            2 * q - n > f,
+            "n={n}: two quorums of {q} overlap in an honest member"
+        );
+    }
+    assert_eq!(
+        (1..=7).map(attestation_quorum).collect::<Vec<_>>(),
+        [1, 2, 2, 3, 4, 4, 5]
+    );
 }
 
 #[test]

@@ -147,9 +147,46 @@ async fn seal(shared: &Cluster, gate: &Gate) -> bool {
     else {
         return true;
     };
+    // The head it passed at, attested by a quorum of members (PROTOCOL
+    // 4.1) before anyone signs: a seal of another branch cannot get one.
+    let Some(passed_at) = shared
+        .sm
+        .amendments()
+        .with(|s| s.passed_at(&proposal))
+        .flatten()
+    else {
+        return true;
+    };
+    let entry_hash = match shared.sm.stored_entry_hash(passed_at) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            tracing::warn!(node = shared.id, %proposal, passed_at, "the entry the amendment passed at is not stored here; will retry");
+            return false;
+        }
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, passed_at, error = %e, "cannot read the entry the amendment passed at; will retry");
+            return false;
+        }
+    };
+    let attested = match gate
+        .attest_next_seal(shared, proposal, &next, passed_at, entry_hash)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(node = shared.id, %proposal, passed_at, message = %e, "seal head not attested by a quorum; will retry");
+            return false;
+        }
+    };
     let message = next.signing_bytes();
     let signature = match gate
-        .sign_next_seal(shared, proposal, signers.clone(), &message)
+        .sign_next_seal(
+            shared,
+            proposal,
+            signers.clone(),
+            attested.clone(),
+            &message,
+        )
         .await
     {
         Ok(sig) => sig,
@@ -162,6 +199,7 @@ async fn seal(shared: &Cluster, gate: &Gate) -> bool {
         proposal,
         seal_digest: next.digest(),
         signature: Sig64(signature),
+        attested,
     };
     let cmd = crate::raft_types::Command::new(EntryKind::Seal, entry.encode());
     match shared.write_as_leader(cmd).await {

@@ -322,6 +322,34 @@ pub enum GateCallError {
         /// The signing error.
         error: String,
     },
+    /// A seal head that is not this validator's own: another index than
+    /// where its tally passed the amendment, or another entry hash there.
+    #[error(
+        "validator {node} passed the amendment at ledger index {passed_at} and holds {} at {ledger_index}, not {theirs}",
+        mine.map_or_else(|| "no entry".to_string(), |h| h.to_string())
+    )]
+    HeadDiffers {
+        /// The validator asked.
+        node: u64,
+        /// The head's index as asked.
+        ledger_index: u64,
+        /// Where its own tally passed the amendment.
+        passed_at: u64,
+        /// Its own entry hash at `ledger_index`.
+        mine: Option<senatus_genesis::Digest>,
+        /// The hash it was asked to attest.
+        theirs: senatus_genesis::Digest,
+    },
+    /// A seal without a quorum of valid attestations of its head.
+    #[error("validator {node}: the seal of {proposal} is not attested: {why}")]
+    SealUnattested {
+        /// The validator that refused (or, as coordinator, gave up).
+        node: u64,
+        /// The amendment.
+        proposal: senatus_quorum::amend::ProposalId,
+        /// Why.
+        why: String,
+    },
     /// `refuse-sign` fault injection (test builds only).
     #[error("validator {node} refuses to sign (fault injection: refuse-sign)")]
     FaultRefusesToSign {
@@ -415,7 +443,9 @@ impl Reasoned for GateCallError {
             | E::NoPendingSeal { .. }
             | E::NotAnApprover { .. }
             | E::SealDiffers { .. }
+            | E::SealUnattested { .. }
             | E::FaultRefusesToSign { .. } => Reason::SigningRefused,
+            E::HeadDiffers { .. } => Reason::PeerLogConflict,
             E::BatchTimes { .. } => Reason::BatchTimesRefused,
             E::BadBatchAttestation { .. } => Reason::SigningRefused,
             E::TokenMalformed(_) => Reason::TokenMalformed,
@@ -538,7 +568,11 @@ impl Reasoned for GateCallError {
             | E::NoPendingSeal { node, .. }
             | E::NotAnApprover { node, .. }
             | E::SealDiffers { node, .. }
+            | E::SealUnattested { node, .. }
             | E::FaultRefusesToSign { node } => vec![("node", s(node))],
+            E::HeadDiffers {
+                node, ledger_index, ..
+            } => vec![("node", s(node)), ("ledgerIndex", s(ledger_index))],
             E::TokenParamsMismatch { params_digest, .. } => {
                 vec![("paramsDigest", s(params_digest))]
             }

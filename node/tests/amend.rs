@@ -564,6 +564,7 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
         assert!(text.contains("(2 seals) verified from genesis"), "{text}");
         assert!(text.contains("seal 1: version 2 epoch 0"), "{text}");
         assert!(text.contains("verifies under the group key"), "{text}");
+        assert!(text.contains("4 of 5 needed"), "{text}");
 
         // After the seal every validator decides under version 2.
         let mut permits = Vec::new();
@@ -658,7 +659,8 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
+async fn with_two_validators_down_three_approvals_pass_it_and_the_seal_waits_for_a_fourth_attestation()
+ {
     let _serial = serial().await;
     bounded(TEST_BOUND, "three approvals", async {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -686,11 +688,54 @@ async fn with_two_validators_down_exactly_three_approvals_pass_and_seal_it() {
             approvers, running,
             "exactly the three running validators approved"
         );
+
+        // Three approvals pass it and could threshold-sign, but the seal's
+        // head needs four of five attestations (PROTOCOL 4.1): the leader
+        // tries, says why, and seals nothing.
+        let now = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let deadline = Instant::now() + VOTES_WITHIN;
+        loop {
+            let log = net.last_run_log(now).expect("log");
+            if log.contains("seal head not attested by a quorum")
+                && log.contains("3 attestations, 4 of the 5 members needed")
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "leader {now} never reported the missing attestation; its log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for n in net.running() {
+            let entries = ledger(&net, n).await;
+            assert!(
+                entries.iter().all(|e| e.kind != 6),
+                "node {n} recorded a seal with three attestations"
+            );
+        }
+
+        // A fourth validator returns, catches up and attests: sealed.
+        net.start(a).expect("start");
+        net.wait_converged(Duration::from_secs(30))
+            .await
+            .expect("converged");
         let chain = chain_everywhere(&net, 2).await;
         assert_eq!(chain[1].seal.version.0, 2);
+        let attested = chain[1].attested.as_ref().expect("attested");
+        assert!(attested.by.len() >= 4, "{attested:?}");
+        assert!(
+            attested.by.iter().any(|x| x.validator.get() == a),
+            "the returning validator is among the attesters: {attested:?}"
+        );
+        let genesis =
+            senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
+        senatus_quorum::broker::Broker::new(&genesis, &chain).expect("a broker takes the chain");
 
-        // The two return, catch up, verify the seal and redeclare.
-        net.start(a).expect("start");
+        // The fifth returns too, catches up, verifies the seal, redeclares.
         net.start(b).expect("start");
         net.wait_converged(Duration::from_secs(30))
             .await
@@ -1152,6 +1197,11 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
                 proposal,
                 seal_digest: *seal_digest,
                 signature: *signature,
+                attested: senatus_genesis::seal::SealAttestations::new(
+                    view.decided_at,
+                    senatus_genesis::Digest([0; 32]),
+                    [],
+                ),
             };
             let r = peer
                 .forward_write(pb::WriteCommand {
@@ -1181,6 +1231,7 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
                 let forged = senatus_genesis::SignedSeal {
                     seal: next.clone(),
                     signature: Some(*signature),
+                    attested: None,
                 };
                 let err = senatus_quorum::broker::Broker::new(&genesis, &[zero.clone(), forged])
                     .expect_err(what);
@@ -1201,6 +1252,275 @@ async fn a_seal_signed_by_two_or_over_another_digest_is_refused_by_nodes_and_bro
         with_fault(&net, &[1], "none").await;
         let chain = chain_everywhere(&net, 2).await;
         assert_eq!(chain[1].seal, next, "the seal every validator computed");
+    })
+    .await;
+}
+
+/// A leader that forked the log (PROTOCOL 21.6) and had version 2 pass on
+/// both branches, at the same index with different entries, wants a seal
+/// for each. The test plays the leader with its real TLS and identity
+/// keys: two followers run the real branch (the processes the test asks);
+/// the other two stand for the followers of the other branch, whose
+/// identity keys and FROST shares sign there what honest validators of
+/// that branch would. The other branch's seal gets the threshold signature
+/// (the leader and those two) and three attestations; the fourth it needs
+/// is a real-branch validator's, which refuses (PROTOCOL 4.1), and so do
+/// signers shown fewer than four: no broker takes that seal. The real
+/// branch's seal, attested by four or five, is the one every validator and
+/// broker holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_amendment_passed_on_two_branches_of_a_fork_is_sealed_on_at_most_one() {
+    use senatus_genesis::seal::{HeadAttestation, SealAttestations};
+    use senatus_proto::reason::Reason;
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "two branches, one seal", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        // Keep the real seal back while the liar works: three validators
+        // refuse to give signature shares (attesting is not signing).
+        with_fault(&net, &[1, 2, 3], "refuse-sign").await;
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let id = propose_via(&net, tmp.path(), 1, &v2, "the real branch").await;
+        let view = settled(&net, &id, "passed", 3..=5).await;
+        let proposal = senatus_quorum::amend::ProposalId(digest(&hex::decode(&id).expect("hex")));
+        let passed_at = view.decided_at;
+        let head_hash = ledger(&net, 1)
+            .await
+            .iter()
+            .find(|e| e.index == passed_at)
+            .map(|e| digest(&e.hash))
+            .expect("the entry the amendment passed at");
+        let genesis =
+            senatus_genesis::Genesis::load(&tmp.path().join("net/genesis.json")).expect("genesis");
+        let zero = seal_chain(&net, 1).await.remove(0);
+        let real = senatus_genesis::Seal {
+            version: senatus_genesis::PolicyVersion(2),
+            policy_digest: digest(&view.layer_digest),
+            prev_seal: zero.seal.digest(),
+            ..zero.seal.clone()
+        };
+        let other = senatus_genesis::Seal {
+            policy_digest: senatus_genesis::codec::sha3(b"the layer passed on the other branch"),
+            ..real.clone()
+        };
+        let branch_hash = senatus_genesis::codec::sha3(b"the other branch's entry at that index");
+        let liar = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        let followers: Vec<u64> = net.ids().into_iter().filter(|i| *i != liar).collect();
+        let (real_side, other_side) = (&followers[..2], &followers[2..]);
+        let branch_signers = [other_side[0], other_side[1], liar];
+        let ask =
+            |seal_digest: senatus_genesis::Digest, index: u64, hash: senatus_genesis::Digest| {
+                pb::AttestSealRequest {
+                    from: liar,
+                    proposal_id: proposal.0.0.to_vec(),
+                    seal_digest: seal_digest.0.to_vec(),
+                    ledger_index: index,
+                    entry_hash: hash.0.to_vec(),
+                }
+            };
+
+        // The liar asks validators 1 and 2 of the real branch to attest.
+        for &target in real_side {
+            let mut c = peer_client(&net, target, liar).await;
+            let counted = refusals(&net, target, liar, Reason::PeerLogConflict).await;
+            // The other branch's seal at the real head: not the seal it computes.
+            let s = c
+                .attest_seal(ask(other.digest(), passed_at, head_hash))
+                .await
+                .expect_err("another seal");
+            assert_eq!(Reason::of(&s), Some(Reason::SigningRefused), "{s:?}");
+            assert!(s.message().contains("it computes seal"), "{s:?}");
+            // The real seal over the other branch's entry, or another index:
+            // not its head; logged and counted against the liar.
+            for (index, hash, needle) in [
+                (
+                    passed_at,
+                    branch_hash,
+                    "not ".to_string() + &branch_hash.to_string(),
+                ),
+                (
+                    passed_at + 1,
+                    head_hash,
+                    format!("passed the amendment at ledger index {passed_at}"),
+                ),
+            ] {
+                let s = c
+                    .attest_seal(ask(real.digest(), index, hash))
+                    .await
+                    .expect_err("another head");
+                assert_eq!(Reason::of(&s), Some(Reason::PeerLogConflict), "{s:?}");
+                assert!(
+                    s.message()
+                        .contains(&format!("AttestSeal from validator {liar}"))
+                        && s.message().contains(&needle),
+                    "{s:?}"
+                );
+            }
+            assert_eq!(
+                refusals(&net, target, liar, Reason::PeerLogConflict).await,
+                counted + 2
+            );
+            // Malformed, and claiming to be someone else: refused as such.
+            let mut short = ask(real.digest(), passed_at, head_hash);
+            short.entry_hash.pop();
+            let s = c.attest_seal(short).await.expect_err("31-byte hash");
+            assert_eq!(s.code(), tonic::Code::InvalidArgument, "{s:?}");
+            assert!(s.message().contains("entry_hash is 31 bytes"), "{s:?}");
+            let mut posing = ask(real.digest(), passed_at, head_hash);
+            posing.from = other_side[0];
+            let s = c.attest_seal(posing).await.expect_err("posing as 3");
+            assert_eq!(Reason::of(&s), Some(Reason::PeerIdentityMismatch), "{s:?}");
+        }
+        // The leader asks a real-branch approver for its seal share with a
+        // head three attested (the threshold, not the quorum), then with
+        // four signatures over the other branch's entry: refused both ways.
+        let mut c = peer_client(&net, real_side[0], liar).await;
+        let commitment = c
+            .commitments(pb::CommitmentsRequest {
+                from: liar,
+                count: 1,
+            })
+            .await
+            .expect("commitments for the leader")
+            .into_inner()
+            .commitments
+            .remove(0);
+        let request = senatus_quorum::signing::SignRequest {
+            message: real.signing_bytes(),
+            commitments: vec![
+                senatus_quorum::signing::PublishedCommitment::from_bytes(&commitment)
+                    .expect("commitment"),
+            ],
+        };
+        // Attestations go on the wire ascending by validator, as a seal
+        // carries them.
+        let sign = |hash: senatus_genesis::Digest, ids: &[u64]| pb::SignSealRequest {
+            from: liar,
+            proposal_id: proposal.0.0.to_vec(),
+            request: request.to_bytes(),
+            ledger_index: passed_at,
+            entry_hash: hash.0.to_vec(),
+            attestations: std::collections::BTreeSet::from_iter(ids.iter().copied())
+                .iter()
+                .map(|&i| {
+                    let a = HeadAttestation::sign(
+                        senatus_genesis::NodeId::new(i).expect("id"),
+                        &identity_key(&net, i),
+                        &real.digest(),
+                        passed_at,
+                        &hash,
+                    );
+                    pb::HeadAttestation {
+                        validator: i,
+                        signature: a.signature.0.to_vec(),
+                    }
+                })
+                .collect(),
+        };
+        let s = c
+            .sign_seal(sign(head_hash, &branch_signers))
+            .await
+            .expect_err("three attestations");
+        assert_eq!(Reason::of(&s), Some(Reason::SigningRefused), "{s:?}");
+        assert!(
+            s.message()
+                .contains("3 attestations, 4 of the 5 members needed"),
+            "{s:?}"
+        );
+        let four = [branch_signers.as_slice(), &real_side[1..]].concat();
+        let s = c
+            .sign_seal(sign(branch_hash, &four))
+            .await
+            .expect_err("another branch's head");
+        assert_eq!(Reason::of(&s), Some(Reason::PeerLogConflict), "{s:?}");
+        assert!(s.message().contains(&branch_hash.to_string()), "{s:?}");
+
+        // The truth is what any member gets: a real-branch validator's
+        // attestation of the real seal over the real head.
+        let honest = peer_client(&net, real_side[0], liar)
+            .await
+            .attest_seal(ask(real.digest(), passed_at, head_hash))
+            .await
+            .expect("an honest attestation")
+            .into_inner()
+            .signature;
+        let honest = HeadAttestation {
+            validator: senatus_genesis::NodeId::new(real_side[0]).expect("id"),
+            signature: senatus_genesis::Sig64(honest.try_into().expect("64 bytes")),
+        };
+
+        // The best the liar can assemble for the other branch: the
+        // threshold signature of its signers and three attestations.
+        let attest = |ids: &[u64], seal: &senatus_genesis::Seal, hash| {
+            ids.iter()
+                .map(|&i| {
+                    HeadAttestation::sign(
+                        senatus_genesis::NodeId::new(i).expect("id"),
+                        &identity_key(&net, i),
+                        &seal.digest(),
+                        passed_at,
+                        &hash,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let branch_seal = |by: Vec<HeadAttestation>| senatus_genesis::SignedSeal {
+            seal: other.clone(),
+            signature: Some(frost_sign(
+                tmp.path(),
+                &branch_signers,
+                &other.signing_bytes(),
+            )),
+            attested: Some(SealAttestations::new(passed_at, branch_hash, by)),
+        };
+        let tries = [
+            (
+                "three attestations",
+                attest(&branch_signers, &other, branch_hash),
+                "3 attestations, 4 of the 5 members needed".to_string(),
+            ),
+            (
+                "a fourth forged with the liar's key",
+                attest(&branch_signers, &other, branch_hash)
+                    .into_iter()
+                    .chain([HeadAttestation {
+                        validator: senatus_genesis::NodeId::new(real_side[1]).expect("id"),
+                        ..attest(&[liar], &other, branch_hash)[0]
+                    }])
+                    .collect(),
+                format!("attestation by validator {} does not verify", real_side[1]),
+            ),
+            (
+                "a fourth copied from the real branch",
+                attest(&branch_signers, &other, branch_hash)
+                    .into_iter()
+                    .chain([honest])
+                    .collect(),
+                format!("attestation by validator {} does not verify", real_side[0]),
+            ),
+        ];
+        for (what, by, needle) in tries {
+            let err =
+                senatus_quorum::broker::Broker::new(&genesis, &[zero.clone(), branch_seal(by)])
+                    .expect_err(what);
+            assert!(err.to_string().contains(&needle), "{what}: {err}");
+        }
+
+        // The real branch's seal: made once signers sign again, attested by
+        // at least four, the same on every validator, taken by a broker.
+        with_fault(&net, &[1, 2, 3], "none").await;
+        let chain = chain_everywhere(&net, 2).await;
+        assert_eq!(chain[1].seal, real);
+        let attested = chain[1].attested.as_ref().expect("attested");
+        assert_eq!(
+            (attested.ledger_index, attested.entry_hash),
+            (passed_at, head_hash)
+        );
+        assert!(attested.by.len() >= 4, "{attested:?}");
+        senatus_quorum::broker::Broker::new(&genesis, &chain).expect("a broker takes it");
     })
     .await;
 }

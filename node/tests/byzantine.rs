@@ -23,7 +23,6 @@ use senatus_node::store::snapshot::SnapshotContents;
 use senatus_proto::reason::Reason;
 use senatus_proto::v1 as pb;
 use senatus_testnet::{RaftOverrides, Testnet};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TEST_BOUND: Duration = Duration::from_secs(180);
 const CALL: Duration = Duration::from_secs(30);
@@ -50,26 +49,6 @@ async fn redeemed_token(net: &Testnet) -> Vec<u8> {
         .await
         .expect("the first redemption succeeds");
     reply.token
-}
-
-/// `senatus_peer_refusals_total{sender, reason}` on node `id`.
-async fn refusals(net: &Testnet, id: u64, sender: u64, reason: Reason) -> u64 {
-    let addr = net.spec(id).expect("spec").metrics.clone();
-    let mut s = tokio::net::TcpStream::connect(&addr)
-        .await
-        .expect("metrics connect");
-    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-        .await
-        .expect("metrics request");
-    let mut body = String::new();
-    s.read_to_string(&mut body).await.expect("metrics body");
-    let needle = format!(
-        "senatus_peer_refusals_total{{sender=\"{sender}\",reason=\"{}\"}} ",
-        reason.as_str()
-    );
-    body.lines()
-        .find_map(|l| l.strip_prefix(&needle))
-        .map_or(0, |n| n.trim().parse().expect("counter"))
 }
 
 /// Two distinct followers: the target and the validator whose identity the
@@ -435,16 +414,6 @@ async fn a_snapshot_forking_below_the_receivers_commit_is_refused() {
         "forks below",
     )
     .await;
-}
-
-/// Validator `id`'s identity key, from the testnet's ceremony directory:
-/// what a Byzantine validator signs with.
-fn identity_key(net: &Testnet, id: u64) -> ed25519_dalek::SigningKey {
-    let path = net.dir().join(format!("node-{id}")).join("identity.key");
-    let (key, node) =
-        senatus_genesis::keys::SecretKey::read_identity(&path).expect("identity key file");
-    assert_eq!(node.get(), id);
-    key.signing_key().clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

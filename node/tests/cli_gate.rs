@@ -308,6 +308,7 @@ fn broker_verify_accepts_the_permit_it_was_issued_for() {
     let chain = vec![SignedSeal {
         seal: Seal::genesis(&net.genesis),
         signature: None,
+        attested: None,
     }];
     std::fs::write(&seals_file, serde_json::to_vec(&chain).expect("json")).expect("seals");
     let now = (p.issued_at_ms + 1).to_string();

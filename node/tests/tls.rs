@@ -289,6 +289,22 @@ fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> 
                 from: leader,
                 proposal_id: vec![0; 32],
                 request: vec![0; 64],
+                ledger_index: 1,
+                entry_hash: vec![0; 32],
+                attestations: vec![pb::HeadAttestation {
+                    validator: leader,
+                    signature: vec![0; 64],
+                }],
+            }),
+        ),
+        (
+            "AttestSeal",
+            HostileCall::AttestSeal(pb::AttestSealRequest {
+                from: leader,
+                proposal_id: vec![0; 32],
+                seal_digest: vec![0; 32],
+                ledger_index: 1,
+                entry_hash: vec![0; 32],
             }),
         ),
         (
@@ -317,6 +333,7 @@ enum HostileCall {
     Commitments(pb::CommitmentsRequest),
     SignBatch(pb::SignBatchRequest),
     SignSeal(pb::SignSealRequest),
+    AttestSeal(pb::AttestSealRequest),
     Certify(pb::CertifyRequest),
     Witness(pb::WitnessRequest),
 }
@@ -331,6 +348,7 @@ impl HostileCall {
             HostileCall::Commitments(m) => c.commitments(m).await.map(drop),
             HostileCall::SignBatch(m) => c.sign_batch(m).await.map(drop),
             HostileCall::SignSeal(m) => c.sign_seal(m).await.map(drop),
+            HostileCall::AttestSeal(m) => c.attest_seal(m).await.map(drop),
             HostileCall::Certify(m) => c.certify(m).await.map(drop),
             HostileCall::Witness(m) => c.witness(m).await.map(drop),
         }

@@ -1421,12 +1421,14 @@ fn three_approvers_sign_the_next_seal_and_the_chain_verifies() {
     let signed1 = SignedSeal {
         seal: seal1.clone(),
         signature: Some(Sig64(sig)),
+        attested: Some(k.c.attest_seal(&seal1, &[1, 2, 4, 5], 5, sha3(b"head"))),
     };
     verify_successor(&k.seal0, &signed1, 1).expect("successor");
     let chain = [
         SignedSeal {
             seal: k.seal0.clone(),
             signature: None,
+            attested: None,
         },
         signed1.clone(),
     ];
@@ -1445,6 +1447,7 @@ fn three_approvers_sign_the_next_seal_and_the_chain_verifies() {
     let fake = SignedSeal {
         seal: seal1,
         signature: Some(Sig64(single.to_bytes())),
+        attested: None,
     };
     assert_eq!(
         verify_successor(&k.seal0, &fake, 1),
@@ -1500,6 +1503,7 @@ fn two_approvers_cannot_sign_the_next_seal() {
     let unsigned = SignedSeal {
         seal: seal1.clone(),
         signature: None,
+        attested: None,
     };
     assert!(matches!(
         verify_successor(&k.seal0, &unsigned, 1),
@@ -1508,6 +1512,7 @@ fn two_approvers_cannot_sign_the_next_seal() {
     let garbage = SignedSeal {
         seal: seal1,
         signature: Some(Sig64([7u8; 64])),
+        attested: None,
     };
     assert!(matches!(
         verify_successor(&k.seal0, &garbage, 1),

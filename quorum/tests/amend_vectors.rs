@@ -107,6 +107,7 @@ fn amendment_vector() {
     let mut tally = Tally::new(&c.policy, &seal0).expect("tally");
     tally.open(admitted, LedgerIndex(1)).expect("open");
     let mut votes = Vec::new();
+    let mut votes_wire = Vec::new();
     let mut events = Vec::new();
     for (i, (voter, verdict)) in verdicts.into_iter().enumerate() {
         let key = c.nodes[voter as usize - 1].identity.signing_key();
@@ -118,6 +119,7 @@ fn amendment_vector() {
         .sign(key)
         .expect("vote");
         assert_eq!(SignedVote::decode(&v.encode()).as_ref(), Ok(&v));
+        votes_wire.push(v.encode());
         events.extend(tally.vote(&v, LedgerIndex(2 + i as u64)).expect("counted"));
         let reasons = match &v.vote.verdict {
             Verdict::Reject(r) => r.clone(),
@@ -169,14 +171,34 @@ fn amendment_vector() {
     }
     let public = public_key_package(&seal0).expect("public");
     let sig = aggregate(&plan.package(&msg), &shares, &public).expect("signature");
+
+    // The ledger these entries make (PROTOCOL.md 6): the proposal at index
+    // 1, the votes at 2..=6; the amendment passes at index 6, the head every
+    // validator attests for seal 1 (4.1) -- the rejecter and the recuser
+    // too: an attestation says what the ledger holds, not how one voted.
+    let mut prev = c.genesis.digest();
+    let mut ledger = Vec::new();
+    let payloads =
+        std::iter::once((4u8, signed.encode())).chain(votes_wire.iter().map(|v| (5u8, v.clone())));
+    for (i, (kind, payload)) in payloads.enumerate() {
+        let index = i as u64 + 1;
+        let mut e = senatus_genesis::Encoder::new("ledger-entry", 1);
+        e.u64(index).u8(kind).bytes(&payload).digest(&prev);
+        prev = e.digest_of();
+        ledger.push(json!({"index": index, "kind": kind, "entry_hash": prev.to_hex()}));
+    }
+    let (head_index, head_hash) = (6, prev);
+    let attested = c.attest_seal(&seal1, &[1, 2, 3, 4, 5], head_index, head_hash);
     let chain = [
         SignedSeal {
             seal: seal0.clone(),
             signature: None,
+            attested: None,
         },
         SignedSeal {
             seal: seal1.clone(),
             signature: Some(Sig64(sig)),
+            attested: Some(attested.clone()),
         },
     ];
     assert_eq!(verify_chain(&c.genesis, &chain), Ok(&seal1));
@@ -197,7 +219,7 @@ fn amendment_vector() {
         Ok(&signed)
     );
     let value = json!({
-        "description": "An amendment of the genesis-v1 cluster (PROTOCOL.md section 16): a proposal on seal 0 signed by the founding authority, five votes signed by the validators' identity keys, and seal 1 (section 4) threshold-signed by the first three approvers. Rebuild proposal_signing_bytes from the fields and layer_files, hash it for the proposal id, verify the signature under the proposer key; rebuild each vote and verify it under the voter's identity key from genesis-v1.json; rebuild seal 1 from seal 0 and verify its signature under the group key.",
+        "description": "An amendment of the genesis-v1 cluster (PROTOCOL.md section 16): a proposal on seal 0 signed by the founding authority, five votes signed by the validators' identity keys, and seal 1 (section 4) threshold-signed by the first three approvers and attested (4.1) by all five at the ledger head where it passed. Rebuild proposal_signing_bytes from the fields and layer_files, hash it for the proposal id, verify the signature under the proposer key; rebuild each vote and verify it under the voter's identity key from genesis-v1.json; rebuild seal 1 from seal 0 and verify its signature under the group key; rebuild the ledger (proposal at 1, votes at 2..6) and verify each attestation of its head under the attester's identity key.",
         "genesis_digest": c.genesis.digest().to_hex(),
         "seal0_digest": seal0.digest().to_hex(),
         "proposal": {
@@ -224,6 +246,19 @@ fn amendment_vector() {
             "signing_bytes": hex::encode(msg.as_slice()),
             "seal_digest": seal1.digest().to_hex(),
             "signature": hex::encode(sig),
+            "ledger": ledger,
+            "attestation_signing_bytes": hex::encode(
+                senatus_genesis::seal::SealAttestations::signing_bytes(&seal1.digest(), head_index, &head_hash)
+            ),
+            "attested": {
+                "ledger_index": head_index,
+                "entry_hash": head_hash.to_hex(),
+                "by": attested.by.iter().map(|a| json!({
+                    "validator": a.validator.get(),
+                    "signature": hex::encode(a.signature.0),
+                })).collect::<Vec<_>>(),
+            },
+            "signed_seal_json": serde_json::to_value(&chain[1]).expect("json"),
         },
     });
     let path = vectors_dir().join("amendment-v1.json");

@@ -68,6 +68,7 @@ fn fixture() -> Fixture {
         &[SignedSeal {
             seal: seal0,
             signature: None,
+            attested: None,
         }],
     )
     .expect("broker");

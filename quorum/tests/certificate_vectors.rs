@@ -181,6 +181,7 @@ fn certificate_vector() {
         &[SignedSeal {
             seal: seal0.clone(),
             signature: None,
+            attested: None,
         }],
     )
     .expect("broker");

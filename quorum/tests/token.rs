@@ -106,6 +106,7 @@ fn seal0(g: &Genesis) -> SignedSeal {
     SignedSeal {
         seal: Seal::genesis(g),
         signature: None,
+        attested: None,
     }
 }
 
@@ -307,6 +308,7 @@ fn a_token_of_a_later_epoch_verifies_under_the_handover_key() {
     let chain = vec![
         seal0(g),
         SignedSeal {
+            attested: Some(c0.attest_seal(&s1, &[1, 2, 3, 4], 9, Digest([9; 32]))),
             seal: s1.clone(),
             signature: Some(Sig64(sig)),
         },
@@ -744,6 +746,7 @@ fn a_chain_that_changes_the_key_inside_an_epoch_is_refused() {
     let chain = [
         seal0(g),
         SignedSeal {
+            attested: Some(c0.attest_seal(&s1, &[2, 3, 4, 5], 9, Digest([9; 32]))),
             seal: s1,
             signature: Some(Sig64(sig)),
         },

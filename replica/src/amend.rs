@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use senatus_genesis::codec::{Decoder, Encoder};
+use senatus_genesis::seal::SealAttestations;
 use senatus_genesis::{Digest, Key32, LedgerIndex, NodeId, PolicyLayer, Seal, Sig64, SignedSeal};
 use senatus_quorum::amend::{
     self, AdmissionError, ProposalDecodeError, ProposalId, ProposerRole, SignedProposal,
@@ -147,14 +148,18 @@ pub const REDECLARATION_OBJECT: &str = "redeclaration";
 /// The payload of a Seal entry (ledger kind 6):
 ///
 /// ```text
-/// "senatus/seal-entry/v1" 0x00
+/// "senatus/seal-entry/v2" 0x00
 /// fixed32 proposal_id   the passed proposal
 /// fixed32 seal_digest   SHA3-256(seal_signing_bytes) of the next seal
 /// fixed64 signature     FROST (plain Ed25519) under the active group key
+/// u64     ledger_index  the head: where the amendment passed
+/// fixed32 entry_hash    the head's entry hash
+/// list<u64 validator  fixed64 signature>   attestations (PROTOCOL 4.1)
 /// ```
 ///
 /// The seal itself is not carried: every validator computes it from its
-/// own tally and checks that digest and signature match.
+/// own tally and checks that digest, signature, head and attestations
+/// match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealEntry {
     /// The passed proposal.
@@ -163,28 +168,35 @@ pub struct SealEntry {
     pub seal_digest: Digest,
     /// Its threshold signature.
     pub signature: Sig64,
+    /// The ledger head a quorum of members attested for it.
+    pub attested: SealAttestations,
 }
+
+/// Version of the Seal entry payload: 2 carries the attested head.
+pub const SEAL_ENTRY_VERSION: u8 = 2;
 
 impl SealEntry {
     /// Canonical bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut e = Encoder::new(SEAL_ENTRY_OBJECT, 1);
+        let mut e = Encoder::new(SEAL_ENTRY_OBJECT, SEAL_ENTRY_VERSION);
         let (lo, hi) = self.signature.0.split_at(32);
         e.digest(&self.proposal.0)
             .digest(&self.seal_digest)
             .fixed32(lo.try_into().expect("32 bytes"))
             .fixed32(hi.try_into().expect("32 bytes"));
+        self.attested.encode_into(&mut e);
         e.finish()
     }
 
     /// Strict inverse of [`SealEntry::encode`].
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let err = |e: senatus_genesis::codec::DecodeError| e.to_string();
-        let mut d = Decoder::new(bytes, SEAL_ENTRY_OBJECT, 1).map_err(err)?;
+        let mut d = Decoder::new(bytes, SEAL_ENTRY_OBJECT, SEAL_ENTRY_VERSION).map_err(err)?;
         let proposal = ProposalId(d.digest("proposal_id").map_err(err)?);
         let seal_digest = d.digest("seal_digest").map_err(err)?;
         let lo = d.fixed32("signature").map_err(err)?;
         let hi = d.fixed32("signature").map_err(err)?;
+        let attested = SealAttestations::decode_from(&mut d).map_err(|e| e.to_string())?;
         d.finish().map_err(err)?;
         let mut sig = [0u8; 64];
         sig[..32].copy_from_slice(&lo);
@@ -193,6 +205,7 @@ impl SealEntry {
             proposal,
             seal_digest,
             signature: Sig64(sig),
+            attested,
         })
     }
 }
@@ -334,6 +347,7 @@ impl AmendState {
             SignedSeal {
                 seal,
                 signature: None,
+                attested: None,
             },
             layer,
             0,
@@ -479,6 +493,15 @@ impl AmendState {
     /// 0, which genesis declares).
     pub fn has_redeclared(&self, node: NodeId) -> bool {
         self.chain.len() == 1 || self.redeclared.contains_key(&node)
+    }
+
+    /// The ledger index at which proposal `id` passed under the active
+    /// seal (the head its seal is attested over), if it did.
+    pub fn passed_at(&self, id: &ProposalId) -> Option<u64> {
+        match self.tally.status(id)? {
+            Status::Passed { at } => Some(at.0),
+            _ => None,
+        }
     }
 
     /// The seal a passed, not yet sealed, amendment needs and who may sign
@@ -661,9 +684,19 @@ impl AmendState {
                 seal.digest()
             )));
         }
+        let passed_at = self
+            .passed_at(&pid)
+            .ok_or_else(|| AmendRejection::Seal(format!("proposal {pid} has no passing index")))?;
+        if e.attested.ledger_index != passed_at {
+            return Err(AmendRejection::Seal(format!(
+                "entry attests the head at ledger index {}, the amendment passed at {passed_at}",
+                e.attested.ledger_index
+            )));
+        }
         let signed = SignedSeal {
             seal,
             signature: Some(e.signature),
+            attested: Some(e.attested),
         };
         senatus_genesis::seal::verify_successor(self.seal(), &signed, self.chain.len())
             .map_err(|err| AmendRejection::Seal(err.to_string()))?;
@@ -895,12 +928,29 @@ mod tests {
             proposal: ProposalId(Digest([1; 32])),
             seal_digest: Digest([2; 32]),
             signature: Sig64([3; 64]),
+            attested: SealAttestations {
+                ledger_index: 9,
+                entry_hash: Digest([4; 32]),
+                by: [5u64, 6]
+                    .map(|id| senatus_genesis::seal::HeadAttestation {
+                        validator: NodeId::new(id).expect("id"),
+                        signature: Sig64([id as u8; 64]),
+                    })
+                    .to_vec(),
+            },
         };
         let bytes = e.encode();
-        let mut want = b"senatus/seal-entry/v1\0".to_vec();
+        let mut want = b"senatus/seal-entry/v2\0".to_vec();
         want.extend([1u8; 32]);
         want.extend([2u8; 32]);
         want.extend([3u8; 64]);
+        want.extend(9u64.to_be_bytes());
+        want.extend([4u8; 32]);
+        want.extend(2u32.to_be_bytes());
+        for id in [5u8, 6] {
+            want.extend(u64::from(id).to_be_bytes());
+            want.extend([id; 64]);
+        }
         assert_eq!(bytes, want, "docs/PROTOCOL.md 16.9");
         assert_eq!(SealEntry::decode(&bytes), Ok(e));
         assert!(SealEntry::decode(&bytes[..bytes.len() - 1]).is_err());
@@ -908,6 +958,22 @@ mod tests {
         long.push(0);
         assert!(SealEntry::decode(&long).is_err());
         assert!(SealEntry::decode(b"senatus/vote/v1\0").is_err());
+        // The first version (no head) is refused, not read as this one.
+        let mut v1 = b"senatus/seal-entry/v1\0".to_vec();
+        v1.extend(&bytes[b"senatus/seal-entry/v2\0".len()..]);
+        assert!(SealEntry::decode(&v1).is_err());
+        // An attester id of 0, and a count beyond any membership, refused.
+        let mut zero = bytes.clone();
+        let at = want.len() - 2 * (8 + 64);
+        zero[at..at + 8].copy_from_slice(&0u64.to_be_bytes());
+        assert!(
+            SealEntry::decode(&zero)
+                .expect_err("id 0")
+                .contains("not a node id")
+        );
+        let mut many = bytes.clone();
+        many[at - 4..at].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(SealEntry::decode(&many).is_err());
     }
 
     #[test]
@@ -1068,10 +1134,16 @@ mod tests {
             assert_eq!(open.iter().any(|p| p.id == pid), still, "voter {voter}");
         }
         let msg = next.signing_bytes();
+        assert_eq!(
+            st.passed_at(&pid),
+            Some(4),
+            "the third approval, at index 4"
+        );
         let good = SealEntry {
             proposal: pid,
             seal_digest: next.digest(),
             signature: Sig64(frost_sign(&c, &signers, &msg)),
+            attested: c.attest_seal(&next, &[1, 2, 4, 5], 4, Digest([4; 32])),
         };
 
         // Refused, each naming why, and nothing changes:
@@ -1117,6 +1189,36 @@ mod tests {
             )
             .expect_err("other proposal");
         assert!(e.to_string().contains("the passed amendment is"), "{e}");
+        // a head other than the one where it passed;
+        let e = st
+            .apply(
+                5,
+                EntryKind::Seal,
+                &SealEntry {
+                    attested: c.attest_seal(&next, &[1, 2, 4, 5], 3, Digest([4; 32])),
+                    ..good.clone()
+                }
+                .encode(),
+            )
+            .expect_err("other head");
+        assert!(e.to_string().contains("the amendment passed at 4"), "{e}");
+        // three attestations, the threshold's worth but not the quorum's;
+        let e = st
+            .apply(
+                5,
+                EntryKind::Seal,
+                &SealEntry {
+                    attested: c.attest_seal(&next, &[2, 4, 5], 4, Digest([4; 32])),
+                    ..good.clone()
+                }
+                .encode(),
+            )
+            .expect_err("three attestations");
+        assert!(
+            e.to_string()
+                .contains("3 attestations, 4 of the 5 members needed"),
+            "{e}"
+        );
         assert_eq!(st.seal(), &seal0, "nothing swapped");
 
         // The approvers' seal swaps the policy at exactly this index.

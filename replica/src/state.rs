@@ -289,6 +289,36 @@ impl State {
             }
         }
 
+        // A seal's attested head names an entry of this ledger: its hash
+        // must be the one this validator holds there. (Honest members
+        // attest only their own; a quorum over another hash is a seal of
+        // another branch of the log, refused here.)
+        if command.kind == EntryKind::Seal && self.amend.is_some() {
+            let entry = crate::amend::SealEntry::decode(&command.payload).map_err(|why| {
+                ApplyError::Rejected(CommandRejection::Amendment(format!("seal entry: {why}")))
+            })?;
+            let head = entry.attested.ledger_index;
+            let mine = if head < at {
+                records.entry_hash(head).map_err(ApplyError::Records)?
+            } else {
+                None
+            };
+            match mine {
+                Some(h) if h == entry.attested.entry_hash => {}
+                Some(h) => {
+                    return reject(CommandRejection::Amendment(format!(
+                        "seal entry: the attested head is entry {head} with hash {}, this validator's entry {head} has hash {h}",
+                        entry.attested.entry_hash
+                    )));
+                }
+                None => {
+                    return reject(CommandRejection::Amendment(format!(
+                        "seal entry: the attested head {head} is not an earlier entry of this ledger"
+                    )));
+                }
+            }
+        }
+
         // Amendments last: the tally changes only for an entry that is
         // appended. Proposals and votes it refuses append nothing.
         let amends = matches!(

@@ -385,3 +385,96 @@ fn the_state_digest_is_the_specified_bytes() {
     pre.extend_from_slice(&[0; 32]);
     assert_eq!(state.digest(), sha3(&pre));
 }
+
+/// A Seal entry's attested head (PROTOCOL 4.1, 16.9) must be an earlier
+/// entry of this very ledger with the hash this validator holds there: a
+/// seal attested on another branch of a forked log is refused before its
+/// signature is even looked at, and nothing changes.
+#[test]
+fn a_seal_attested_over_another_branchs_entry_is_refused() {
+    use senatus_quorum::amend::{Proposal, Verdict, Vote};
+    let c = ceremony();
+    let (mut state, seal0) = governed();
+    let mut records = MemRecords::new();
+    let mut files = PolicyLayer::example().files().clone();
+    let text = String::from_utf8(files["constitution.toml"].clone()).expect("utf8");
+    files.insert(
+        "constitution.toml".into(),
+        text.replace("\nversion = 1\n", "\nversion = 2\n")
+            .into_bytes(),
+    );
+    let v2 = PolicyLayer::from_files(files).expect("v2");
+    let proposal = Proposal {
+        base_version: seal0.version,
+        base_seal_digest: seal0.digest(),
+        layer: v2.canonical_bytes(),
+        justification: "v2".into(),
+        proposer: c.genesis.body.authority_key,
+        created_at_ms: 1,
+    }
+    .sign(c.authority.signing_key())
+    .expect("signed");
+    apply(
+        &mut state,
+        &mut records,
+        &Command::new(EntryKind::Proposal, proposal.encode()),
+    );
+    for voter in 1..=3u64 {
+        let vote = Vote {
+            proposal: proposal.id(),
+            voter: senatus_genesis::NodeId::new(voter).expect("id"),
+            verdict: Verdict::Approve,
+        }
+        .sign(c.nodes[voter as usize - 1].identity.signing_key())
+        .expect("vote");
+        apply(
+            &mut state,
+            &mut records,
+            &Command::new(EntryKind::Vote, vote.encode()),
+        );
+    }
+    // Passed at index 4, the third approval.
+    let head = records.entry_hash(4).expect("records").expect("entry 4");
+    let next = Seal {
+        version: PolicyVersion(2),
+        policy_digest: v2.digest(),
+        prev_seal: seal0.digest(),
+        ..seal0.clone()
+    };
+    let entry = |at: u64, hash: Digest| senatus_replica::amend::SealEntry {
+        proposal: proposal.id(),
+        seal_digest: next.digest(),
+        signature: senatus_genesis::Sig64([7; 64]),
+        attested: c.attest_seal(&next, &[1, 2, 3, 4], at, hash),
+    };
+    let before = state.digest();
+    let other = sha3(b"the entry at index 4 on the other branch");
+    for (at, hash, why) in [
+        (
+            4,
+            other,
+            format!(
+                "seal entry: the attested head is entry 4 with hash {other}, this validator's entry 4 has hash {head}"
+            ),
+        ),
+        (
+            5,
+            head,
+            "seal entry: the attested head 5 is not an earlier entry of this ledger".to_string(),
+        ),
+    ] {
+        let cmd = Command::new(EntryKind::Seal, entry(at, hash).encode());
+        assert_eq!(
+            refused(&mut state, &records, &cmd),
+            CommandRejection::Amendment(why)
+        );
+    }
+    // Its own head gets past this check to the seal's signature, which
+    // this one (seven bytes repeated) fails.
+    let cmd = Command::new(EntryKind::Seal, entry(4, head).encode());
+    match refused(&mut state, &records, &cmd) {
+        CommandRejection::Amendment(why) => assert!(why.contains("signature"), "{why}"),
+        other => panic!("wrong rejection: {other:?}"),
+    }
+    assert_eq!(state.digest(), before, "nothing changed");
+}

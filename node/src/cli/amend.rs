@@ -301,12 +301,28 @@ pub fn run_seal(cmd: &SealCommand) -> anyhow::Result<()> {
     for (i, s) in chain.iter().enumerate() {
         let how = match (&s.signature, i) {
             (None, 0) => "authenticated by the genesis signature".to_string(),
-            (Some(sig), _) => format!(
-                "signature {} verifies under the group key {} of seal {}",
-                hex::encode(sig.0),
-                chain[i - 1].seal.group_key,
-                i - 1
-            ),
+            (Some(sig), _) => {
+                let attested = s
+                    .attested
+                    .as_ref()
+                    .expect("verify_chain refuses an unattested later seal");
+                let by: Vec<String> = attested
+                    .by
+                    .iter()
+                    .map(|a| a.validator.to_string())
+                    .collect();
+                format!(
+                    "signature {} verifies under the group key {} of seal {}; its ledger head (entry {}, hash {}) attested by [{}], {} of {} needed",
+                    hex::encode(sig.0),
+                    chain[i - 1].seal.group_key,
+                    i - 1,
+                    attested.ledger_index,
+                    attested.entry_hash,
+                    by.join(", "),
+                    senatus_genesis::seal::attestation_quorum(chain[i - 1].seal.membership.len()),
+                    chain[i - 1].seal.membership.len()
+                )
+            }
             (None, _) => unreachable!("verify_chain refuses an unsigned later seal"),
         };
         out.push((i, s, how));

@@ -716,6 +716,7 @@ pub fn full_chain(genesis: &Genesis, seals: Vec<SignedSeal>) -> Vec<SignedSeal> 
     chain.push(SignedSeal {
         seal: Seal::genesis(genesis),
         signature: None,
+        attested: None,
     });
     chain.extend(seals);
     chain

@@ -42,16 +42,108 @@ impl Gate {
 
     /// Has `t` of the approvers (`signers`) of the passed amendment `proposal`
     /// threshold-sign `message` (its next seal's signing bytes); each of
-    /// them computes the seal from its own tally and signs nothing else.
+    /// them computes the seal from its own tally, checks `attested` against
+    /// it and its own head, and signs nothing else.
     pub async fn sign_next_seal(
         &self,
         shared: &Cluster,
         proposal: senatus_quorum::amend::ProposalId,
         signers: Vec<NodeId>,
+        attested: SealAttestations,
         message: &[u8],
     ) -> Result<[u8; 64], GateCallError> {
-        let target = SignTarget::Seal { proposal, signers };
+        let target = SignTarget::Seal {
+            proposal,
+            signers,
+            attested,
+        };
         self.sign_for(shared, &target, message).await.map(|r| r.0)
+    }
+
+    /// Collects the attestations of the head (`ledger_index`, `entry_hash`)
+    /// for `seal`, the next seal of `proposal` (PROTOCOL 4.1): this
+    /// validator's own and every other member's, asked at once, each
+    /// checked under the attester's identity key. Fails unless a quorum of
+    /// the active seal's members attested; a member that answers with a
+    /// bad signature is left out and named.
+    pub async fn attest_next_seal(
+        &self,
+        shared: &Cluster,
+        proposal: senatus_quorum::amend::ProposalId,
+        seal: &Seal,
+        ledger_index: u64,
+        entry_hash: Digest,
+    ) -> Result<SealAttestations, GateCallError> {
+        let seal_digest = seal.digest();
+        let members = self
+            .amend
+            .with(|s| s.seal().membership.clone())
+            .unwrap_or_default();
+        let timeout = Duration::from_millis(self.config.share_timeout_ms);
+        let mut calls = tokio::task::JoinSet::new();
+        for v in &members {
+            let id = v.id.get();
+            if id == self.id {
+                continue;
+            }
+            let Some(mut client) = self.peers.get(&id).cloned() else {
+                continue;
+            };
+            let req = pb::AttestSealRequest {
+                from: self.id,
+                proposal_id: proposal.0.0.to_vec(),
+                seal_digest: seal_digest.0.to_vec(),
+                ledger_index,
+                entry_hash: entry_hash.0.to_vec(),
+            };
+            calls.spawn(async move {
+                let r = match tokio::time::timeout(timeout, client.attest_seal(req)).await {
+                    Err(_) => Err(format!("no attestation within {} ms", timeout.as_millis())),
+                    Ok(Err(s)) => Err(format!("{:?}: {}", s.code(), s.message())),
+                    Ok(Ok(r)) => <[u8; 64]>::try_from(r.into_inner().signature)
+                        .map_err(|b| format!("a {}-byte signature", b.len())),
+                };
+                (id, r)
+            });
+        }
+        let mut results = Vec::with_capacity(members.len());
+        results.push((
+            self.id,
+            self.attest_seal(shared, proposal, seal_digest, ledger_index, entry_hash)
+                .await
+                .map_err(|e| e.to_string()),
+        ));
+        while let Some(joined) = calls.join_next().await {
+            if let Ok(r) = joined {
+                results.push(r);
+            }
+        }
+        let message = SealAttestations::signing_bytes(&seal_digest, ledger_index, &entry_hash);
+        let mut by = Vec::new();
+        let mut failures = Vec::new();
+        for (id, r) in results {
+            let checked = r.and_then(|sig| {
+                let a = senatus_genesis::seal::HeadAttestation {
+                    validator: NodeId::new(id).map_err(|e| e.to_string())?,
+                    signature: senatus_genesis::Sig64(sig),
+                };
+                a.verify(&message, &members).map_err(|e| e.to_string())?;
+                Ok(a)
+            });
+            match checked {
+                Ok(a) => by.push(a),
+                Err(why) => failures.push(format!("validator {id}: {why}")),
+            }
+        }
+        let attested = SealAttestations::new(ledger_index, entry_hash, by);
+        attested
+            .verify(&seal_digest, &members)
+            .map_err(|e| GateCallError::SealUnattested {
+                node: self.id,
+                proposal,
+                why: format!("{e}; {}", failures.join("; ")),
+            })?;
+        Ok(attested)
     }
 
     pub(super) async fn sign_for(
@@ -124,12 +216,24 @@ impl Gate {
                                     })
                                     .await
                             }
-                            SignTarget::Seal { proposal, .. } => {
+                            SignTarget::Seal {
+                                proposal, attested, ..
+                            } => {
                                 client
                                     .sign_seal(pb::SignSealRequest {
                                         from,
                                         proposal_id: proposal.0.0.to_vec(),
                                         request: wire,
+                                        ledger_index: attested.ledger_index,
+                                        entry_hash: attested.entry_hash.0.to_vec(),
+                                        attestations: attested
+                                            .by
+                                            .iter()
+                                            .map(|a| pb::HeadAttestation {
+                                                validator: a.validator.get(),
+                                                signature: a.signature.0.to_vec(),
+                                            })
+                                            .collect(),
                                     })
                                     .await
                             }
@@ -156,8 +260,10 @@ impl Gate {
                     SignTarget::Batch { ledger_index, .. } => {
                         self.sign_locally(shared, *ledger_index, &req).await
                     }
-                    SignTarget::Seal { proposal, .. } => self
-                        .sign_seal(shared, *proposal, &req)
+                    SignTarget::Seal {
+                        proposal, attested, ..
+                    } => self
+                        .sign_seal(shared, *proposal, &req, attested)
                         .await
                         .map_err(|e| format!("{:?}: {e}", e.code())),
                 };
@@ -262,7 +368,9 @@ impl Gate {
                 threshold: self.threshold,
                 why,
             },
-            SignTarget::Seal { proposal, signers } => GateCallError::SealNotSigned {
+            SignTarget::Seal {
+                proposal, signers, ..
+            } => GateCallError::SealNotSigned {
                 proposal: *proposal,
                 signers: signers.clone(),
                 why,

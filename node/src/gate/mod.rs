@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
+use senatus_genesis::seal::SealAttestations;
 use senatus_genesis::{Digest, Genesis, Key32, NodeId, Seal};
 use senatus_proto::reason::{Reason, Reasoned, reason_of};
 use senatus_proto::v1 as pb;
@@ -110,10 +111,12 @@ enum SignTarget {
         ledger_index: u64,
         attestation: Vec<u8>,
     },
-    /// The next seal of a passed amendment, by these approvers.
+    /// The next seal of a passed amendment, by these approvers, over the
+    /// head a quorum attested.
     Seal {
         proposal: senatus_quorum::amend::ProposalId,
         signers: Vec<NodeId>,
+        attested: SealAttestations,
     },
 }
 
@@ -260,6 +263,7 @@ impl Gate {
         senatus_genesis::SignedSeal {
             seal: Seal::genesis(genesis),
             signature: None,
+            attested: None,
         }
     }
 

@@ -176,25 +176,27 @@ impl Gate {
         Ok(share)
     }
 
-    /// The signer's side of `SignSeal`: waits (bounded) until its own
-    /// tally has passed `proposal`, and signs only if it is one of the first
-    /// `t` approvers and the message is the next seal its own tally
-    /// computes.
-    pub async fn sign_seal(
+    /// Waits (bounded by `apply_wait_ms`) until this validator's own tally
+    /// has passed `proposal`; returns the next seal it computes, who may
+    /// sign it and the ledger index at which it passed.
+    async fn await_pending_seal(
         &self,
         shared: &Cluster,
         proposal: senatus_quorum::amend::ProposalId,
-        req: &SignRequest,
-    ) -> Result<SignedShare, GateCallError> {
-        if let Some(l) = self.breach.lockdown(&self.amend) {
-            return Err(l.error(self.id));
-        }
+    ) -> Result<(Seal, Vec<NodeId>, u64), GateCallError> {
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
-        let (seal, signers) = loop {
+        loop {
             let seen = shared.raft.metrics().borrow().last_applied;
-            let pending = self.amend.with(|s| s.pending_seal()).flatten();
+            let pending = self
+                .amend
+                .with(|s| {
+                    s.pending_seal().and_then(|(id, seal, signers)| {
+                        Some((id, seal, signers, s.passed_at(&id)?))
+                    })
+                })
+                .flatten();
             match pending {
-                Some((id, seal, signers)) if id == proposal => break (seal, signers),
+                Some((id, seal, signers, at)) if id == proposal => return Ok((seal, signers, at)),
                 _ if Instant::now() >= deadline => {
                     return Err(GateCallError::NoPendingSeal {
                         node: self.id,
@@ -204,7 +206,85 @@ impl Gate {
                 _ => {}
             }
             next_apply(shared, seen, deadline).await;
-        };
+        }
+    }
+
+    /// Checks a head (`ledger_index`, `entry_hash`) against this validator's
+    /// own: the index at which its tally passed the amendment, and the hash
+    /// its ledger holds there.
+    fn check_own_head(
+        &self,
+        shared: &Cluster,
+        passed_at: u64,
+        ledger_index: u64,
+        entry_hash: &Digest,
+    ) -> Result<(), GateCallError> {
+        let mine = shared
+            .sm
+            .stored_entry_hash(ledger_index)
+            .map_err(|e| GateCallError::Internal(format!("ledger entry {ledger_index}: {e}")))?;
+        if ledger_index != passed_at || mine != Some(*entry_hash) {
+            return Err(GateCallError::HeadDiffers {
+                node: self.id,
+                ledger_index,
+                passed_at,
+                mine,
+                theirs: *entry_hash,
+            });
+        }
+        Ok(())
+    }
+
+    /// The attester's side of `AttestSeal` (PROTOCOL 4.1): its identity-key
+    /// signature that its own ledger holds `entry_hash` at `ledger_index`,
+    /// where its own tally passed `proposal`, and that the next seal it
+    /// computes has digest `seal_digest`. One validator attests at most one
+    /// seal per version: its committed ledger, from which it computes both,
+    /// never changes (PROTOCOL 21.2).
+    pub async fn attest_seal(
+        &self,
+        shared: &Cluster,
+        proposal: senatus_quorum::amend::ProposalId,
+        seal_digest: Digest,
+        ledger_index: u64,
+        entry_hash: Digest,
+    ) -> Result<[u8; 64], GateCallError> {
+        if let Some(l) = self.breach.lockdown(&self.amend) {
+            return Err(l.error(self.id));
+        }
+        let (seal, _signers, passed_at) = self.await_pending_seal(shared, proposal).await?;
+        if seal.digest() != seal_digest {
+            return Err(GateCallError::SealDiffers {
+                node: self.id,
+                proposal,
+                error: format!("it computes seal {}, not {seal_digest}", seal.digest()),
+            });
+        }
+        self.check_own_head(shared, passed_at, ledger_index, &entry_hash)?;
+        Ok(self.breach.sign(&SealAttestations::signing_bytes(
+            &seal_digest,
+            ledger_index,
+            &entry_hash,
+        )))
+    }
+
+    /// The signer's side of `SignSeal`: waits (bounded) until its own
+    /// tally has passed `proposal`, and signs only if it is one of the
+    /// approvers, the message is the next seal its own tally computes, and
+    /// `attested` is a quorum of the active members' attestations of that
+    /// seal over its own head (PROTOCOL 4.1): a seal is signed only over a
+    /// head that cannot be another branch's.
+    pub async fn sign_seal(
+        &self,
+        shared: &Cluster,
+        proposal: senatus_quorum::amend::ProposalId,
+        req: &SignRequest,
+        attested: &SealAttestations,
+    ) -> Result<SignedShare, GateCallError> {
+        if let Some(l) = self.breach.lockdown(&self.amend) {
+            return Err(l.error(self.id));
+        }
+        let (seal, signers, passed_at) = self.await_pending_seal(shared, proposal).await?;
         if !signers.iter().any(|n| n.get() == self.id) {
             return Err(GateCallError::NotAnApprover {
                 node: self.id,
@@ -212,6 +292,23 @@ impl Gate {
                 proposal,
             });
         }
+        let members = self
+            .amend
+            .with(|s| s.seal().membership.clone())
+            .unwrap_or_default();
+        attested
+            .verify(&seal.digest(), &members)
+            .map_err(|e| GateCallError::SealUnattested {
+                node: self.id,
+                proposal,
+                why: e.to_string(),
+            })?;
+        self.check_own_head(
+            shared,
+            passed_at,
+            attested.ledger_index,
+            &attested.entry_hash,
+        )?;
         #[cfg(feature = "fault-injection")]
         fault::refuse_sign(self.id)?;
         let message = seal.signing_bytes();

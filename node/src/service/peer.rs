@@ -418,24 +418,47 @@ impl pb::peer_server::Peer for PeerService {
         let sender = self.sender(&req)?;
         let r = req.into_inner();
         self.check_signing_caller("SignSeal", sender, r.from)?;
-        let id: [u8; 32] = r.proposal_id.as_slice().try_into().map_err(|_| {
-            invalid(
-                format!("proposal_id is {} bytes, not 32", r.proposal_id.len()),
-                Some("proposal_id"),
-            )
-        })?;
+        let id = digest32(&r.proposal_id, "proposal_id")?;
         let sign_req = senatus_quorum::signing::SignRequest::from_bytes(&r.request)
             .map_err(|e| invalid(format!("sign request: {e}"), Some("request")))?;
+        let attested = seal_attestations(r.ledger_index, &r.entry_hash, &r.attestations)?;
         let gate = self.0.gate.clone();
         let share = gate
             .sign_seal(
                 &self.0,
-                senatus_quorum::amend::ProposalId(Digest(id)),
+                senatus_quorum::amend::ProposalId(id),
                 &sign_req,
+                &attested,
             )
             .await
-            .map_err(Status::from)?;
+            .map_err(|e| self.refuse_head(e, "SignSeal", sender))?;
         Ok(Response::new(self.attested(&sign_req, &share)))
+    }
+
+    async fn attest_seal(
+        &self,
+        req: Request<pb::AttestSealRequest>,
+    ) -> Result<Response<pb::AttestSealReply>, Status> {
+        let sender = self.sender(&req)?;
+        let r = req.into_inner();
+        self.check_claim("AttestSeal", sender, "from", r.from)?;
+        let proposal = digest32(&r.proposal_id, "proposal_id")?;
+        let seal_digest = digest32(&r.seal_digest, "seal_digest")?;
+        let entry_hash = digest32(&r.entry_hash, "entry_hash")?;
+        let gate = self.0.gate.clone();
+        let signature = gate
+            .attest_seal(
+                &self.0,
+                senatus_quorum::amend::ProposalId(proposal),
+                seal_digest,
+                r.ledger_index,
+                entry_hash,
+            )
+            .await
+            .map_err(|e| self.refuse_head(e, "AttestSeal", sender))?;
+        Ok(Response::new(pb::AttestSealReply {
+            signature: signature.to_vec(),
+        }))
     }
 
     async fn witness(
@@ -490,6 +513,27 @@ impl pb::peer_server::Peer for PeerService {
 }
 
 impl PeerService {
+    /// A gate refusal as a status; a head that forks this validator's own
+    /// ledger is a lie that arrived over TLS only, so it is also logged
+    /// and counted against the sender (PROTOCOL 4.1, 21).
+    fn refuse_head(
+        &self,
+        e: crate::gate_error::GateCallError,
+        rpc: &'static str,
+        sender: u64,
+    ) -> Status {
+        match &e {
+            crate::gate_error::GateCallError::HeadDiffers { ledger_index, .. } => self.refuse_lie(
+                rpc,
+                sender,
+                Reason::PeerLogConflict,
+                &e,
+                [("ledgerIndex", ledger_index.to_string())],
+            ),
+            _ => Status::from(e),
+        }
+    }
+
     /// A share with this validator's identity signature over it (PROTOCOL
     /// 17.1), so an invalid one is attributable.
     fn attested(
@@ -524,4 +568,64 @@ fn command_from_wire(w: pb::WriteCommand) -> Result<Command, Status> {
         .map_err(|_| invalid(format!("entry kind {} out of range", w.kind), Some("kind")))?;
     let kind = EntryKind::from_code(code).map_err(|e| invalid(e.to_string(), Some("kind")))?;
     Ok(Command::new(kind, w.payload))
+}
+
+/// A 32-byte digest field of a peer request, or INVALID_ARGUMENT naming it.
+fn digest32(bytes: &[u8], field: &'static str) -> Result<Digest, Status> {
+    <[u8; 32]>::try_from(bytes).map(Digest).map_err(|_| {
+        invalid(
+            format!("{field} is {} bytes, not 32", bytes.len()),
+            Some(field),
+        )
+    })
+}
+
+/// The attested head a `SignSeal` carries, decoded strictly: a 32-byte
+/// hash, at most `VALIDATORS_MAX` attestations, valid ids, 64-byte
+/// signatures (whether they verify is the signer's check).
+fn seal_attestations(
+    ledger_index: u64,
+    entry_hash: &[u8],
+    attestations: &[pb::HeadAttestation],
+) -> Result<senatus_genesis::seal::SealAttestations, Status> {
+    let entry_hash = digest32(entry_hash, "entry_hash")?;
+    if attestations.len() > senatus_genesis::document::VALIDATORS_MAX {
+        return Err(invalid(
+            format!(
+                "{} attestations; at most {}",
+                attestations.len(),
+                senatus_genesis::document::VALIDATORS_MAX
+            ),
+            Some("attestations"),
+        ));
+    }
+    let mut by = Vec::with_capacity(attestations.len());
+    for a in attestations {
+        let validator = senatus_genesis::NodeId::new(a.validator).map_err(|_| {
+            invalid(
+                format!("attestation by {}, not a node id", a.validator),
+                Some("attestations"),
+            )
+        })?;
+        let signature = <[u8; 64]>::try_from(a.signature.as_slice()).map_err(|_| {
+            invalid(
+                format!(
+                    "attestation by {validator}: a {}-byte signature, not 64",
+                    a.signature.len()
+                ),
+                Some("attestations"),
+            )
+        })?;
+        by.push(senatus_genesis::seal::HeadAttestation {
+            validator,
+            signature: senatus_genesis::Sig64(signature),
+        });
+    }
+    // Carried as given: a repeat or disorder is the signer's refusal to
+    // make, not something to tidy away here.
+    Ok(senatus_genesis::seal::SealAttestations {
+        ledger_index,
+        entry_hash,
+        by,
+    })
 }

@@ -13,6 +13,7 @@ use senatus_genesis::Digest;
 use senatus_node::ledger::{EntryKind, LedgerEntry, verify_chain};
 use senatus_proto::v1 as pb;
 use senatus_testnet::{Head, RaftOverrides, Testnet, UpOptions};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 /// Cluster tests share two cores; one cluster at a time keeps the timing
@@ -491,4 +492,39 @@ pub async fn permit_request(
         .into_inner();
     assert_eq!(r.outcome, "PERMIT", "{r:?}");
     r
+}
+
+/// `senatus_peer_refusals_total{sender, reason}` on node `id`.
+pub async fn refusals(
+    net: &Testnet,
+    id: u64,
+    sender: u64,
+    reason: senatus_proto::reason::Reason,
+) -> u64 {
+    let addr = net.spec(id).expect("spec").metrics.clone();
+    let mut s = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("metrics connect");
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+        .await
+        .expect("metrics request");
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.expect("metrics body");
+    let needle = format!(
+        "senatus_peer_refusals_total{{sender=\"{sender}\",reason=\"{}\"}} ",
+        reason.as_str()
+    );
+    body.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .map_or(0, |n| n.trim().parse().expect("counter"))
+}
+
+/// Validator `id`'s identity key, from the testnet's ceremony directory:
+/// what a Byzantine validator signs with.
+pub fn identity_key(net: &Testnet, id: u64) -> ed25519_dalek::SigningKey {
+    let path = net.dir().join(format!("node-{id}")).join("identity.key");
+    let (key, node) =
+        senatus_genesis::keys::SecretKey::read_identity(&path).expect("identity key file");
+    assert_eq!(node.get(), id);
+    key.signing_key().clone()
 }
