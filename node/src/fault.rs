@@ -53,11 +53,57 @@ pub fn active() -> Fault {
     })
 }
 
+/// The followers a leader with `DATA_DIR/FORK_LOG` sends a forked log.
+static FORK_TO: std::sync::Mutex<Vec<u64>> = std::sync::Mutex::new(Vec::new());
+
+/// `FORK_LOG`: a Byzantine leader forking the log. Every Record entry in
+/// an AppendEntries to one of the followers `FORK_LOG` named carries other
+/// bytes than the entry this leader keeps and sends the rest: same Raft
+/// log ids, different ledger entries, so those followers commit another
+/// branch of the ledger (PROTOCOL 21.6).
+pub fn fork_entries(
+    target: u64,
+    mut rpc: openraft::raft::AppendEntriesRequest<crate::raft_types::TypeConfig>,
+) -> openraft::raft::AppendEntriesRequest<crate::raft_types::TypeConfig> {
+    let forked = FORK_TO
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .contains(&target);
+    if forked {
+        for e in &mut rpc.entries {
+            if let openraft::EntryPayload::Normal(c) = &mut e.payload
+                && c.kind == senatus_replica::ledger::EntryKind::Record
+            {
+                c.payload.extend_from_slice(b" (the other branch)");
+            }
+        }
+    }
+    rpc
+}
+
 /// File triggers of the tamper hooks, checked by the detector loop:
 /// `DATA_DIR/TAMPER_MEMORY` (any content) edits the active policy layer
 /// in memory; `DATA_DIR/FLIP_LEDGER` (a ledger index) flips one stored
-/// byte of that entry. Each file is removed once acted on.
+/// byte of that entry; `DATA_DIR/FORK_LOG` (validator ids, comma
+/// separated) makes this validator, while it leads, fork the log for
+/// those followers ([`fork_entries`]). Each file is removed once acted on.
 pub fn tamper_hooks(id: u64, sm: &crate::store::StateMachineStore, data_dir: &std::path::Path) {
+    let fork = data_dir.join("FORK_LOG");
+    if let Ok(text) = std::fs::read_to_string(&fork) {
+        let _ = std::fs::remove_file(&fork);
+        let ids: Result<Vec<u64>, _> = text.trim().split(',').map(|t| t.trim().parse()).collect();
+        match ids {
+            Ok(ids) => {
+                tracing::warn!(
+                    node = id,
+                    ?ids,
+                    "fault injection: forking the log for these followers"
+                );
+                *FORK_TO.lock().unwrap_or_else(|p| p.into_inner()) = ids;
+            }
+            Err(e) => tracing::error!(node = id, error = %e, "FORK_LOG holds no ids"),
+        }
+    }
     let memory = data_dir.join("TAMPER_MEMORY");
     if memory.exists() && std::fs::remove_file(&memory).is_ok() {
         tracing::warn!(

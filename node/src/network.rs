@@ -269,6 +269,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RpcErr> {
+        #[cfg(feature = "fault-injection")]
+        let rpc = crate::fault::fork_entries(self.target, rpc);
         let payload = encode(&rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         if let Some(hint) = entries_hint(payload.len(), rpc.entries.len()) {
             tracing::debug!(

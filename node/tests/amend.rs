@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -31,19 +31,6 @@ fn s(p: &Path) -> &str {
 
 /// An edit of a proposed policy directory.
 type LayerEdit = Box<dyn Fn(&Path)>;
-
-/// The testnet's policy layer as version 2, with `edit` applied to its
-/// directory.
-fn proposed(tmp: &Path, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
-    let dir = tmp.join(name);
-    copy_dir(&tmp.join("net/policy"), &dir);
-    let c = dir.join("constitution.toml");
-    let text = std::fs::read_to_string(&c).expect("constitution");
-    assert!(text.contains("\nversion = 1\n"), "{text}");
-    std::fs::write(&c, text.replace("\nversion = 1\n", "\nversion = 2\n")).expect("write");
-    edit(&dir);
-    dir
-}
 
 /// The proposal id `amend propose` printed.
 fn proposal_id(o: &Output) -> String {

@@ -577,3 +577,146 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
     })
     .await;
 }
+
+/// Waits (bounded) until node `id`'s log of this run holds `needle`.
+async fn logged(net: &Testnet, id: u64, needle: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = net.last_run_log(id).expect("log");
+        if log.contains(needle) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {id} never logged {needle:?}; its log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The entry hash node `id` holds at ledger `index`, once it has applied
+/// it (bounded).
+async fn entry_hash(net: &Testnet, id: u64, index: u64) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + CALL;
+    loop {
+        let mut c = net.client(id).expect("client");
+        let r = tokio::time::timeout(
+            CALL,
+            c.get_ledger(pb::GetLedgerRequest {
+                from: index,
+                to: index,
+                limit: 1,
+            }),
+        )
+        .await
+        .expect("GetLedger within bound")
+        .expect("GetLedger")
+        .into_inner();
+        if let Some(e) = r.entries.first() {
+            return e.hash.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {id} never applied ledger entry {index}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A leader that really forks the log (the `FORK_LOG` hook: every Record
+/// entry it sends two of its followers carries other bytes than the one it
+/// keeps and sends the other two; same Raft log ids, so openraft sees
+/// nothing): the two followers on the other branch certify it from the
+/// next signed head they are shown, and an amendment proposed after the
+/// fork, recorded on both branches, is sealed on neither (each branch has
+/// three attesters with the leader; a seal needs four).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_forking_the_log_between_two_pairs_is_certified_and_seals_nothing() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "forking leader", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let leader = net
+            .wait_leader(Duration::from_secs(10))
+            .await
+            .expect("leader");
+        // The real branch: the two lowest-id followers (the leader's
+        // signers); the other branch: the two others.
+        let followers: Vec<u64> = net.ids().into_iter().filter(|i| *i != leader).collect();
+        let (real, other) = (&followers[..2], &followers[2..]);
+        let config = senatus_genesis::config::NodeConfig::load(&net.spec(leader).expect("spec").config)
+            .expect("node config");
+        std::fs::write(
+            config.data_dir.join("FORK_LOG"),
+            format!("{},{}", other[0], other[1]),
+        )
+        .expect("fork hook");
+        logged(&net, leader, "fault injection: forking the log").await;
+
+        // A record: committed on all five, another entry on the other pair.
+        let ack = write(&net, leader, payload("forked", 0)).await;
+        let index = ack.reply.index;
+        for &r in real {
+            assert_eq!(entry_hash(&net, r, index).await, ack.reply.hash, "node {r}");
+        }
+        let branch = entry_hash(&net, other[0], index).await;
+        assert_ne!(branch, ack.reply.hash, "the other branch holds another entry");
+        assert_eq!(entry_hash(&net, other[1], index).await, branch);
+
+        // The next decision is signed by the leader and the real pair; its
+        // signed head reaches the other pair through the witness, and both
+        // certify the leader.
+        let sent = std::time::Instant::now();
+        permit(&net, leader, "after-the-fork").await;
+        let mut certified_after = Vec::new();
+        for &o in other {
+            loop {
+                if certified_kinds(&net, o, leader)
+                    .await
+                    .iter()
+                    .any(|k| k == "ledger-fork")
+                {
+                    certified_after.push(sent.elapsed());
+                    break;
+                }
+                assert!(
+                    sent.elapsed() < Duration::from_secs(30),
+                    "node {o} never certified the forking leader {leader}"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        eprintln!(
+            "forked head certified by both validators of the other branch within {:?} of the decision being sent",
+            certified_after.iter().max().expect("two")
+        );
+        // The real pair holds the leader's head: the certificate's evidence
+        // is false there, so each refuses it when the other pair sends it.
+        for &r in real {
+            logged(&net, r, "certificate refused; nothing changes").await;
+            assert!(
+                certified_kinds(&net, r, leader).await.is_empty(),
+                "node {r} of the leader's own branch certified it"
+            );
+        }
+
+        // An amendment proposed now is recorded on both branches and passes
+        // on the leader's; its seal needs four attestations of the head and
+        // the other pair's ledgers hold another entry there.
+        let v2 = proposed(tmp.path(), "v2", |_| {});
+        let before = refusals(&net, other[0], leader, Reason::PeerLogConflict).await;
+        propose_via(&net, tmp.path(), leader, &v2, "proposed on a forked log").await;
+        logged(&net, leader, "3 attestations, 4 of the 5 members needed").await;
+        assert!(refusals(&net, other[0], leader, Reason::PeerLogConflict).await > before);
+        for id in net.ids() {
+            let mut c = net.client(id).expect("client");
+            let chain = c
+                .get_seal_chain(pb::SealChainRequest {})
+                .await
+                .expect("GetSealChain")
+                .into_inner();
+            assert_eq!(chain.seals_json.len(), 1, "node {id} holds a second seal");
+        }
+    })
+    .await;
+}

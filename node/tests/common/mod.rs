@@ -528,3 +528,16 @@ pub fn identity_key(net: &Testnet, id: u64) -> ed25519_dalek::SigningKey {
     assert_eq!(node.get(), id);
     key.signing_key().clone()
 }
+
+/// The testnet's policy layer (`tmp/net/policy`) as version 2 in
+/// `tmp/name`, with `edit` applied to that directory.
+pub fn proposed(tmp: &Path, name: &str, edit: impl FnOnce(&Path)) -> std::path::PathBuf {
+    let dir = tmp.join(name);
+    copy_dir(&tmp.join("net/policy"), &dir);
+    let c = dir.join("constitution.toml");
+    let text = std::fs::read_to_string(&c).expect("constitution");
+    assert!(text.contains("\nversion = 1\n"), "{text}");
+    std::fs::write(&c, text.replace("\nversion = 1\n", "\nversion = 2\n")).expect("write");
+    edit(&dir);
+    dir
+}
