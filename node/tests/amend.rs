@@ -683,20 +683,15 @@ async fn with_two_validators_down_three_approvals_pass_it_and_the_seal_waits_for
             .wait_leader(Duration::from_secs(10))
             .await
             .expect("leader");
-        let deadline = Instant::now() + VOTES_WITHIN;
-        loop {
-            let log = net.last_run_log(now).expect("log");
-            if log.contains("seal head not attested by a quorum")
-                && log.contains("3 attestations, 4 of the 5 members needed")
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "leader {now} never reported the missing attestation; its log:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        logged(
+            &net,
+            now,
+            &[
+                "seal head not attested by a quorum",
+                "3 attestations, 4 of the 5 members needed",
+            ],
+        )
+        .await;
         for n in net.running() {
             let entries = ledger(&net, n).await;
             assert!(
@@ -1365,23 +1360,7 @@ async fn an_amendment_passed_on_two_branches_of_a_fork_is_sealed_on_at_most_one(
         // head three attested (the threshold, not the quorum), then with
         // four signatures over the other branch's entry: refused both ways.
         let mut c = peer_client(&net, real_side[0], liar).await;
-        let commitment = c
-            .commitments(pb::CommitmentsRequest {
-                from: liar,
-                count: 1,
-            })
-            .await
-            .expect("commitments for the leader")
-            .into_inner()
-            .commitments
-            .remove(0);
-        let request = senatus_quorum::signing::SignRequest {
-            message: real.signing_bytes(),
-            commitments: vec![
-                senatus_quorum::signing::PublishedCommitment::from_bytes(&commitment)
-                    .expect("commitment"),
-            ],
-        };
+        let request = sign_request_as(&mut c, liar, real.signing_bytes()).await;
         // Attestations go on the wire ascending by validator, as a seal
         // carries them.
         let sign = |hash: senatus_genesis::Digest, ids: &[u64]| pb::SignSealRequest {

@@ -458,23 +458,7 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
         // attestation of another head there: the signer refuses, since it
         // signs only the head it committed itself.
         let mut as_leader = peer_client(&net, target, leader).await;
-        let commitment = as_leader
-            .commitments(pb::CommitmentsRequest {
-                from: leader,
-                count: 1,
-            })
-            .await
-            .expect("commitments for the leader")
-            .into_inner()
-            .commitments
-            .remove(0);
-        let request = senatus_quorum::signing::SignRequest {
-            message: b"any message".to_vec(),
-            commitments: vec![
-                senatus_quorum::signing::PublishedCommitment::from_bytes(&commitment)
-                    .expect("commitment"),
-            ],
-        };
+        let request = sign_request_as(&mut as_leader, leader, b"any message".to_vec()).await;
         let s = as_leader
             .sign_batch(pb::SignBatchRequest {
                 from: leader,
@@ -578,22 +562,6 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
     .await;
 }
 
-/// Waits (bounded) until node `id`'s log of this run holds `needle`.
-async fn logged(net: &Testnet, id: u64, needle: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let log = net.last_run_log(id).expect("log");
-        if log.contains(needle) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "node {id} never logged {needle:?}; its log:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The entry hash node `id` holds at ledger `index`, once it has applied
 /// it (bounded).
 async fn entry_hash(net: &Testnet, id: u64, index: u64) -> Vec<u8> {
@@ -651,7 +619,7 @@ async fn a_leader_forking_the_log_between_two_pairs_is_certified_and_seals_nothi
             format!("{},{}", other[0], other[1]),
         )
         .expect("fork hook");
-        logged(&net, leader, "fault injection: forking the log").await;
+        logged(&net, leader, &["fault injection: forking the log"]).await;
 
         // A record: committed on all five, another entry on the other pair.
         let ack = write(&net, leader, payload("forked", 0)).await;
@@ -693,7 +661,7 @@ async fn a_leader_forking_the_log_between_two_pairs_is_certified_and_seals_nothi
         // The real pair holds the leader's head: the certificate's evidence
         // is false there, so each refuses it when the other pair sends it.
         for &r in real {
-            logged(&net, r, "certificate refused; nothing changes").await;
+            logged(&net, r, &["certificate refused; nothing changes"]).await;
             assert!(
                 certified_kinds(&net, r, leader).await.is_empty(),
                 "node {r} of the leader's own branch certified it"
@@ -706,7 +674,7 @@ async fn a_leader_forking_the_log_between_two_pairs_is_certified_and_seals_nothi
         let v2 = proposed(tmp.path(), "v2", |_| {});
         let before = refusals(&net, other[0], leader, Reason::PeerLogConflict).await;
         propose_via(&net, tmp.path(), leader, &v2, "proposed on a forked log").await;
-        logged(&net, leader, "3 attestations, 4 of the 5 members needed").await;
+        logged(&net, leader, &["3 attestations, 4 of the 5 members needed"]).await;
         assert!(refusals(&net, other[0], leader, Reason::PeerLogConflict).await > before);
         for id in net.ids() {
             let mut c = net.client(id).expect("client");

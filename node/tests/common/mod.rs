@@ -541,3 +541,47 @@ pub fn proposed(tmp: &Path, name: &str, edit: impl FnOnce(&Path)) -> std::path::
     edit(&dir);
     dir
 }
+
+/// A one-signer FROST sign request for `message` over a commitment that
+/// validator `target` hands out to `leader` through `client` (a peer
+/// client authenticated as `leader`): what a leader sends a signer.
+pub async fn sign_request_as(
+    client: &mut senatus_proto::v1::peer_client::PeerClient<tonic::transport::Channel>,
+    leader: u64,
+    message: Vec<u8>,
+) -> senatus_quorum::signing::SignRequest {
+    let commitment = client
+        .commitments(pb::CommitmentsRequest {
+            from: leader,
+            count: 1,
+        })
+        .await
+        .expect("commitments for the leader")
+        .into_inner()
+        .commitments
+        .remove(0);
+    senatus_quorum::signing::SignRequest {
+        message,
+        commitments: vec![
+            senatus_quorum::signing::PublishedCommitment::from_bytes(&commitment)
+                .expect("commitment"),
+        ],
+    }
+}
+
+/// Waits (bounded) until node `id`'s log of this run holds every one of
+/// `needles`.
+pub async fn logged(net: &Testnet, id: u64, needles: &[&str]) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = net.last_run_log(id).expect("log");
+        if needles.iter().all(|n| log.contains(n)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node {id} never logged {needles:?}; its log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
