@@ -399,9 +399,10 @@ pub enum GateCallError {
 /// Why a `DecideRequest` does not validate (INVALID_ARGUMENT).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RequestError {
-    /// `params_json` does not parse.
-    #[error("params_json is not JSON: {0}")]
-    ParamsNotJson(String),
+    /// `params_json` is not JSON, or not JSON that RFC 8785 binds one to
+    /// one (`senatus_quorum::parse_params`).
+    #[error("params_json: {0}")]
+    Params(senatus_quorum::ParamsError),
     /// `context.uncertainty_permille` is above 1000.
     #[error("context.uncertainty_permille {0} is above 1000")]
     Uncertainty(u32),
@@ -605,7 +606,7 @@ impl RequestError {
     /// The request field at fault, when one is.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            RequestError::ParamsNotJson(_) => Some("params_json"),
+            RequestError::Params(_) => Some("params_json"),
             RequestError::Uncertainty(_) => Some("context.uncertainty_permille"),
             RequestError::Invalid(_) => None,
         }

@@ -615,3 +615,91 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
     })
     .await;
 }
+
+/// Params JCS cannot bind one to one (PROTOCOL 9.1) are refused by the
+/// validator asked, naming the rule, and nothing reaches the ledger; other
+/// spellings of numbers a double holds exactly decide like their RFC 8785
+/// form, with the same params digest in the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn params_a_digest_cannot_bind_one_to_one_are_refused_and_exact_spellings_agree() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "params binding", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        let with_params = |params: &str, key: &str| pb::DecideRequest {
+            params_json: params.to_string(),
+            ..transfer_by("agent-b", 0, key)
+        };
+        let head = net.status(1).await.expect("status").ledger_index;
+        for (params, rule) in [
+            (
+                r#"{"amount": 40, "amount": 4000, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                r#"repeat the key "amount""#,
+            ),
+            (
+                r#"{"amount": 9007199254740993, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                "integer 9007199254740993 is beyond +/-(2^53 - 1)",
+            ),
+            (
+                r#"{"amount": 40, "rate": 0.10000000000000001, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                "number 0.10000000000000001 is not exactly a double: RFC 8785 makes it 0.1",
+            ),
+        ] {
+            for via in [1u64, 4] {
+                let mut c = net.client(via).expect("client");
+                let s = tokio::time::timeout(CALL, c.decide(with_params(params, "bad-params")))
+                    .await
+                    .expect("answered in time")
+                    .expect_err(params);
+                assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+                let r = reason_of(&s).expect("reason");
+                assert_eq!(r.known(), Some(Reason::InvalidRequest), "{s:?}");
+                assert_eq!(r.metadata["field"], "params_json");
+                assert!(s.message().contains(rule), "{params}: {s:?}");
+            }
+        }
+        assert_eq!(
+            net.status(1).await.expect("status").ledger_index,
+            head,
+            "nothing was appended"
+        );
+
+        // 4e1 and 40.0 are 40: the same decision and params digest as 40.
+        let plain = permit_request(
+            &net,
+            1,
+            with_params(
+                r#"{"amount": 40, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                "plain",
+            ),
+        )
+        .await;
+        let spelled = permit_request(
+            &net,
+            4,
+            with_params(
+                r#"{"amount": 4e1, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                "spelled",
+            ),
+        )
+        .await;
+        let digest_of = |r: &pb::DecideReply| {
+            Token::from_bytes(&r.token)
+                .expect("token")
+                .payload
+                .params_digest
+        };
+        assert_eq!(digest_of(&plain), digest_of(&spelled));
+        let again = permit_request(
+            &net,
+            2,
+            with_params(
+                r#"{"amount": 40.0, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
+                "spelled-again",
+            ),
+        )
+        .await;
+        assert_eq!(digest_of(&plain), digest_of(&again));
+    })
+    .await;
+}

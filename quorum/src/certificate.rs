@@ -1411,7 +1411,7 @@ impl SignedCertificate {
                     .map_err(|e| invalid(format!("the token does not verify: {e}")))?;
                 // Unparseable or undigestible params cannot match any
                 // decided params: modified.
-                let presented = serde_json::from_str::<serde_json::Value>(params_json)
+                let presented = crate::params::parse_params(params_json)
                     .ok()
                     .and_then(|v| params_digest(&v).ok());
                 if presented == Some(signed) {

@@ -21,4 +21,4 @@ pub mod signing;
 pub mod token;
 
 pub use outcome::Outcome;
-pub use params::{ParamsError, canonical_params, params_digest};
+pub use params::{ParamsError, canonical_params, params_digest, parse_params};

@@ -304,7 +304,9 @@ struct RequestFile {
     action: String,
     actor: String,
     tenant: String,
-    params: serde_json::Value,
+    /// Kept as text: parsed by `parse_params`, which refuses what JCS
+    /// cannot bind (a repeated key, an inexact number).
+    params: Box<serde_json::value::RawValue>,
     #[serde(default)]
     context: ContextFile,
     #[serde(default)]
@@ -336,6 +338,8 @@ fn random_key() -> String {
 pub fn parse_request_file(bytes: &[u8]) -> anyhow::Result<(DecisionRequest, bool)> {
     let f: RequestFile = serde_json::from_slice(bytes)
         .map_err(|e| anyhow::anyhow!("request file is not a valid request: {e}"))?;
+    let params = senatus_quorum::parse_params(f.params.get())
+        .map_err(|e| anyhow::anyhow!("request file params: {e}"))?;
     let (key, generated) = match f.idempotency_key {
         Some(k) => (k, false),
         None => (random_key(), true),
@@ -346,7 +350,7 @@ pub fn parse_request_file(bytes: &[u8]) -> anyhow::Result<(DecisionRequest, bool
             action: f.action,
             actor: f.actor,
             tenant: f.tenant,
-            params: f.params,
+            params,
             context: AgentContext {
                 uncertainty_permille: f.context.uncertainty_permille,
                 resources: f.context.resources,
@@ -365,8 +369,8 @@ fn build_request(a: &DecideArgs) -> anyhow::Result<Built> {
             parse_request_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
         }
         None => {
-            let params: serde_json::Value = serde_json::from_str(&a.params)
-                .map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?;
+            let params = senatus_quorum::parse_params(&a.params)
+                .map_err(|e| anyhow::anyhow!("--params: {e}"))?;
             let mut resources = BTreeMap::new();
             for r in &a.resource {
                 let (name, amount) = r
@@ -762,12 +766,14 @@ fn verify_with_prefix(c: &TokenCheckArgs, prefix: &str) -> anyhow::Result<(Token
     let broker = load_broker(c)?;
     let params: serde_json::Value = match (&c.params, &c.params_file) {
         (Some(p), _) => {
-            serde_json::from_str(p).map_err(|e| anyhow::anyhow!("--params is not JSON: {e}"))?
+            senatus_quorum::parse_params(p).map_err(|e| anyhow::anyhow!("--params: {e}"))?
         }
         (None, Some(path)) => {
             let bytes = read_bounded(path, INPUT_FILE_BYTES_MAX, "params file")?;
-            serde_json::from_slice(&bytes)
-                .map_err(|e| anyhow::anyhow!("params file {} is not JSON: {e}", path.display()))?
+            let text = std::str::from_utf8(&bytes)
+                .map_err(|e| anyhow::anyhow!("params file {} is not UTF-8: {e}", path.display()))?;
+            senatus_quorum::parse_params(text)
+                .map_err(|e| anyhow::anyhow!("params file {}: {e}", path.display()))?
         }
         (None, None) => anyhow::bail!("give --params or --params-file"),
     };
@@ -1052,6 +1058,16 @@ mod tests {
         assert!(generated);
         assert!(r.idempotency_key.starts_with("cli-"));
         r.validate().expect("generated key is valid");
+        // Params inside the file are parsed from their own text: a repeated
+        // key or an inexact number is refused here, not collapsed.
+        let repeated = br#"{"surface":"p","action":"a","actor":"a","tenant":"t",
+            "params":{"to":"x","to":"y"}}"#;
+        let e = parse_request_file(repeated).expect_err("repeated key");
+        assert!(e.to_string().contains(r#"repeat the key "to""#), "{e}");
+        let inexact = br#"{"surface":"p","action":"a","actor":"a","tenant":"t",
+            "params":{"rate":0.10000000000000001}}"#;
+        let e = parse_request_file(inexact).expect_err("inexact number");
+        assert!(e.to_string().contains("RFC 8785 makes it 0.1"), "{e}");
     }
 
     #[test]

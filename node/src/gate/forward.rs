@@ -204,7 +204,8 @@ mod tests {
         };
         let e = GateCallError::from(request_from_wire(&bad).expect_err("not JSON"));
         assert!(
-            e.to_string().starts_with("params_json is not JSON: "),
+            e.to_string()
+                .starts_with("params_json: params are not JSON: "),
             "{e}"
         );
         let s = Status::from(e);

@@ -327,8 +327,7 @@ fn ledger_read(e: impl std::fmt::Display) -> GateCallError {
 
 /// The wire request as a validated [`DecisionRequest`].
 pub fn request_from_wire(r: &pb::DecideRequest) -> Result<DecisionRequest, RequestError> {
-    let params: serde_json::Value = serde_json::from_str(&r.params_json)
-        .map_err(|e| RequestError::ParamsNotJson(e.to_string()))?;
+    let params = senatus_quorum::parse_params(&r.params_json).map_err(RequestError::Params)?;
     let ctx = r.context.clone().unwrap_or_default();
     let uncertainty = u16::try_from(ctx.uncertainty_permille)
         .map_err(|_| RequestError::Uncertainty(ctx.uncertainty_permille))?;

@@ -143,7 +143,7 @@ impl Gate {
         };
         let t = v.token;
         if !params_json.is_empty() {
-            let same = serde_json::from_str::<serde_json::Value>(params_json)
+            let same = senatus_quorum::parse_params(params_json)
                 .ok()
                 .and_then(|p| senatus_quorum::params_digest(&p).ok())
                 .is_some_and(|d| d == t.payload.params_digest);
