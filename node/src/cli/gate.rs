@@ -334,12 +334,20 @@ fn random_key() -> String {
     format!("cli-{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
+/// Params that do not parse make a request that is not sent, worded as
+/// the validator's own check words it.
+fn invalid_params(e: senatus_quorum::ParamsError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "invalid request (not sent): {}",
+        senatus_quorum::request::RequestError::from(e)
+    )
+}
+
 /// Parses a request file strictly (unknown fields refused).
 pub fn parse_request_file(bytes: &[u8]) -> anyhow::Result<(DecisionRequest, bool)> {
     let f: RequestFile = serde_json::from_slice(bytes)
         .map_err(|e| anyhow::anyhow!("request file is not a valid request: {e}"))?;
-    let params = senatus_quorum::parse_params(f.params.get())
-        .map_err(|e| anyhow::anyhow!("request file params: {e}"))?;
+    let params = senatus_quorum::parse_params(f.params.get()).map_err(invalid_params)?;
     let (key, generated) = match f.idempotency_key {
         Some(k) => (k, false),
         None => (random_key(), true),
@@ -369,8 +377,7 @@ fn build_request(a: &DecideArgs) -> anyhow::Result<Built> {
             parse_request_file(&bytes).map_err(|e| anyhow::anyhow!("{}: {e:#}", path.display()))?
         }
         None => {
-            let params = senatus_quorum::parse_params(&a.params)
-                .map_err(|e| anyhow::anyhow!("--params: {e}"))?;
+            let params = senatus_quorum::parse_params(&a.params).map_err(invalid_params)?;
             let mut resources = BTreeMap::new();
             for r in &a.resource {
                 let (name, amount) = r
@@ -765,15 +772,17 @@ fn verify_offline(c: &TokenCheckArgs) -> anyhow::Result<(Token, VerifiedToken)> 
 fn verify_with_prefix(c: &TokenCheckArgs, prefix: &str) -> anyhow::Result<(Token, VerifiedToken)> {
     let broker = load_broker(c)?;
     let params: serde_json::Value = match (&c.params, &c.params_file) {
+        // Params the token cannot be bound to refuse the token (9.7 step
+        // 12), as a digest mismatch would.
         (Some(p), _) => {
-            senatus_quorum::parse_params(p).map_err(|e| anyhow::anyhow!("--params: {e}"))?
+            senatus_quorum::parse_params(p).map_err(|e| refused(prefix, &VerifyError::Params(e)))?
         }
         (None, Some(path)) => {
             let bytes = read_bounded(path, INPUT_FILE_BYTES_MAX, "params file")?;
             let text = std::str::from_utf8(&bytes)
                 .map_err(|e| anyhow::anyhow!("params file {} is not UTF-8: {e}", path.display()))?;
             senatus_quorum::parse_params(text)
-                .map_err(|e| anyhow::anyhow!("params file {}: {e}", path.display()))?
+                .map_err(|e| refused(prefix, &VerifyError::Params(e)))?
         }
         (None, None) => anyhow::bail!("give --params or --params-file"),
     };
