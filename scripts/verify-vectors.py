@@ -98,11 +98,7 @@ def genesis(vec, policy_digest):
     check("genesis signing bytes", signing.hex(), vec["genesis_signing_bytes"])
     gd = sha3(signing)
     check("genesis digest", gd, vec["genesis_digest"])
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(g["authority_key"])).verify(
-            bytes.fromhex(g["signature"]), signing
-        )
-    except InvalidSignature:
+    if not ed25519_ok(g["authority_key"], g["signature"], signing):
         print("MISMATCH genesis signature does not verify")
         sys.exit(1)
     print("ok  genesis signature (Ed25519, authority key)")
@@ -238,11 +234,7 @@ def token(vec, gvec):
     m.raw32(vec["root"]).u32(vec["leaf_count"])
     msg = bytes(m.b)
     check("token batch message", msg.hex(), vec["batch_message"])
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(vec["group_key"])).verify(
-            bytes.fromhex(vec["signature"]), msg
-        )
-    except InvalidSignature:
+    if not ed25519_ok(vec["group_key"], vec["signature"], msg):
         print("MISMATCH token batch signature does not verify")
         sys.exit(1)
     print("ok  token batch signature (Ed25519, FROST group key)")
@@ -317,12 +309,104 @@ def requests(vec, gvec, policy_digest):
     check("decision batch digest", sha3(bytes(e.b)), bt["batch_digest"])
 
 
+# PROTOCOL.md 1.1: Ed25519 as senatus verifies it. OpenSSL (under
+# `cryptography`) implements RFC 8032 and accepts, for instance, the
+# small-order public key 01 00..00 with R = 01 00..00 and S = 0 for any
+# message; the extra rules are checked here, with the curve arithmetic of
+# RFC 8032 section 6, before OpenSSL checks the equation.
+ED_P = 2**255 - 19
+ED_L = 2**252 + 27742317777372353535851937790883648493
+ED_D = -121665 * pow(121666, ED_P - 2, ED_P) % ED_P
+ED_SQRT_M1 = pow(2, (ED_P - 1) // 4, ED_P)
+ED_IDENTITY = (0, 1, 1, 0)
+
+
+def ed_add(a, b):
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    A = (y1 - x1) * (y2 - x2) % ED_P
+    B = (y1 + x1) * (y2 + x2) % ED_P
+    C = 2 * t1 * t2 * ED_D % ED_P
+    D = 2 * z1 * z2 % ED_P
+    E, F, G, H = B - A, D - C, D + C, B + A
+    return (E * F % ED_P, G * H % ED_P, F * G % ED_P, E * H % ED_P)
+
+
+def ed_mul(s, pt):
+    q = ED_IDENTITY
+    while s > 0:
+        if s & 1:
+            q = ed_add(q, pt)
+        pt = ed_add(pt, pt)
+        s >>= 1
+    return q
+
+
+def ed_equal(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % ED_P == 0 and (a[1] * b[2] - b[1] * a[2]) % ED_P == 0
+
+
+def ed_decode(enc: bytes):
+    """RFC 8032 5.1.3, refusing non-canonical encodings (y >= p, or x = 0
+    with the sign bit set); None when not a canonical point encoding."""
+    y = int.from_bytes(enc, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= ED_P:
+        return None
+    x2 = (y * y - 1) * pow(ED_D * y * y + 1, ED_P - 2, ED_P) % ED_P
+    if x2 == 0:
+        if sign:
+            return None
+        return (0, y, 1, 0)
+    x = pow(x2, (ED_P + 3) // 8, ED_P)
+    if (x * x - x2) % ED_P != 0:
+        x = x * ED_SQRT_M1 % ED_P
+    if (x * x - x2) % ED_P != 0:
+        return None
+    if (x & 1) != sign:
+        x = ED_P - x
+    return (x, y, 1, x * y % ED_P)
+
+
+def ed_small_order(pt) -> bool:
+    return ed_equal(ed_mul(8, pt), ED_IDENTITY)
+
+
 def ed25519_ok(key_hex, sig_hex, msg: bytes) -> bool:
+    key, sig = bytes.fromhex(key_hex), bytes.fromhex(sig_hex)
+    if len(key) != 32 or len(sig) != 64:
+        return False
+    a = ed_decode(key)
+    if a is None or ed_small_order(a):
+        return False
+    r = ed_decode(sig[:32])
+    if r is None or ed_small_order(r):
+        return False
+    if int.from_bytes(sig[32:], "little") >= ED_L:
+        return False
     try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(key_hex)).verify(bytes.fromhex(sig_hex), msg)
+        Ed25519PublicKey.from_public_bytes(key).verify(sig, msg)
         return True
     except InvalidSignature:
         return False
+
+
+def ed25519_rules(vec):
+    """PROTOCOL.md 1.1: the accepted case verifies, every rejected case is
+    refused by the rules above (whatever OpenSSL alone would say)."""
+    a = vec["accepted"]
+    check("ed25519 accepted case", ed25519_ok(a["public_key"], a["signature"], bytes.fromhex(a["message"])), True)
+    lax_accepts = 0
+    for r in vec["rejected"]:
+        msg = bytes.fromhex(r["message"])
+        check(f"ed25519 refuses: {r['why']}", ed25519_ok(r["public_key"], r["signature"], msg), False)
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(r["public_key"])).verify(bytes.fromhex(r["signature"]), msg)
+            lax_accepts += 1
+        except (InvalidSignature, ValueError):
+            pass
+    print(f"ok  ed25519: OpenSSL alone accepts {lax_accepts} of the {len(vec['rejected'])} refused cases")
 
 
 def amendment(vec, gvec):
@@ -829,6 +913,7 @@ def main():
             sys.exit(1)
         return json.loads(p.read_text())
 
+    ed25519_rules(load("ed25519-v1.json"))
     policy_digest = policy_layer(load("policy-layer-v1.json"))
     gvec = load("genesis-v1.json")
     genesis(gvec, policy_digest)

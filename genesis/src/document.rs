@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{Digest, Encoder, sha3};
@@ -263,7 +263,7 @@ impl GenesisBody {
                     v.verifying_share
                 ));
             }
-            if VerifyingKey::from_bytes(&v.identity_key.0).is_err() {
+            if crate::ed25519::verifying_key(&v.identity_key.0).is_err() {
                 return bad(format!(
                     "validator {} identity key {} is not a valid Ed25519 public key",
                     v.id, v.identity_key
@@ -338,7 +338,7 @@ impl Genesis {
             });
         }
         self.body.validate()?;
-        let key = VerifyingKey::from_bytes(&self.body.authority_key.0)
+        let key = crate::ed25519::verifying_key(&self.body.authority_key.0)
             .map_err(|_| GenesisError::BadAuthorityKey(self.body.authority_key))?;
         let sig = Signature::from_bytes(&self.signature.0);
         // Strict: rejects small-order keys and non-canonical encodings, so a

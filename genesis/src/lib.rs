@@ -10,6 +10,7 @@ pub mod ceremony;
 pub mod codec;
 pub mod config;
 pub mod document;
+pub mod ed25519;
 pub mod ids;
 pub mod keys;
 pub mod lock;

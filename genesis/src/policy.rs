@@ -546,15 +546,13 @@ impl Constitution {
         }
         let mut proposers = BTreeSet::new();
         for key in &a.proposers {
-            // Strict verification refuses small-order keys, so such a key
-            // could never sign an admissible proposal: refuse it here, where
-            // the operator can see why.
-            let valid = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
-                .map(|k| !k.is_weak())
-                .unwrap_or(false);
+            // Verification refuses small-order and non-canonical keys
+            // (PROTOCOL 1.1), so such a key could never sign an admissible
+            // proposal: refuse it here, where the operator can see why.
+            let valid = crate::ed25519::verifying_key(&key.0).is_ok();
             if !valid {
                 return Err(rule(
-                    "amendment.proposers are valid Ed25519 public keys of prime order",
+                    "amendment.proposers are valid Ed25519 public keys (canonical, not of small order)",
                     format!("{key}"),
                 ));
             }
@@ -1662,7 +1660,7 @@ mod tests {
         refused(&with_proposers(&identity), &identity[1..65]);
         // y = 2 is not on the curve.
         let off_curve = format!("\"02{}\"", "00".repeat(31));
-        refused(&with_proposers(&off_curve), "prime order");
+        refused(&with_proposers(&off_curve), "not of small order");
         refused(&with_proposers(&format!("{BASE}, {BASE}")), "listed twice");
         let many = vec![BASE; PROPOSERS_MAX + 1].join(", ");
         refused(&with_proposers(&many), "65 keys");

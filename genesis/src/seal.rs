@@ -15,7 +15,7 @@
 //! a leader that forks the log cannot get two seals for one version past
 //! a broker, even with a threshold of the group key's shares.
 
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{DecodeError, Decoder, Digest, Encoder, sha3};
@@ -168,7 +168,7 @@ impl HeadAttestation {
         let bad = AttestationError::BadSignature {
             validator: self.validator,
         };
-        let key = VerifyingKey::from_bytes(&member.identity_key.0).map_err(|_| bad.clone())?;
+        let key = crate::ed25519::verifying_key(&member.identity_key.0).map_err(|_| bad.clone())?;
         key.verify_strict(message, &Signature::from_bytes(&self.signature.0))
             .map_err(|_| bad)
     }
@@ -474,7 +474,7 @@ pub fn verify_successor(prev: &Seal, next: &SignedSeal, position: usize) -> Resu
         position,
         group_key: prev.group_key,
     };
-    let key = VerifyingKey::from_bytes(&prev.group_key.0).map_err(|_| bad.clone())?;
+    let key = crate::ed25519::verifying_key(&prev.group_key.0).map_err(|_| bad.clone())?;
     key.verify_strict(&s.signing_bytes(), &Signature::from_bytes(&sig.0))
         .map_err(|_| bad)?;
     let attested = next

@@ -18,7 +18,7 @@
 
 use std::path::Path;
 
-use ed25519_dalek::{Signature, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, SigningKey};
 use rand::{CryptoRng, RngCore};
 use zeroize::Zeroizing;
 
@@ -272,7 +272,7 @@ impl PresentedIdentity {
             e.issued_at_ms,
             e.expires_at_ms,
         );
-        let key = VerifyingKey::from_bytes(&v.identity_key.0).map_err(|_| {
+        let key = crate::ed25519::verifying_key(&v.identity_key.0).map_err(|_| {
             TlsIdentityError::BadSignature {
                 node: e.node_id,
                 identity_key: v.identity_key,

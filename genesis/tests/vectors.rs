@@ -129,3 +129,90 @@ fn policy_layer_vector() {
     let back = PolicyLayer::from_canonical_bytes(&example.canonical_bytes()).expect("decode");
     assert_eq!(back.digest(), example.digest());
 }
+
+/// PROTOCOL.md 1.1: what every Ed25519 verifier in senatus accepts and
+/// refuses. Each refused case is one a lax verifier (RFC 8032 without the
+/// extra rules, as OpenSSL's) may accept.
+#[test]
+fn ed25519_vector() {
+    use ed25519_dalek::{Signature, Signer as _, SigningKey};
+    use senatus_genesis::ed25519::{KeyError, verifying_key};
+    let key = SigningKey::from_bytes(&[42; 32]);
+    let public = key.verifying_key().to_bytes();
+    let message = b"senatus ed25519 vector".to_vec();
+    let signature = key.sign(&message).to_bytes();
+    let strict = |k: &[u8; 32], sig: &[u8; 64], msg: &[u8]| -> Result<(), String> {
+        verifying_key(k)
+            .map_err(|e| e.to_string())?
+            .verify_strict(msg, &Signature::from_bytes(sig))
+            .map_err(|_| "signature does not verify".to_string())
+    };
+    strict(&public, &signature, &message).expect("the accepted case");
+
+    let hex32 = |s: &str| -> [u8; 32] { hex::decode(s).expect("hex").try_into().expect("32") };
+    let identity = hex32("0100000000000000000000000000000000000000000000000000000000000000");
+    let mut forged = [0u8; 64];
+    forged[..32].copy_from_slice(&identity);
+    // S + L: the same scalar, non-canonically encoded.
+    let l: [u8; 32] = hex32("edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010");
+    let mut s_plus_l = signature;
+    let mut carry = 0u16;
+    for i in 0..32 {
+        let v = u16::from(s_plus_l[32 + i]) + u16::from(l[i]) + carry;
+        s_plus_l[32 + i] = v as u8;
+        carry = v >> 8;
+    }
+    let small_r = {
+        let mut sig = signature;
+        sig[..32].copy_from_slice(&identity);
+        sig
+    };
+    let mut rejected = Vec::new();
+    for (why, k, sig, msg) in [
+        (
+            "small-order key (the identity) with R = identity, S = 0: verifies any message under a lax verifier",
+            identity,
+            forged,
+            b"any message at all".to_vec(),
+        ),
+        (
+            "small-order key of order 2",
+            hex32("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+            forged,
+            b"any message at all".to_vec(),
+        ),
+        (
+            "non-canonical key encoding (y = p + 1, the identity again)",
+            hex32("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+            forged,
+            b"any message at all".to_vec(),
+        ),
+        ("non-canonical S (S + L)", public, s_plus_l, message.clone()),
+        (
+            "small-order R (the identity)",
+            public,
+            small_r,
+            message.clone(),
+        ),
+    ] {
+        let err = strict(&k, &sig, &msg).expect_err(why);
+        rejected.push(json!({
+            "why": why,
+            "public_key": hex::encode(k),
+            "signature": hex::encode(sig),
+            "message": hex::encode(&msg),
+            "error": err,
+        }));
+    }
+    assert_eq!(verifying_key(&identity).err(), Some(KeyError::SmallOrder));
+    let value = json!({
+        "description": "Ed25519 as every senatus verifier takes it (PROTOCOL.md 1.1): the public key a canonical encoding of a point not of small order, R canonical and not of small order, S < L, the cofactorless equation. accepted verifies; each of rejected must be refused, though a lax RFC 8032 verifier may accept some (the first verifies any message under OpenSSL).",
+        "accepted": {
+            "public_key": hex::encode(public),
+            "signature": hex::encode(signature),
+            "message": hex::encode(&message),
+        },
+        "rejected": rejected,
+    });
+    check_or_write("ed25519-v1.json", &value);
+}

@@ -276,12 +276,13 @@ impl Broker {
                 }
                 Some(_) => {}
                 None => {
-                    let key = VerifyingKey::from_bytes(&s.group_key.0).map_err(|_| {
-                        BrokerError::BadGroupKey {
-                            epoch: s.epoch,
-                            group_key: s.group_key,
-                        }
-                    })?;
+                    let key =
+                        senatus_genesis::ed25519::verifying_key(&s.group_key.0).map_err(|_| {
+                            BrokerError::BadGroupKey {
+                                epoch: s.epoch,
+                                group_key: s.group_key,
+                            }
+                        })?;
                     epochs.insert(
                         s.epoch,
                         EpochKey {

@@ -480,7 +480,7 @@ fn verifying_key(membership: &[Validator], node: NodeId) -> Option<(Key32, Optio
     membership.iter().find(|m| m.id == node).map(|m| {
         (
             m.identity_key,
-            VerifyingKey::from_bytes(&m.identity_key.0).ok(),
+            senatus_genesis::ed25519::verifying_key(&m.identity_key.0).ok(),
         )
     })
 }

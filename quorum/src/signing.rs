@@ -1019,7 +1019,7 @@ pub fn aggregate(
         .map_err(|e| AggregateError::Frost(e.to_string()))?
         .try_into()
         .map_err(|_| AggregateError::Frost("group key is not 32 bytes".into()))?;
-    let group = ed25519_dalek::VerifyingKey::from_bytes(&group_bytes)
+    let group = senatus_genesis::ed25519::verifying_key(&group_bytes)
         .map_err(|e| AggregateError::NotStrictlyValid(e.to_string()))?;
     group
         .verify_strict(

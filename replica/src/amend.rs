@@ -276,7 +276,7 @@ impl Redeclaration {
             .iter()
             .find(|v| v.id == node)
             .ok_or_else(|| format!("node {node} is not a member"))?;
-        let key = ed25519_dalek::VerifyingKey::from_bytes(&v.identity_key.0)
+        let key = senatus_genesis::ed25519::verifying_key(&v.identity_key.0)
             .map_err(|e| format!("identity key of {node}: {e}"))?;
         let sig: [u8; 64] = sig.try_into().map_err(|_| "signature length".to_string())?;
         key.verify_strict(

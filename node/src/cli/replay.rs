@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use ed25519_dalek::{Signature, VerifyingKey};
+use ed25519_dalek::Signature;
 use senatus_genesis::{Digest, Genesis, LedgerIndex, PolicyLayer, SignedSeal};
 use senatus_quorum::batch::{BuiltBatch, DecisionBatch};
 use senatus_quorum::evaluate::Evaluator;
@@ -428,7 +428,7 @@ fn compare(r: &Replayed, t: &Token) -> anyhow::Result<Comparison> {
     if t.proof != proof {
         return Err(differs("carries a different Merkle proof"));
     }
-    let key = VerifyingKey::from_bytes(&r.seal.seal.group_key.0)
+    let key = senatus_genesis::ed25519::verifying_key(&r.seal.seal.group_key.0)
         .map_err(|e| anyhow::anyhow!("group key of seal {}: {e}", r.seal.seal.digest()))?;
     key.verify_strict(&r.built.message, &Signature::from_bytes(&t.signature))
         .map_err(|_| {

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use senatus_genesis::codec::{self, Decoder};
 use senatus_genesis::policy::LAYER_BYTES_HARD_MAX;
 use senatus_genesis::{Digest, Encoder, Key32, NodeId, PolicyLayer, PolicyVersion, Seal, Sig64};
@@ -355,10 +355,11 @@ pub fn admit(
             proposer: p.proposer,
         });
     };
-    let key =
-        VerifyingKey::from_bytes(&p.proposer.0).map_err(|_| AdmissionError::BadProposerKey {
+    let key = senatus_genesis::ed25519::verifying_key(&p.proposer.0).map_err(|_| {
+        AdmissionError::BadProposerKey {
             proposer: p.proposer,
-        })?;
+        }
+    })?;
     let id = p.id();
     key.verify_strict(
         &p.signing_bytes(),

@@ -2,7 +2,7 @@
 //! and equivocation evidence (two different signed votes of one validator
 //! on one proposal) that anyone can re-verify.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use senatus_genesis::codec::{self, Decoder};
 use senatus_genesis::{Encoder, Key32, NodeId, Sig64, Validator};
 
@@ -330,7 +330,8 @@ impl SignedVote {
             proposal: v.proposal,
             identity_key: member.identity_key,
         };
-        let key = VerifyingKey::from_bytes(&member.identity_key.0).map_err(|_| bad.clone())?;
+        let key = senatus_genesis::ed25519::verifying_key(&member.identity_key.0)
+            .map_err(|_| bad.clone())?;
         key.verify_strict(
             &v.signing_bytes(),
             &Signature::from_bytes(&self.signature.0),
