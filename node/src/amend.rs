@@ -70,8 +70,12 @@ pub async fn run_driver(
     };
     let mut metrics = shared.raft.metrics();
     let mut seal_not_before = std::time::Instant::now();
+    // Proposals this process has cast a committed vote on: its own apply
+    // may lag the commit, and casting again only gets the identical vote
+    // refused on apply after a Raft round.
+    let mut cast = std::collections::HashSet::new();
     loop {
-        vote(&shared, me, &key).await;
+        vote(&shared, me, &key, &mut cast).await;
         let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
         if leads && std::time::Instant::now() >= seal_not_before && !seal(&shared, &gate).await {
             seal_not_before = std::time::Instant::now() + Duration::from_millis(SEAL_RETRY_MS);
@@ -89,7 +93,12 @@ pub async fn run_driver(
     }
 }
 
-async fn vote(shared: &Cluster, me: NodeId, key: &ed25519_dalek::SigningKey) {
+async fn vote(
+    shared: &Cluster,
+    me: NodeId,
+    key: &ed25519_dalek::SigningKey,
+    cast: &mut std::collections::HashSet<ProposalId>,
+) {
     #[cfg(feature = "fault-injection")]
     if crate::fault::active() == crate::fault::Fault::VoteAbstain {
         return;
@@ -102,8 +111,11 @@ async fn vote(shared: &Cluster, me: NodeId, key: &ed25519_dalek::SigningKey) {
         .sm
         .amendments()
         .with(|s| {
-            s.unvoted(me)
-                .into_iter()
+            let open = s.unvoted(me);
+            // Bounded by the proposals still open to this voter.
+            cast.retain(|id| open.iter().any(|p| p.id == *id));
+            open.into_iter()
+                .filter(|p| !cast.contains(&p.id))
                 .map(|p| own_vote(s, &p, me, key).map(|v| (p.id, v)))
                 .collect::<Vec<_>>()
         })
@@ -115,6 +127,7 @@ async fn vote(shared: &Cluster, me: NodeId, key: &ed25519_dalek::SigningKey) {
                 let cmd = crate::raft_types::Command::new(EntryKind::Vote, vote.encode());
                 match shared.write(cmd).await {
                     Ok(r) => {
+                        cast.insert(id);
                         tracing::info!(node = shared.id, proposal = %id, verdict, ledger_index = r.index, "vote cast");
                         #[cfg(feature = "fault-injection")]
                         if crate::fault::active() == crate::fault::Fault::VoteEquivocate {
@@ -149,22 +162,10 @@ async fn seal(shared: &Cluster, gate: &Gate) -> bool {
     };
     // The head it passed at, attested by a quorum of members (PROTOCOL
     // 4.1) before anyone signs: a seal of another branch cannot get one.
-    let Some(passed_at) = shared
-        .sm
-        .amendments()
-        .with(|s| s.passed_at(&proposal))
-        .flatten()
-    else {
-        return true;
-    };
-    let entry_hash = match shared.sm.stored_entry_hash(passed_at) {
-        Ok(Some(h)) => h,
-        Ok(None) => {
-            tracing::warn!(node = shared.id, %proposal, passed_at, "the entry the amendment passed at is not stored here; will retry");
-            return false;
-        }
+    let (passed_at, entry_hash) = match gate.await_pending_seal(shared, proposal).await {
+        Ok((_, _, at, hash)) => (at, hash),
         Err(e) => {
-            tracing::warn!(node = shared.id, %proposal, passed_at, error = %e, "cannot read the entry the amendment passed at; will retry");
+            tracing::warn!(node = shared.id, %proposal, message = %e, "the head the amendment passed at is not stored here yet; will retry");
             return false;
         }
     };

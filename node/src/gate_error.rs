@@ -325,8 +325,8 @@ pub enum GateCallError {
     /// A seal head that is not this validator's own: another index than
     /// where its tally passed the amendment, or another entry hash there.
     #[error(
-        "validator {node} passed the amendment at ledger index {passed_at} and holds {} at {ledger_index}, not {theirs}",
-        mine.map_or_else(|| "no entry".to_string(), |h| h.to_string())
+        "validator {node} passed the amendment at ledger index {passed_at}{}, not {theirs} at {ledger_index}",
+        mine.map_or_else(String::new, |h| format!(" and holds {h} there"))
     )]
     HeadDiffers {
         /// The validator asked.
@@ -335,7 +335,8 @@ pub enum GateCallError {
         ledger_index: u64,
         /// Where its own tally passed the amendment.
         passed_at: u64,
-        /// Its own entry hash at `ledger_index`.
+        /// Its own entry hash at `ledger_index` when that is where it
+        /// passed the amendment.
         mine: Option<senatus_genesis::Digest>,
         /// The hash it was asked to attest.
         theirs: senatus_genesis::Digest,

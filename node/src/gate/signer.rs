@@ -177,13 +177,16 @@ impl Gate {
     }
 
     /// Waits (bounded by `apply_wait_ms`) until this validator's own tally
-    /// has passed `proposal`; returns the next seal it computes, who may
-    /// sign it and the ledger index at which it passed.
-    async fn await_pending_seal(
+    /// has passed `proposal` and the entry it passed at is stored; returns
+    /// the next seal it computes, who may sign it, the ledger index at
+    /// which it passed and that entry's stored hash (the head of PROTOCOL
+    /// 4.1). The tally in memory runs a moment ahead of the store while an
+    /// apply is written, so both are waited for.
+    pub async fn await_pending_seal(
         &self,
         shared: &Cluster,
         proposal: senatus_quorum::amend::ProposalId,
-    ) -> Result<(Seal, Vec<NodeId>, u64), GateCallError> {
+    ) -> Result<(Seal, Vec<NodeId>, u64, Digest), GateCallError> {
         let deadline = Instant::now() + Duration::from_millis(self.config.apply_wait_ms);
         loop {
             let seen = shared.raft.metrics().borrow().last_applied;
@@ -195,35 +198,51 @@ impl Gate {
                     })
                 })
                 .flatten();
-            match pending {
-                Some((id, seal, signers, at)) if id == proposal => return Ok((seal, signers, at)),
-                _ if Instant::now() >= deadline => {
-                    return Err(GateCallError::NoPendingSeal {
+            let passed_at = match pending {
+                Some((id, seal, signers, at)) if id == proposal => {
+                    let stored = shared
+                        .sm
+                        .stored_entry_hash(at)
+                        .map_err(|e| GateCallError::Internal(format!("ledger entry {at}: {e}")))?;
+                    if let Some(hash) = stored {
+                        return Ok((seal, signers, at, hash));
+                    }
+                    Some(at)
+                }
+                _ => None,
+            };
+            if Instant::now() >= deadline {
+                return Err(match passed_at {
+                    Some(at) => GateCallError::NotApplied {
+                        node: self.id,
+                        ledger_index: at,
+                        wait_ms: self.config.apply_wait_ms,
+                    },
+                    None => GateCallError::NoPendingSeal {
                         node: self.id,
                         proposal,
-                    });
-                }
-                _ => {}
+                    },
+                });
             }
             next_apply(shared, seen, deadline).await;
         }
     }
 
     /// Checks a head (`ledger_index`, `entry_hash`) against this validator's
-    /// own: the index at which its tally passed the amendment, and the hash
-    /// its ledger holds there.
+    /// own: the index at which its tally passed the amendment and the hash
+    /// it stored there.
     fn check_own_head(
         &self,
-        shared: &Cluster,
-        passed_at: u64,
+        (passed_at, mine): (u64, Digest),
         ledger_index: u64,
         entry_hash: &Digest,
     ) -> Result<(), GateCallError> {
-        let mine = shared
-            .sm
-            .stored_entry_hash(ledger_index)
-            .map_err(|e| GateCallError::Internal(format!("ledger entry {ledger_index}: {e}")))?;
-        if ledger_index != passed_at || mine != Some(*entry_hash) {
+        if ledger_index != passed_at || mine != *entry_hash {
+            let mine = if ledger_index == passed_at {
+                Some(mine)
+            } else {
+                None
+            };
             return Err(GateCallError::HeadDiffers {
                 node: self.id,
                 ledger_index,
@@ -252,7 +271,7 @@ impl Gate {
         if let Some(l) = self.breach.lockdown(&self.amend) {
             return Err(l.error(self.id));
         }
-        let (seal, _signers, passed_at) = self.await_pending_seal(shared, proposal).await?;
+        let (seal, _signers, passed_at, mine) = self.await_pending_seal(shared, proposal).await?;
         if seal.digest() != seal_digest {
             return Err(GateCallError::SealDiffers {
                 node: self.id,
@@ -260,7 +279,7 @@ impl Gate {
                 error: format!("it computes seal {}, not {seal_digest}", seal.digest()),
             });
         }
-        self.check_own_head(shared, passed_at, ledger_index, &entry_hash)?;
+        self.check_own_head((passed_at, mine), ledger_index, &entry_hash)?;
         Ok(self.breach.sign(&SealAttestations::signing_bytes(
             &seal_digest,
             ledger_index,
@@ -284,7 +303,7 @@ impl Gate {
         if let Some(l) = self.breach.lockdown(&self.amend) {
             return Err(l.error(self.id));
         }
-        let (seal, signers, passed_at) = self.await_pending_seal(shared, proposal).await?;
+        let (seal, signers, passed_at, mine) = self.await_pending_seal(shared, proposal).await?;
         if !signers.iter().any(|n| n.get() == self.id) {
             return Err(GateCallError::NotAnApprover {
                 node: self.id,
@@ -304,8 +323,7 @@ impl Gate {
                 why: e.to_string(),
             })?;
         self.check_own_head(
-            shared,
-            passed_at,
+            (passed_at, mine),
             attested.ledger_index,
             &attested.entry_hash,
         )?;
