@@ -567,20 +567,8 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
 async fn entry_hash(net: &Testnet, id: u64, index: u64) -> Vec<u8> {
     let deadline = std::time::Instant::now() + CALL;
     loop {
-        let mut c = net.client(id).expect("client");
-        let r = tokio::time::timeout(
-            CALL,
-            c.get_ledger(pb::GetLedgerRequest {
-                from: index,
-                to: index,
-                limit: 1,
-            }),
-        )
-        .await
-        .expect("GetLedger within bound")
-        .expect("GetLedger")
-        .into_inner();
-        if let Some(e) = r.entries.first() {
+        let entries = net.ledger(id, index, index).await.expect("GetLedger");
+        if let Some(e) = entries.first() {
             return e.hash.clone();
         }
         assert!(
