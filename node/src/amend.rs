@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use senatus_genesis::{NodeId, PolicyLayer, Sig64};
+use senatus_genesis::{Digest, NodeId, PolicyLayer, Sig64};
 use senatus_proto::reason::Reasoned as _;
 #[cfg(feature = "fault-injection")]
 use senatus_quorum::amend::Vote;
@@ -74,13 +74,16 @@ pub async fn run_driver(
     // may lag the commit, and casting again only gets the identical vote
     // refused on apply after a Raft round.
     let mut cast = std::collections::HashSet::new();
+    // The seal this process last redeclared with a committed write, for
+    // the same reason.
+    let mut redeclared = None;
     loop {
         vote(&shared, me, &key, &mut cast).await;
         let leads = shared.raft.metrics().borrow().state == openraft::ServerState::Leader;
         if leads && std::time::Instant::now() >= seal_not_before && !seal(&shared, &gate).await {
             seal_not_before = std::time::Instant::now() + Duration::from_millis(SEAL_RETRY_MS);
         }
-        redeclare(&shared, me, &key, &data_dir).await;
+        redeclare(&shared, me, &key, &data_dir, &mut redeclared).await;
         tokio::select! {
             _ = &mut stop => return,
             changed = metrics.changed() => {
@@ -220,6 +223,7 @@ async fn redeclare(
     me: NodeId,
     key: &ed25519_dalek::SigningKey,
     data_dir: &std::path::Path,
+    committed: &mut Option<Digest>,
 ) {
     let Some(Some(active)) = shared
         .sm
@@ -228,6 +232,10 @@ async fn redeclare(
     else {
         return;
     };
+    // Already committed by this process; its own apply has not caught up.
+    if *committed == Some(active.digest) {
+        return;
+    }
     let version = active.seal.seal.version.0;
     // The operator-visible copy of what this validator now enforces; the
     // authoritative copy is the ledger (the Proposal entry's layer bytes,
@@ -248,6 +256,7 @@ async fn redeclare(
     let cmd = crate::raft_types::Command::new(EntryKind::Redeclaration, r.sign(key));
     match shared.write(cmd).await {
         Ok(w) => {
+            *committed = Some(active.digest);
             tracing::info!(node = shared.id, version, seal = %active.digest, ledger_index = w.index, "redeclared")
         }
         Err(e) => {
