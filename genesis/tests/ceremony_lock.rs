@@ -506,26 +506,8 @@ fn seal_zero_is_derived_from_genesis_and_chains() {
 #[test]
 fn a_next_seal_needs_a_threshold_signature_under_the_previous_group_key() {
     let c = ceremony(31);
-    let mut rng = ChaCha20Rng::seed_from_u64(32);
-    let s0 = Seal::genesis(&c.genesis);
-    let mut s1 = s0.clone();
-    s1.version = senatus_genesis::PolicyVersion(s0.version.0 + 1);
-    s1.policy_digest = senatus_genesis::sha3(b"amended layer");
-    s1.prev_seal = s0.digest();
-    let sig = frost_sign(&c, &[1, 2, 3], &s1.signing_bytes(), &mut rng).expect("sign");
-    let sig = Sig64(sig.serialize().expect("ser").try_into().expect("64"));
-    let chain = vec![
-        SignedSeal {
-            seal: s0.clone(),
-            signature: None,
-            attested: None,
-        },
-        SignedSeal {
-            seal: s1.clone(),
-            signature: Some(sig),
-            attested: Some(c.attest_seal(&s1, &[1, 2, 3, 4], 7, head())),
-        },
-    ];
+    let chain = attested_seal_one(&c, &[1, 2, 3, 4]);
+    let s1 = chain[1].seal.clone();
     assert_eq!(verify_chain(&c.genesis, &chain).expect("valid chain"), &s1);
 
     // Signature over a different digest.

@@ -665,41 +665,16 @@ async fn params_a_digest_cannot_bind_one_to_one_are_refused_and_exact_spellings_
         );
 
         // 4e1 and 40.0 are 40: the same decision and params digest as 40.
-        let plain = permit_request(
-            &net,
-            1,
-            with_params(
-                r#"{"amount": 40, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
-                "plain",
-            ),
-        )
-        .await;
-        let spelled = permit_request(
-            &net,
-            4,
-            with_params(
-                r#"{"amount": 4e1, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
-                "spelled",
-            ),
-        )
-        .await;
-        let digest_of = |r: &pb::DecideReply| {
-            Token::from_bytes(&r.token)
-                .expect("token")
-                .payload
-                .params_digest
-        };
-        assert_eq!(digest_of(&plain), digest_of(&spelled));
-        let again = permit_request(
-            &net,
-            2,
-            with_params(
-                r#"{"amount": 40.0, "currency": "EUR", "to_account": "acct-supplier-7"}"#,
-                "spelled-again",
-            ),
-        )
-        .await;
-        assert_eq!(digest_of(&plain), digest_of(&again));
+        let mut digests = Vec::new();
+        for (via, amount, key) in [(1u64, "40", "plain"), (4, "4e1", "spelled"), (2, "40.0", "spelled-again")] {
+            let params = format!(
+                r#"{{"amount": {amount}, "currency": "EUR", "to_account": "acct-supplier-7"}}"#
+            );
+            let r = permit_request(&net, via, with_params(&params, key)).await;
+            digests.push(Token::from_bytes(&r.token).expect("token").payload.params_digest);
+        }
+        assert_eq!(digests[0], digests[1], "4e1");
+        assert_eq!(digests[0], digests[2], "40.0");
     })
     .await;
 }
