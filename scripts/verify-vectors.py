@@ -6,6 +6,13 @@ hashlib SHA3-256 and a stock Ed25519 verifier (the `cryptography` package).
 No code is shared with the Rust implementation.
 
 Usage: scripts/verify-vectors.py [VECTORS_DIR]
+       scripts/verify-vectors.py --export FILE --genesis GENESIS_JSON
+                                 [--seals SEALS_JSON] --policy DIR [--policy DIR ...]
+
+The second form is an auditor's check of who asked: it verifies a ledger
+export (senatus ledger export) from genesis, and every decision's agent
+signature (PROTOCOL.md 10.1) against the registry of the sealed layer the
+decision names (2.1), given the layer directories.
 """
 
 import base64
@@ -14,6 +21,7 @@ import hashlib
 import json
 import struct
 import sys
+import tomllib
 from pathlib import Path
 
 from cryptography import x509
@@ -281,32 +289,79 @@ def decision_bytes(d):
     return bytes(e.b)
 
 
-def requests(vec, gvec, policy_digest):
+def request_signing_bytes(genesis_digest, request_digest, signed_at_ms):
+    """PROTOCOL.md 10.1: what an agent signs."""
+    return bytes(Enc("request-signature").raw32(genesis_digest).raw32(request_digest).u64(signed_at_ms).b)
+
+
+def signed_request_bytes(request, signed_at_ms, key_hex, sig_hex):
+    e = Enc("signed-request").bytes_(request).u64(signed_at_ms).raw32(key_hex)
+    sig = bytes.fromhex(sig_hex)
+    assert len(sig) == 64
+    e.b += sig
+    return bytes(e.b)
+
+
+def call_signing_bytes(genesis_digest, method, body, signed_at_ms):
+    """PROTOCOL.md 10.2: what an operator or auditor signs for one call."""
+    return bytes(Enc("call").raw32(genesis_digest).str_(method).bytes_(body).u64(signed_at_ms).b)
+
+
+def requests(vec, gvec, policy_digest, registry=None):
     if policy_digest is not None:
         check("request vector is decided by the policy-layer vector", vec["policy_digest"], policy_digest)
     check("request vector's layer is the genesis policy", vec["policy_digest"], gvec["genesis"]["policy_digest"])
+    gd = gvec["genesis_digest"]
+    check("request vector is signed for the genesis vector's chain", vec["genesis_digest"], gd)
     encoded = []
     for rq in vec["requests"]:
         key = rq["idempotency_key"]
         b = request_bytes(rq)
         check(f"request {key} bytes", b.hex(), rq["request_bytes"])
         check(f"request {key} digest", sha3(b), rq["request_digest"])
+        a = rq["agent"]
+        check(f"request {key} agent key is its seed's", ed25519_public_of(a["secret_seed"]), a["key"])
+        sb = request_signing_bytes(gd, sha3(b), a["signed_at_ms"])
+        check(f"request {key} signing bytes", sb.hex(), a["signing_bytes"])
+        if not ed25519_ok(a["key"], a["signature"], sb):
+            print(f"MISMATCH request {key}: the agent's signature does not verify")
+            sys.exit(1)
+        print(f"ok  request {key} agent signature (Ed25519, {a['name']})")
+        if registry is not None:
+            who = registry.get(a["key"])
+            check(f"request {key} key is a registered agent of its tenant and actor",
+                  who is not None and who["role"] == "agent" and who["tenant"] == rq["tenant"]
+                  and rq["actor"] in who["actors"], True)
+        flipped = bytearray(bytes.fromhex(a["signature"]))
+        flipped[0] ^= 1
+        check(f"request {key} a flipped signature bit is refused", ed25519_ok(a["key"], flipped.hex(), sb), False)
+        srb = signed_request_bytes(b, a["signed_at_ms"], a["key"], a["signature"])
+        check(f"request {key} signed request bytes", srb.hex(), a["signed_request_bytes"])
         d = rq["decision"]
         check(f"request {key} decision policy version", d["policy_version"], vec["batch"]["policy_version"])
         db = decision_bytes(d)
         check(f"request {key} decision bytes", db.hex(), d["decision_bytes"])
         check(f"request {key} decision digest", sha3(db), d["decision_digest"])
-        encoded.append(b)
+        encoded.append(srb)
     bt = vec["batch"]
     check("decision batch seal is seal 0", bt["seal_digest"], gvec["seal0_digest"])
     assert bt["issued_at_ms"] < bt["expires_at_ms"]
-    e = Enc("decision-batch").u64(bt["issued_at_ms"]).u64(bt["expires_at_ms"])
+    e = Enc("decision-batch", 2).u64(bt["issued_at_ms"]).u64(bt["expires_at_ms"])
     e.u64(bt["policy_version"]).raw32(bt["seal_digest"]).u64(bt["epoch"])
     e.u32(len(encoded))
     for b in encoded:
         e.bytes_(b)
     check("decision batch bytes", bytes(e.b).hex(), bt["batch_bytes"])
     check("decision batch digest", sha3(bytes(e.b)), bt["batch_digest"])
+    c = vec["call"]
+    check("call caller key is its seed's", ed25519_public_of(c["secret_seed"]), c["key"])
+    body = struct.pack(">QQI", c["from"], c["to"], c["limit"])
+    check("call GetLedger body", body.hex(), c["body"])
+    cb = call_signing_bytes(gd, c["method"], body, c["signed_at_ms"])
+    check("call signing bytes", cb.hex(), c["signing_bytes"])
+    check("call signature verifies", ed25519_ok(c["key"], c["signature"], cb), True)
+    other = call_signing_bytes(gd, "AppendRecord", body, c["signed_at_ms"])
+    check("call signature does not cover another method", ed25519_ok(c["key"], c["signature"], other), False)
 
 
 # PROTOCOL.md 1.1: Ed25519 as senatus verifies it. OpenSSL (under
@@ -537,10 +592,10 @@ def amendment(vec, gvec):
 class Dec:
     """Reads PROTOCOL.md section 1 fields back, refusing truncation."""
 
-    def __init__(self, data: bytes, obj=None):
+    def __init__(self, data: bytes, obj=None, version=1):
         self.b, self.p = data, 0
         if obj is not None:
-            tag = f"senatus/{obj}/v1".encode() + b"\x00"
+            tag = f"senatus/{obj}/v{version}".encode() + b"\x00"
             if not data.startswith(tag):
                 print(f"MISMATCH expected tag {tag!r}")
                 sys.exit(1)
@@ -574,6 +629,12 @@ class Dec:
 
     def done(self, label):
         check(f"{label}: no trailing bytes", len(self.b) - self.p, 0)
+
+    def end(self):
+        """As `done`, without a line of output per success."""
+        if self.p != len(self.b):
+            print(f"MISMATCH {len(self.b) - self.p} trailing bytes")
+            sys.exit(1)
 
 
 def raw() -> Enc:
@@ -866,7 +927,7 @@ def state(vec, gvec, rvec):
     nonces, idems = (0, zero), (0, zero)
     check("state digest before entry 1", state_digest(0, gd, nonces, idems), vec["empty_state_digest"])
     prev = gd
-    by_key = {(r["tenant"], r["actor"], r["idempotency_key"]): r for r in rvec["requests"]}
+    by_key = {(r["agent"]["key"], r["tenant"], r["actor"], r["idempotency_key"]): r for r in rvec["requests"]}
     for i, e in enumerate(vec["entries"], start=1):
         check(f"state entry {i} index", e["index"], i)
         payload = bytes.fromhex(e["payload"])
@@ -887,9 +948,10 @@ def state(vec, gvec, rvec):
         if e["kind"] == 2:
             check(f"state entry {i} is the request vector's batch", e["payload"], rvec["batch"]["batch_bytes"])
         for r in e["idempotency"]:
-            key = sha3(bytes(Enc("idempotency").str_(r["tenant"]).str_(r["actor"]).str_(r["idempotency_key"]).b))
+            ik = Enc("idempotency", 2).raw32(r["agent_key"]).str_(r["tenant"]).str_(r["actor"]).str_(r["idempotency_key"])
+            key = sha3(bytes(ik.b))
             check(f"state entry {i} idempotency key of {r['idempotency_key']}", key, r["key"])
-            rq = by_key[(r["tenant"], r["actor"], r["idempotency_key"])]
+            rq = by_key[(r["agent_key"], r["tenant"], r["actor"], r["idempotency_key"])]
             check(f"state entry {i} request digest of {r['idempotency_key']}", r["request_digest"], rq["request_digest"])
             check(f"state entry {i} idempotency index", r["ledger_index"], i)
             st = Enc("state-idempotency").raw32(idems[1]).bytes_(bytes.fromhex(key)).u64(i)
@@ -901,7 +963,130 @@ def state(vec, gvec, rvec):
         prev = h
 
 
+def layer_dir_digest(d: Path):
+    """PROTOCOL.md 2: the digest of a layer directory's exact files."""
+    files = {}
+    for p in sorted(d.rglob("*")):
+        if p.is_file():
+            files[p.relative_to(d).as_posix()] = p.read_bytes()
+    e = Enc("policy-layer").u32(len(files))
+    for path in sorted(files, key=lambda x: x.encode("utf-8")):
+        e.str_(path).bytes_(files[path])
+    return sha3(bytes(e.b)), files
+
+
+def audit_export(args):
+    """Who asked: a ledger export verified from genesis, and each decision's
+    agent signature against the sealed registry of its layer."""
+
+
+    def opt(name, many=False):
+        vals = [args[i + 1] for i, a in enumerate(args[:-1]) if a == name]
+        if not many and len(vals) > 1:
+            sys.exit(f"FAIL {name} given twice")
+        return vals if many else (vals[0] if vals else None)
+
+    export, genesis_path = opt("--export"), opt("--genesis")
+    if not export or not genesis_path or not opt("--policy", True):
+        sys.exit("usage: verify-vectors.py --export FILE --genesis GENESIS_JSON [--seals SEALS_JSON] --policy DIR ...")
+    g = json.loads(Path(genesis_path).read_text())
+    e = Enc("genesis").str_(g["chain_id"]).u64(g["created_at_ms"])
+    e.raw32(g["authority_key"]).u16(g["threshold"]).raw32(g["group_key"])
+    validators(e, g["validators"])
+    e.raw32(g["policy_digest"]).u64(g["policy_version"]).u64(g["epoch_length_decisions"])
+    gd = sha3(bytes(e.b))
+    check("genesis signature (authority key)", ed25519_ok(g["authority_key"], g["signature"], bytes(e.b)), True)
+    s0 = Enc("seal").u64(g["policy_version"]).raw32(g["policy_digest"]).raw32(gd)
+    s0.u64(0).u16(g["threshold"]).raw32(g["group_key"])
+    validators(s0, g["validators"])
+    seal_policy = {sha3(bytes(s0.b)): g["policy_digest"]}
+    # Later seals: each chains to the one before and is signed (FROST, a
+    # plain Ed25519 signature) under the group key of the one before.
+    prev, group = sha3(bytes(s0.b)), g["group_key"]
+    for sj in json.loads(Path(opt("--seals")).read_text()) if opt("--seals") else []:
+        sl = sj["seal"]
+        if sl["prev_seal"] == gd:
+            # Seal 0 (derived from genesis, unsigned): it must be the same.
+            s0j = Enc("seal").u64(sl["version"]).raw32(sl["policy_digest"]).raw32(sl["prev_seal"])
+            s0j.u64(sl["epoch"]).u16(sl["threshold"]).raw32(sl["group_key"])
+            validators(s0j, sl["membership"])
+            check("seal 0 of the chain file is genesis's", sha3(bytes(s0j.b)), sha3(bytes(s0.b)))
+            continue
+        check(f"seal of policy version {sl['version']} follows the one before", sl["prev_seal"], prev)
+        se = Enc("seal").u64(sl["version"]).raw32(sl["policy_digest"]).raw32(sl["prev_seal"])
+        se.u64(sl["epoch"]).u16(sl["threshold"]).raw32(sl["group_key"])
+        validators(se, sl["membership"])
+        check(f"seal of policy version {sl['version']} signature (group key)", ed25519_ok(group, sj["signature"], bytes(se.b)), True)
+        prev, group = sha3(bytes(se.b)), sl["group_key"]
+        seal_policy[prev] = sl["policy_digest"]
+    registries = {}
+    for d in opt("--policy", True):
+        digest, files = layer_dir_digest(Path(d))
+        ids = tomllib.loads(files.get("identities.toml", b"").decode()).get("identity", [])
+        registries[digest] = {i["key"]: i for i in ids}
+        print(f"ok  layer {d}: digest {digest}, {len(ids)} identities")
+    lines = Path(export).read_text().splitlines()
+    header = json.loads(lines[0])
+    check("export format", header["format"], "senatus.ledger-export.v1")
+    check("export is of this genesis", header["genesis_digest"], gd)
+    prev_hash, asked, unproven = gd, 0, 0
+    for n, line in enumerate(lines[1:], start=1):
+        ln = json.loads(line)
+        enc = bytes.fromhex(ln["entry"])
+        body, h = enc[:-32], enc[-32:].hex()
+        if sha3(body) != h or h != ln["hash"] or ln["index"] != n:
+            sys.exit(f"FAIL ledger index {n}: hash or index does not verify")
+        d = Dec(body, "ledger-entry")
+        index, kind = d.u64(), d.take(1)[0]
+        payload, link = d.bytes_(), d.take(32).hex()
+        d.end()
+        if link != prev_hash:
+            sys.exit(f"FAIL ledger index {n}: prev_hash does not link")
+        prev_hash = h
+        if kind != 2:
+            continue
+        b = Dec(payload, "decision-batch", 2)
+        issued = b.u64()
+        b.u64()
+        b.u64()
+        seal_digest = b.take(32).hex()
+        b.u64()
+        if seal_digest not in seal_policy:
+            sys.exit(f"FAIL ledger index {index}: decided under seal {seal_digest}, not in the seal chain (give --seals)")
+        policy = seal_policy[seal_digest]
+        if policy not in registries:
+            sys.exit(f"FAIL ledger index {index}: decided under layer {policy}; give its directory with --policy")
+        for pos in range(b.u32()):
+            sr = Dec(b.bytes_(), "signed-request")
+            req, signed_at, key, sig = sr.bytes_(), sr.u64(), sr.take(32).hex(), sr.take(64).hex()
+            sr.end()
+            rd = Dec(req, "request")
+            _surface, _action = rd.bytes_(), rd.bytes_()
+            actor, tenant = rd.bytes_().decode(), rd.bytes_().decode()
+            who = registries[policy].get(key)
+            signed = ed25519_ok(key, sig, request_signing_bytes(gd, sha3(req), signed_at))
+            if who is None or not signed or who["role"] != "agent" or who.get("tenant") != tenant or actor not in who.get("actors", []):
+                # The validators decided it DENY (senatus.identity.*); say so.
+                why = "unknown key" if who is None else ("bad signature" if not signed else "not that agent's actor or tenant")
+                print(f"FAIL index {index} position {pos}: {tenant}/{actor} NOT asked by a registered agent ({why})")
+                unproven += 1
+                continue
+            asked += 1
+            print(f"ok  index {index} position {pos}: {tenant}/{actor} asked by {who['name']} (key {key[:16]}...), "
+                  f"signed {issued - signed_at} ms before the batch")
+        b.end()
+    check("export head is the header's", [len(lines) - 1, prev_hash], [header["head_index"], header["head_hash"]])
+    if unproven:
+        # The validators decided these DENY (senatus.identity.*), but a
+        # request no agent signed on the ledger means a leader wrote it.
+        sys.exit(f"FAIL {unproven} decisions on the ledger were not asked by a registered agent")
+    print(f"who asked: {asked} decisions verified to their agents' keys over {len(lines) - 1} entries")
+
+
 def main():
+    if "--export" in sys.argv:
+        audit_export(sys.argv[1:])
+        return
     root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent.parent / "docs/vectors"
 
     def load(name):
@@ -914,13 +1099,20 @@ def main():
         return json.loads(p.read_text())
 
     ed25519_rules(load("ed25519-v1.json"))
-    policy_digest = policy_layer(load("policy-layer-v1.json"))
+    pvec = load("policy-layer-v1.json")
+    policy_digest = policy_layer(pvec)
+
+
+    # PROTOCOL.md 2.1: the registry of the layer genesis seals.
+    ids = tomllib.loads(pvec["files"].get("identities.toml", "")).get("identity", [])
+    registry = {i["key"]: i for i in ids}
+    check("registry keys are unique", len(registry), len(ids))
     gvec = load("genesis-v1.json")
     genesis(gvec, policy_digest)
     ledger(load("ledger-v1.json"), gvec["genesis_digest"])
     token(load("token-v1.json"), gvec)
     rvec = load("request-v1.json")
-    requests(rvec, gvec, policy_digest)
+    requests(rvec, gvec, policy_digest, registry)
     state(load("state-v1.json"), gvec, rvec)
     avec = load("amendment-v1.json")
     amendment(avec, gvec)

@@ -85,16 +85,24 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
         .map(|id| net.client(id))
         .collect::<anyhow::Result<_>>()?;
     let clients = Arc::new(clients);
+    // Every request is signed by a registered agent, as agents must
+    // (docs/PROTOCOL.md 10.1): signing is part of what a decision costs.
+    let agent = Arc::new(Agent {
+        key: net.client_key("bench-agent")?,
+        genesis_digest: genesis.digest(),
+    });
 
     let mut senatus = Vec::new();
     for &c in &args.levels {
         eprintln!("bench: senatus Decide at concurrency {c} for {per_level:?}");
         let clients = clients.clone();
+        let agent = agent.clone();
         let level = bench::run_series(&[c], per_level, move |w, seq| {
             let mut client = clients[w as usize % clients.len()].clone();
+            let request = agent.permit_request(&format!("bench-{c}-{w}-{seq}"), seq);
             async move {
                 let r = client
-                    .decide(permit_request(&format!("bench-{c}-{w}-{seq}"), seq))
+                    .decide(request)
                     .await
                     .map_err(|s| format!("{:?}: {}", s.code(), s.message()))?
                     .into_inner();
@@ -116,7 +124,7 @@ pub async fn run(args: &BenchArgs, senatus_exe: &Path) -> anyhow::Result<String>
     let mut tokens = Vec::with_capacity(BROKER_TOKENS);
     let mut client = clients[0].clone();
     for i in 0..BROKER_TOKENS {
-        let req = permit_request(&format!("broker-{i}"), i as u64);
+        let req = agent.permit_request(&format!("broker-{i}"), i as u64);
         let params: serde_json::Value = serde_json::from_str(&req.params_json)?;
         let r = client
             .decide(req)
@@ -213,22 +221,61 @@ async fn breach_latency(dir: &Path, senatus_exe: &Path) -> anyhow::Result<Vec<Du
     Ok(out)
 }
 
-/// A transfer the example policy permits; amounts vary so params differ.
-fn permit_request(key: &str, seq: u64) -> pb::DecideRequest {
-    pb::DecideRequest {
+/// The bench's agent: the testnet's `bench-agent` key, and the chain.
+struct Agent {
+    key: senatus_genesis::keys::SecretKey,
+    genesis_digest: senatus_genesis::Digest,
+}
+
+impl Agent {
+    /// A transfer the example policy permits, signed now; amounts vary so
+    /// params differ.
+    fn permit_request(&self, key: &str, seq: u64) -> pb::DecideRequest {
+        let params = serde_json::json!({
+            "amount": 1 + seq % 90_000,
+            "currency": "EUR",
+            "to_account": "acct-supplier-7",
+        });
+        let request = permit(key, params.clone());
+        let signed = senatus_quorum::auth::SignedRequest::sign(
+            self.key.signing_key(),
+            &self.genesis_digest,
+            request,
+            now_ms(),
+        );
+        pb::DecideRequest {
+            surface: signed.request.surface,
+            action: signed.request.action,
+            actor: signed.request.actor,
+            tenant: signed.request.tenant,
+            params_json: params.to_string(),
+            context: Some(pb::AgentContext::default()),
+            idempotency_key: signed.request.idempotency_key,
+            signed_at_ms: signed.signed_at_ms,
+            agent_key: signed.key.0.to_vec(),
+            signature: signed.signature.to_vec(),
+        }
+    }
+}
+
+/// The bench's request: a transfer by `bench-agent` of acme.
+fn permit(key: &str, params: serde_json::Value) -> senatus_quorum::request::DecisionRequest {
+    senatus_quorum::request::DecisionRequest {
         surface: "payments".into(),
         action: "transfer".into(),
         actor: "bench-agent".into(),
         tenant: "acme".into(),
-        params_json: serde_json::json!({
-            "amount": 1 + seq % 90_000,
-            "currency": "EUR",
-            "to_account": "acct-supplier-7",
-        })
-        .to_string(),
-        context: Some(pb::AgentContext::default()),
+        params,
+        context: Default::default(),
         idempotency_key: key.into(),
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Broker verification throughput on one core.
@@ -291,6 +338,7 @@ async fn amendment_passage(
     let authority =
         senatus_genesis::keys::SecretKey::read_authority(&net_dir.join("authority.key"))
             .context("reading the testnet's authority key")?;
+    let auditor = net.client_key("auditor-1")?;
     let base = senatus_genesis::PolicyLayer::load_dir(&net_dir.join("policy"))
         .context("reading the testnet's policy layer")?;
     let constitution = String::from_utf8(
@@ -338,11 +386,13 @@ async fn amendment_passage(
                 started.elapsed() < Duration::from_millis(AMENDMENT_TIMEOUT_MS),
                 "amendment {k} not redeclared by all {members} validators within {AMENDMENT_TIMEOUT_MS} ms ({redeclared:?})"
             );
+            let body = senatus_quorum::auth::get_ledger_body(next_index, u64::MAX, 0);
             let page = client
                 .get_ledger(pb::GetLedgerRequest {
                     from: next_index,
                     to: u64::MAX,
                     limit: 0,
+                    auth: Some(net.call_auth(&auditor, "GetLedger", &body)),
                 })
                 .await
                 .map_err(|s| anyhow::anyhow!("ledger: {:?}: {}", s.code(), s.message()))?
@@ -574,16 +624,12 @@ mod tests {
         let layer = senatus_genesis::PolicyLayer::example();
         let e = senatus_quorum::evaluate::Evaluator::new(&layer).expect("evaluator");
         for seq in [0, 1, 89_999, 90_000, 123_456] {
-            let r = permit_request("k", seq);
-            let req = senatus_quorum::request::DecisionRequest {
-                surface: r.surface,
-                action: r.action,
-                actor: r.actor,
-                tenant: r.tenant,
-                params: serde_json::from_str(&r.params_json).expect("json"),
-                context: Default::default(),
-                idempotency_key: r.idempotency_key,
-            };
+            let params = serde_json::json!({
+                "amount": 1 + seq % 90_000,
+                "currency": "EUR",
+                "to_account": "acct-supplier-7",
+            });
+            let req = permit("k", params);
             let d = e.evaluate(&req, 0);
             assert_eq!(
                 d.outcome,

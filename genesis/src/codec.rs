@@ -129,6 +129,12 @@ impl Encoder {
         self
     }
 
+    /// Appends 64 raw bytes (an Ed25519 signature).
+    pub fn fixed64(&mut self, v: &[u8; 64]) -> &mut Self {
+        self.buf.extend_from_slice(v);
+        self
+    }
+
     /// Appends a digest (32 raw bytes).
     pub fn digest(&mut self, d: &Digest) -> &mut Self {
         self.fixed32(&d.0)
@@ -547,6 +553,11 @@ impl<'a> Decoder<'a> {
 
     /// 32 raw bytes.
     pub fn fixed32(&mut self, field: &'static str) -> Result<[u8; 32], DecodeError> {
+        self.array(field)
+    }
+
+    /// 64 raw bytes (an Ed25519 signature).
+    pub fn fixed64(&mut self, field: &'static str) -> Result<[u8; 64], DecodeError> {
         self.array(field)
     }
 

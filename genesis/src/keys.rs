@@ -16,6 +16,8 @@ use crate::ids::NodeId;
 pub const IDENTITY_KEY_FORMAT: &str = "senatus.identity-key.v1";
 /// `format` of the founding authority key file.
 pub const AUTHORITY_KEY_FORMAT: &str = "senatus.authority-key.v1";
+/// `format` of a client key file (agent, operator, auditor or broker).
+pub const CLIENT_KEY_FORMAT: &str = "senatus.client-key.v1";
 /// `format` of a FROST key package file.
 pub const FROST_SHARE_FORMAT: &str = "senatus.frost-share.v1";
 /// Largest key file read.
@@ -76,6 +78,14 @@ struct IdentityFile {
     format: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     node_id: Option<NodeId>,
+    secret_key: Zeroizing<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    format: String,
+    role: crate::registry::Role,
     secret_key: Zeroizing<String>,
 }
 
@@ -149,6 +159,61 @@ impl SecretKey {
         write_secret_file(path, json.as_bytes())
     }
 
+    /// Writes a client key file for `role` (mode 0600): what `senatus
+    /// keygen` makes.
+    pub fn write_client(
+        &self,
+        path: &Path,
+        role: crate::registry::Role,
+    ) -> Result<(), KeyFileError> {
+        let file = ClientFile {
+            format: CLIENT_KEY_FORMAT.to_string(),
+            role,
+            secret_key: Zeroizing::new(hex::encode(self.0.to_bytes())),
+        };
+        let json =
+            Zeroizing::new(serde_json::to_string_pretty(&file).expect("key file serializes"));
+        write_secret_file(path, json.as_bytes())
+    }
+
+    /// Reads a client key file; returns the key and the role it was made for.
+    pub fn read_client(path: &Path) -> Result<(Self, crate::registry::Role), KeyFileError> {
+        let shown = path.display().to_string();
+        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
+        let file: ClientFile =
+            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
+                path: shown.clone(),
+                message: redact_serde(&e),
+            })?;
+        if file.format != CLIENT_KEY_FORMAT {
+            return Err(KeyFileError::Format {
+                path: shown,
+                found: file.format,
+                expected: CLIENT_KEY_FORMAT,
+            });
+        }
+        Ok((Self::from_hex(&shown, &file.secret_key)?, file.role))
+    }
+
+    fn from_hex(shown: &str, hex_key: &str) -> Result<Self, KeyFileError> {
+        let raw =
+            Zeroizing::new(
+                hex::decode(hex_key.as_bytes()).map_err(|_| KeyFileError::BadKey {
+                    path: shown.to_string(),
+                    message: "secret_key is not hex".into(),
+                })?,
+            );
+        let arr: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyFileError::BadKey {
+                path: shown.to_string(),
+                message: format!("secret_key is {} bytes, want 32", raw.len()),
+            })?;
+        let arr = Zeroizing::new(arr);
+        Ok(SecretKey(ed25519_dalek::SigningKey::from_bytes(&arr)))
+    }
+
     /// Reads an identity key file; returns the key and the node id it names.
     pub fn read_identity(path: &Path) -> Result<(Self, NodeId), KeyFileError> {
         Self::read_with_node(path, IDENTITY_KEY_FORMAT)
@@ -187,24 +252,7 @@ impl SecretKey {
                 expected,
             });
         }
-        let raw = Zeroizing::new(hex::decode(file.secret_key.as_bytes()).map_err(|_| {
-            KeyFileError::BadKey {
-                path: shown.clone(),
-                message: "secret_key is not hex".into(),
-            }
-        })?);
-        let arr: [u8; 32] = raw
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyFileError::BadKey {
-                path: shown.clone(),
-                message: format!("secret_key is {} bytes, want 32", raw.len()),
-            })?;
-        let arr = Zeroizing::new(arr);
-        Ok((
-            SecretKey(ed25519_dalek::SigningKey::from_bytes(&arr)),
-            file.node_id,
-        ))
+        Ok((Self::from_hex(&shown, &file.secret_key)?, file.node_id))
     }
 }
 

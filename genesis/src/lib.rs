@@ -15,6 +15,7 @@ pub mod ids;
 pub mod keys;
 pub mod lock;
 pub mod policy;
+pub mod registry;
 pub mod seal;
 pub mod tls;
 

@@ -11,6 +11,9 @@
 //! * `schema.cedarschema` — the Cedar schema (human-readable syntax);
 //! * `entities.json` — Cedar entities (sealed reference data: per-tenant
 //!   limits, blocklists, groups), validated against the schema;
+//! * `identities.toml` — the identity registry (optional; absent means
+//!   empty): agents, operators, auditors and brokers with their keys (see
+//!   [`crate::registry`]);
 //! * `policies/<clause-id>.cedar` — exactly one static Cedar policy per file.
 //!   The clause id is the file stem and matches `^[a-z0-9][a-z0-9._-]{0,63}$`;
 //!   it becomes the Cedar `PolicyId`, so decisions report clause ids as their
@@ -73,6 +76,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{Digest, Encoder, ReadError, Reader, domain_tag, sha3};
 use crate::document::Key32;
+use crate::registry::{IDENTITIES_FILE, Registry, RegistryError};
 
 /// Path of the constitution inside a layer.
 pub const CONSTITUTION_FILE: &str = "constitution.toml";
@@ -105,8 +109,8 @@ pub const LAYER_BYTES_HARD_MAX: u32 = 4 * 1024 * 1024;
 /// Hard ceiling on the number of policy files.
 pub const POLICIES_HARD_MAX: u32 = 1024;
 /// Hard ceiling on the number of files in a layer (policies plus the three
-/// fixed files).
-pub const FILES_HARD_MAX: u32 = POLICIES_HARD_MAX + 3;
+/// fixed files and the identity registry).
+pub const FILES_HARD_MAX: u32 = POLICIES_HARD_MAX + 4;
 /// Most keys in `amendment.proposers`.
 pub const PROPOSERS_MAX: usize = 64;
 /// Hard ceiling on `limits.params_bytes_max`.
@@ -228,6 +232,9 @@ pub enum PolicyError {
     /// `entities.json` does not parse or does not conform to the schema.
     #[error("entities.json is invalid: {0}")]
     EntitiesInvalid(String),
+    /// `identities.toml` breaks a rule of the identity registry.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// A `forbid` clause names an entity that does not exist; evaluating it
     /// would error, and Cedar skips erroring policies, so it would fail open.
     #[error("forbid clause `{clause}` names entity {entity} which entities.json does not define")]
@@ -399,6 +406,46 @@ pub struct Constitution {
     /// table means the defaults, and leaves the layer's bytes as they were.
     #[serde(default, skip_serializing_if = "TokenRules::is_default")]
     pub tokens: TokenRules,
+    /// Bounds on a signed request's own time (docs/PROTOCOL.md 10.1).
+    /// Optional: an absent table means the defaults.
+    #[serde(default, skip_serializing_if = "RequestRules::is_default")]
+    pub requests: RequestRules,
+}
+
+/// Largest freshness window any constitution may allow for a signed
+/// request, in ms (five minutes): a request signed ten minutes ago is
+/// refused under every constitution.
+pub const SIGNED_SKEW_MS_HARD_MAX: u64 = 300_000;
+
+/// `[requests]`: how far a signed request's `signed_at_ms` may lie from the
+/// validator's clock when it arrives, and from the batch's `issued_at_ms`
+/// when it is evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestRules {
+    /// Largest `|signed_at_ms - now|`, in ms (1 ..=
+    /// [`SIGNED_SKEW_MS_HARD_MAX`]; default 120,000: two minutes).
+    #[serde(default = "RequestRules::default_skew")]
+    pub signed_skew_ms_max: u64,
+}
+
+impl RequestRules {
+    fn default_skew() -> u64 {
+        120_000
+    }
+
+    /// True for the defaults (the table may then be left out).
+    pub fn is_default(&self) -> bool {
+        *self == RequestRules::default()
+    }
+}
+
+impl Default for RequestRules {
+    fn default() -> Self {
+        RequestRules {
+            signed_skew_ms_max: Self::default_skew(),
+        }
+    }
 }
 
 /// Longest token lifetime any constitution may allow, in ms (one hour):
@@ -588,6 +635,13 @@ impl Constitution {
                 format!("issued_skew_ms_max = {}", t.issued_skew_ms_max),
             ));
         }
+        let skew = self.requests.signed_skew_ms_max;
+        if !(1..=SIGNED_SKEW_MS_HARD_MAX).contains(&skew) {
+            return Err(rule(
+                "1 <= requests.signed_skew_ms_max <= SIGNED_SKEW_MS_HARD_MAX (300000)",
+                format!("signed_skew_ms_max = {skew}"),
+            ));
+        }
         let l = &self.limits;
         for (name, value) in [
             ("limits.policy_bytes_max >= 1", l.policy_bytes_max),
@@ -672,6 +726,7 @@ pub fn clause_digest(id: &str, text: &[u8]) -> Digest {
 /// What a path inside a layer is.
 enum FileKind<'a> {
     Constitution,
+    Identities,
     Schema,
     Entities,
     Policy(&'a str),
@@ -682,6 +737,7 @@ fn classify(path: &str) -> Result<FileKind<'_>, PolicyError> {
         CONSTITUTION_FILE => return Ok(FileKind::Constitution),
         SCHEMA_FILE => return Ok(FileKind::Schema),
         ENTITIES_FILE => return Ok(FileKind::Entities),
+        IDENTITIES_FILE => return Ok(FileKind::Identities),
         _ => {}
     }
     let Some(name) = path
@@ -931,6 +987,7 @@ pub struct PolicyLayer {
     policies: PolicySet,
     schema: Schema,
     entities: Entities,
+    registry: Registry,
     digest: Digest,
 }
 
@@ -1116,6 +1173,8 @@ impl PolicyLayer {
         }
         let entities = Entities::from_json_str(text_of(ENTITIES_FILE), Some(&schema))
             .map_err(|e| PolicyError::EntitiesInvalid(error_chain(&e)))?;
+        // No registry file is an empty registry: nobody may call in.
+        let registry = Registry::parse(text_of(IDENTITIES_FILE))?;
 
         let mut policies = PolicySet::new();
         for id in &clauses {
@@ -1197,6 +1256,7 @@ impl PolicyLayer {
             policies,
             schema,
             entities,
+            registry,
             digest,
         })
     }
@@ -1207,7 +1267,7 @@ impl PolicyLayer {
     /// If the bundled files are not a valid layer; a test loads it, so that
     /// would be a broken build, not a runtime condition.
     pub fn example() -> Self {
-        let files: [(&str, &[u8]); 9] = [
+        let files: [(&str, &[u8]); 10] = [
             (
                 CONSTITUTION_FILE,
                 include_bytes!("../example-policy/constitution.toml"),
@@ -1219,6 +1279,10 @@ impl PolicyLayer {
             (
                 ENTITIES_FILE,
                 include_bytes!("../example-policy/entities.json"),
+            ),
+            (
+                IDENTITIES_FILE,
+                include_bytes!("../example-policy/identities.toml"),
             ),
             (
                 "policies/data.export-internal.cedar",
@@ -1253,6 +1317,15 @@ impl PolicyLayer {
             Ok(layer) => layer,
             Err(e) => panic!("bundled example policy layer is invalid: {e}"),
         }
+    }
+
+    /// This layer with `registry` as its `identities.toml` (written by
+    /// [`Registry::to_toml`]), validated anew: how a registry change is
+    /// turned into the layer an amendment proposes.
+    pub fn with_registry(&self, registry: &Registry) -> Result<PolicyLayer, PolicyError> {
+        let mut files = self.files.clone();
+        files.insert(IDENTITIES_FILE.to_string(), registry.to_toml().into_bytes());
+        PolicyLayer::from_files(files)
     }
 
     /// The canonical bytes (see the module documentation); also the
@@ -1372,6 +1445,11 @@ impl PolicyLayer {
     /// The Cedar schema.
     pub fn schema(&self) -> &Schema {
         &self.schema
+    }
+
+    /// The identity registry (`identities.toml`; empty when absent).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
     /// The sealed entities (including the schema's action entities).

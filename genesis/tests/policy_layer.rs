@@ -15,7 +15,7 @@ type Files = BTreeMap<String, Vec<u8>>;
 /// Pinned digest of `genesis/example-policy/`. Changing any byte of the
 /// example changes it; update it deliberately, together with the report of
 /// why the example changed.
-const EXAMPLE_DIGEST_HEX: &str = "8aab7b97f2fc2ed3640b13ca1981ee255b2965c9d7b82a9cf1b2725ce98aae1d";
+const EXAMPLE_DIGEST_HEX: &str = "e1cf26548444443e75f053a78590fd8b9222b4a2582d675d3b3363c21532cf37";
 
 const TINY_CONSTITUTION: &str = "version = 1
 [amendment]
@@ -1344,4 +1344,97 @@ fn digest_type_is_the_codec_digest() {
     // The layer digest is the same type the genesis and seals carry.
     let d: Digest = PolicyLayer::example().digest();
     assert_eq!(Digest::from_hex(&d.to_hex()).expect("hex"), d);
+}
+
+#[test]
+fn the_identity_registry_is_part_of_the_sealed_layer_and_fails_closed() {
+    use senatus_genesis::registry::{IDENTITIES_FILE, RegistryError, Role};
+    // No file: an empty registry, and the layer is valid.
+    let tiny = PolicyLayer::from_files(tiny_files()).expect("tiny layer");
+    assert!(tiny.registry().identities().is_empty());
+    // The example seals the three published test keys.
+    let example = PolicyLayer::example();
+    let roles: Vec<(&str, Role)> = example
+        .registry()
+        .identities()
+        .iter()
+        .map(|i| (i.name.as_str(), i.role))
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            ("agent-7", Role::Agent),
+            ("agent-9", Role::Agent),
+            ("auditor-1", Role::Auditor)
+        ]
+    );
+    assert_eq!(example.registry().published_keys().len(), 3);
+    // Changing the registry changes the digest: identities change only by
+    // amendment.
+    let mut ids = example.registry().identities().to_vec();
+    ids.pop();
+    let smaller = senatus_genesis::registry::Registry::new(ids).expect("valid");
+    let amended = example.with_registry(&smaller).expect("valid layer");
+    assert_ne!(amended.digest(), example.digest());
+    assert_eq!(amended.registry(), &smaller);
+    // A registry that breaks a rule makes the whole layer invalid, naming
+    // the rule.
+    let mut files = example_files();
+    let text = String::from_utf8(files[IDENTITIES_FILE].clone()).expect("utf-8");
+    files.insert(
+        IDENTITIES_FILE.to_string(),
+        text.replace("name = \"agent-9\"", "name = \"agent-7\"")
+            .into_bytes(),
+    );
+    match PolicyLayer::from_files(files) {
+        Err(PolicyError::Registry(RegistryError::DuplicateName(n))) => assert_eq!(n, "agent-7"),
+        other => panic!("expected a duplicate name, got {other:?}"),
+    }
+    let mut files = example_files();
+    files.insert(
+        IDENTITIES_FILE.to_string(),
+        b"[[identity]]\nname = 3\n".to_vec(),
+    );
+    assert!(matches!(
+        PolicyLayer::from_files(files),
+        Err(PolicyError::Registry(RegistryError::Parse(_)))
+    ));
+}
+
+#[test]
+fn the_request_freshness_window_is_bounded_by_the_constitution() {
+    let with = |table: &str| {
+        let mut files = tiny_files();
+        let c = String::from_utf8(files["constitution.toml"].clone()).expect("utf-8");
+        files.insert(
+            "constitution.toml".into(),
+            format!("{c}\n[requests]\n{table}\n").into_bytes(),
+        );
+        PolicyLayer::from_files(files)
+    };
+    assert_eq!(
+        with("signed_skew_ms_max = 60000")
+            .expect("valid")
+            .constitution()
+            .requests
+            .signed_skew_ms_max,
+        60_000
+    );
+    for bad in ["signed_skew_ms_max = 0", "signed_skew_ms_max = 300001"] {
+        match with(bad) {
+            Err(PolicyError::ConstitutionRule { rule, .. }) => {
+                assert!(rule.contains("requests.signed_skew_ms_max"), "{rule}")
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        PolicyLayer::from_files(tiny_files())
+            .expect("tiny")
+            .constitution()
+            .requests
+            .signed_skew_ms_max,
+        120_000,
+        "the default"
+    );
 }

@@ -36,6 +36,10 @@ pub enum GateCallError {
     /// The `Decide` request does not validate.
     #[error("{0}")]
     InvalidRequest(#[from] RequestError),
+    /// The `Decide` request is not signed by a registered agent allowed
+    /// its tenant and actor, or not fresh. No token.
+    #[error("{0}; no token")]
+    Caller(#[from] crate::caller::CallerError),
     /// The leader is not in the seal's membership (a broken invariant).
     #[error("leader {leader} has no api address")]
     LeaderNotInSeal {
@@ -418,6 +422,7 @@ impl Reasoned for GateCallError {
         Some(match self {
             E::LockedDown { .. } => Reason::LockedDown,
             E::InvalidRequest(_) => Reason::InvalidRequest,
+            E::Caller(c) => return c.reason(),
             E::LeaderNotInSeal { .. } | E::Internal(_) => Reason::InternalError,
             E::DecideTimeout { .. } | E::RedeemTimeout { .. } => Reason::LeaderTimeout,
             E::Leader(s) => return Reason::of(s),
@@ -471,6 +476,7 @@ impl Reasoned for GateCallError {
                 ("certificate", s(certificate)),
                 ("breachKind", s(kind)),
             ],
+            E::Caller(c) => c.metadata(),
             E::InvalidRequest(r) => r
                 .field()
                 .map(|f| ("field", f.to_string()))

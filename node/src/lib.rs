@@ -3,6 +3,7 @@
 
 pub mod amend;
 pub mod breach;
+pub mod caller;
 pub mod certs;
 pub mod cli;
 pub mod clock;

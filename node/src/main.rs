@@ -42,11 +42,22 @@ enum Command {
     /// Run a local five-validator testnet on 127.0.0.1 (up, down, status).
     #[command(subcommand)]
     Testnet(senatus_testnet::cli::TestnetCommand),
+    /// Make a client key (agent, operator, auditor or broker): writes the
+    /// key file (0600) and prints its public key, to be sealed in the
+    /// identity registry by amendment (`senatus agent add`).
+    Keygen(cli::identity::KeygenArgs),
+    /// Change the sealed identity registry: build the amended layer that
+    /// adds, removes or re-keys an agent (or operator, auditor, broker),
+    /// and optionally propose it.
+    #[command(subcommand)]
+    Agent(cli::identity::AgentCommand),
     /// Ask the cluster before acting: send a decision request (from --file
     /// or from flags) and print the outcome (PERMIT, DENY or SILENCE), the
     /// reasons, the ledger index, the decision id, the signers, the expiry
     /// and the threshold-signed token. The request is validated here first;
-    /// an invalid one is refused naming the field and never sent.
+    /// an invalid one is refused naming the field and never sent. It is
+    /// signed with the agent's key (--key), which the sealed registry must
+    /// list for --tenant and --actor.
     #[command(after_help = cli::gate::DECIDE_EXIT_CODES)]
     Decide(cli::gate::DecideArgs),
     /// Broker tools for an execution surface: fetch and verify the seal
@@ -133,6 +144,8 @@ fn main() -> ExitCode {
         Command::Testnet(c) => std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot locate the senatus executable: {e}"))
             .and_then(|exe| senatus_testnet::cli::run(c, &exe)),
+        Command::Keygen(a) => cli::identity::keygen(a),
+        Command::Agent(c) => cli::identity::run_agent(c),
         Command::Decide(a) => cli::gate::decide(a),
         Command::Broker(c) => cli::gate::broker(c),
         Command::Amend(c) => cli::amend::run(c),

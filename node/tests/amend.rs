@@ -424,13 +424,14 @@ async fn decide(
     let r = pb::DecideRequest {
         surface: "payments".into(),
         action: "transfer".into(),
-        actor: "agent-amend".into(),
+        actor: "agent-1".into(),
         tenant: "acme".into(),
         params_json: serde_json::json!({"amount": amount, "currency": "EUR", "to_account": "acct-supplier-7"}).to_string(),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     };
-    tokio::time::timeout(Duration::from_secs(20), c.decide(r))
+    tokio::time::timeout(Duration::from_secs(20), c.decide(common::signed(net, r)))
         .await
         .expect("Decide answered in time")
         .unwrap_or_else(|s| panic!("Decide via {via}: {:?}: {}", s.code(), s.message()))
@@ -586,6 +587,8 @@ async fn a_passed_amendment_is_sealed_and_decides_on_every_validator_after_its_s
             &[
                 "replay",
                 &hex::encode(&permits[0].decision_id),
+                "--key",
+                s(&net.client_key_path("auditor-1")),
                 "--genesis",
                 s(&tmp.path().join("net/genesis.json")),
                 "--api",
@@ -1023,6 +1026,11 @@ async fn ledger(net: &senatus_testnet::Testnet, via: u64) -> Vec<pb::LedgerEntry
         from: 1,
         to: u64::MAX,
         limit: 0,
+        auth: Some(net.call_auth(
+            &net.client_key("auditor-1").expect("auditor key"),
+            "GetLedger",
+            &senatus_quorum::auth::get_ledger_body(1, u64::MAX, 0),
+        )),
     })
     .await
     .expect("GetLedger")

@@ -85,6 +85,7 @@ fn request(actor: &str, amount: u64, key: &str) -> pb::DecideRequest {
         params_json: params(amount),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     }
 }
 
@@ -99,7 +100,7 @@ async fn try_decide(
     r: pb::DecideRequest,
 ) -> Result<pb::DecideReply, tonic::Status> {
     let mut c = net.client(via).expect("client");
-    tokio::time::timeout(Duration::from_secs(20), c.decide(r))
+    tokio::time::timeout(Duration::from_secs(20), c.decide(common::signed(net, r)))
         .await
         .expect("Decide answered in time")
         .map(tonic::Response::into_inner)
@@ -113,7 +114,7 @@ async fn decide(net: &Testnet, via: u64, r: pb::DecideRequest) -> pb::DecideRepl
 
 /// Asserts node `id` refuses to decide, naming certificate `cert`.
 async fn assert_locked(net: &Testnet, id: u64, cert: &[u8], key: &str) {
-    let err = try_decide(net, id, request("agent-locked", 10, key))
+    let err = try_decide(net, id, request("agent-1", 10, key))
         .await
         .expect_err("a locked validator decides nothing");
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
@@ -134,7 +135,7 @@ async fn a_policy_file_edited_on_disk_locks_its_validator_across_restart() {
     bounded(TEST_BOUND, "disk drift", async {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
-        let before = decide(&net, 3, request("agent-d", 10, "disk-before")).await;
+        let before = decide(&net, 3, request("agent-2", 10, "disk-before")).await;
         assert_eq!(before.outcome, "PERMIT");
 
         // Edit node 3's copy of the sealed policy on disk.
@@ -151,7 +152,7 @@ async fn a_policy_file_edited_on_disk_locks_its_validator_across_restart() {
             let r = decide(
                 &net,
                 via,
-                request("agent-d", 10, &format!("disk-after-{via}")),
+                request("agent-2", 10, &format!("disk-after-{via}")),
             )
             .await;
             assert_eq!(r.outcome, "PERMIT", "{r:?}");
@@ -231,7 +232,7 @@ async fn an_in_memory_edit_and_a_flipped_ledger_byte_are_certified_everywhere() 
         assert_locked(&net, 4, &broken, "ledger-locked").await;
 
         // Two validators locked, three left: exactly t, still deciding.
-        let r = decide(&net, 5, request("agent-m", 10, "memory-after")).await;
+        let r = decide(&net, 5, request("agent-3", 10, "memory-after")).await;
         assert_eq!(r.outcome, "PERMIT");
         let mut signers = r.signers.clone();
         signers.sort_unstable();
@@ -254,14 +255,14 @@ async fn a_bad_share_certifies_its_signer_who_signs_no_more() {
             .expect("leader");
         let via = other_than(&net, &[1]);
         // The first batch meets the bad share; the retry leaves 1 out.
-        let r = decide(&net, via, request("agent-s", 10, "share-1")).await;
+        let r = decide(&net, via, request("agent-4", 10, "share-1")).await;
         assert_eq!(r.outcome, "PERMIT", "{r:?}");
         assert!(!r.signers.contains(&1), "{r:?} (leader {leader})");
         let cert = certified_everywhere(&net, "validator 1", "invalid-share", false).await;
         // Validator 1 itself validated the evidence against it: locked.
         assert_locked(&net, 1, &cert, "share-locked").await;
         for i in 2..6 {
-            let r = decide(&net, via, request("agent-s", 10, &format!("share-{i}"))).await;
+            let r = decide(&net, via, request("agent-4", 10, &format!("share-{i}"))).await;
             assert_eq!(r.outcome, "PERMIT");
             assert!(!r.signers.contains(&1), "{r:?}");
         }
@@ -378,27 +379,27 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
         };
 
         // Modified: presented with other params than it was issued for.
-        let t = decide(&net, 1, request("agent-mod", 10, "mod")).await;
+        let t = decide(&net, 1, request("agent-5", 10, "mod")).await;
         assert_eq!(t.outcome, "PERMIT");
         let err = redeem(t.token.clone(), params(99_999))
             .await
             .expect_err("modified params");
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
         let modified =
-            certified_everywhere(&net, "agent acme/agent-mod", "token-modified", true).await;
+            certified_everywhere(&net, "agent acme/agent-5", "token-modified", true).await;
         assert!(err.message().contains(&hex::encode(&modified)), "{err:?}");
 
         // Forged: a flipped signature byte.
-        let t = decide(&net, 1, request("agent-forge", 10, "forge")).await;
+        let t = decide(&net, 1, request("agent-6", 10, "forge")).await;
         let mut forged = t.token.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
         let err = redeem(forged, String::new()).await.expect_err("forged");
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
-        certified_everywhere(&net, "agent acme/agent-forge", "token-forged", true).await;
+        certified_everywhere(&net, "agent acme/agent-6", "token-forged", true).await;
 
         // Replayed: the same nonce twice.
-        let t = decide(&net, 1, request("agent-replay", 10, "replay")).await;
+        let t = decide(&net, 1, request("agent-7", 10, "replay")).await;
         redeem(t.token.clone(), params(10))
             .await
             .expect("first redemption");
@@ -407,11 +408,11 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
             .expect_err("replay");
         assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
         let replayed =
-            certified_everywhere(&net, "agent acme/agent-replay", "token-replayed", true).await;
+            certified_everywhere(&net, "agent acme/agent-7", "token-replayed", true).await;
 
         // Every later decision for a certified agent is DENY, with the
         // certificate as its reason; other agents are unaffected.
-        let r = decide(&net, 3, request("agent-replay", 10, "after-replay")).await;
+        let r = decide(&net, 3, request("agent-7", 10, "after-replay")).await;
         assert_eq!(r.outcome, "DENY", "{r:?}");
         assert_eq!(
             r.reasons,
@@ -423,6 +424,8 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
         let args: Vec<String> = vec![
             "replay".into(),
             hex::encode(&r.decision_id),
+            "--key".into(),
+            s(&net.client_key_path("auditor-1")).into(),
             "--genesis".into(),
             s(&tmp.path().join("net/genesis.json")).into(),
             "--api".into(),
@@ -438,9 +441,9 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         assert_eq!(v["outcome"], "DENY", "{v}");
         assert_eq!(v["issued_token"]["identical"], true, "{v}");
-        let r = decide(&net, 4, request("agent-mod", 10, "after-mod")).await;
+        let r = decide(&net, 4, request("agent-5", 10, "after-mod")).await;
         assert_eq!(r.outcome, "DENY", "{r:?}");
-        let r = decide(&net, 5, request("agent-clean", 10, "clean")).await;
+        let r = decide(&net, 5, request("agent-8", 10, "clean")).await;
         assert_eq!(r.outcome, "PERMIT", "{r:?}");
         // No validator locked itself over an agent's breach.
         for id in net.ids() {
@@ -633,7 +636,7 @@ async fn forged_certificates_are_refused_everywhere_and_shut_nothing_down() {
             let list = certificates(&net, n).await;
             assert!(list.certificates.is_empty(), "node {n}: {list:?}");
             assert!(list.locked_by.is_empty());
-            let r = decide(&net, n, request("agent-f", 10, &format!("forged-{n}"))).await;
+            let r = decide(&net, n, request("agent-9", 10, &format!("forged-{n}"))).await;
             assert_eq!(r.outcome, "PERMIT");
         }
     })
@@ -715,7 +718,7 @@ async fn only_a_sealed_amendment_naming_the_certificate_reinstates() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let r = decide(&net, 3, request("agent-r", 10, "reinstated")).await;
+        let r = decide(&net, 3, request("agent-1", 10, "reinstated")).await;
         assert_eq!(
             (r.outcome.as_str(), r.policy_version),
             ("PERMIT", 3),

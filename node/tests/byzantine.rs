@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// A PERMIT for agent-b through node `via`.
+/// A PERMIT for agent-5 through node `via`.
 async fn permit(net: &Testnet, via: u64, key: &str) -> pb::DecideReply {
-    permit_request(net, via, transfer_by("agent-b", 40, key)).await
+    permit_request(net, via, transfer_by("agent-5", 40, key)).await
 }
 use openraft::{CommittedLeaderId, EntryPayload, LogId, Vote};
 use senatus_node::ledger::{EntryKind, LedgerEntry, LedgerHead};
@@ -446,6 +446,11 @@ async fn a_leader_signing_a_head_the_cluster_did_not_commit_is_certified_and_the
                     from: index,
                     to: index,
                     limit: 1,
+                    auth: Some(net.call_auth(
+                        &net.client_key("auditor-1").expect("auditor key"),
+                        "GetLedger",
+                        &senatus_quorum::auth::get_ledger_body(index, index, 1),
+                    )),
                 })
                 .await
                 .expect("GetLedger")

@@ -404,9 +404,13 @@ fn ledger_tools_fail_closed_when_the_node_is_unreachable() {
         .port();
     let api = format!("127.0.0.1:{port}");
     let g = dir.join("genesis.json");
+    let operator = dir.join("clients/operator-1.key");
+    let auditor = dir.join("clients/auditor-1.key");
     let out = senatus(&[
         "ledger",
         "append",
+        "--key",
+        operator.to_str().expect("p"),
         "--api",
         &api,
         "--genesis",
@@ -424,10 +428,46 @@ fn ledger_tools_fail_closed_when_the_node_is_unreachable() {
         "verify",
         "--genesis",
         g.to_str().expect("p"),
+        "--key",
+        auditor.to_str().expect("p"),
         "--api",
         &api,
     ]);
     assert_eq!(out.status.code(), Some(2));
+    // Without a key, nothing is attempted: the rule is named.
+    let out = senatus(&[
+        "ledger",
+        "verify",
+        "--genesis",
+        g.to_str().expect("p"),
+        "--api",
+        &api,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("registered auditor or operator key: pass --key"),
+        "{}",
+        text(&out.stderr)
+    );
+    // A key made for another role is refused before any call, naming it.
+    let out = senatus(&[
+        "ledger",
+        "export",
+        "--genesis",
+        g.to_str().expect("p"),
+        "--key",
+        dir.join("clients/agent-7.key").to_str().expect("p"),
+        "--api",
+        &api,
+        "--out",
+        tmp.path().join("x.jsonl").to_str().expect("p"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("was made for role agent; ledger export needs role auditor or operator"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -41,12 +41,20 @@ fn senatus(args: &[&str]) -> Output {
 }
 
 /// `senatus ARGS` with `SENATUS_GENESIS=genesis`: the genesis the public
-/// API's TLS is pinned to.
+/// API's TLS is pinned to, and `SENATUS_KEY` an agent key beside it (the
+/// stand-in validator checks no signature; the real ones do, see gate.rs).
 fn senatus_pinned(genesis: &Path, args: &[&str]) -> Output {
+    let key = genesis.with_file_name("stand-in-agent.key");
+    if !key.exists() {
+        senatus_genesis::keys::SecretKey::generate(&mut rand::rngs::OsRng)
+            .write_client(&key, senatus_genesis::registry::Role::Agent)
+            .expect("agent key");
+    }
     Command::new(env!("CARGO_BIN_EXE_senatus"))
         .args(args)
         .env_remove("SENATUS_LOG")
         .env("SENATUS_GENESIS", genesis)
+        .env("SENATUS_KEY", &key)
         .output()
         .expect("run senatus")
 }
@@ -689,19 +697,22 @@ fn decide_without_a_cluster_fails_within_bounds_and_issues_nothing() {
     let f = write_request(tmp.path(), "good.json", &good_request());
     let token_out = tmp.path().join("token.txt");
     let started = Instant::now();
-    let out = senatus(&[
-        "decide",
-        "--genesis",
-        path(&net.genesis_path()),
-        "--api",
-        &closed_port(),
-        "--file",
-        path(&f),
-        "--token-out",
-        path(&token_out),
-        "--timeout-ms",
-        "2000",
-    ]);
+    let out = senatus_pinned(
+        &net.genesis_path(),
+        &[
+            "decide",
+            "--genesis",
+            path(&net.genesis_path()),
+            "--api",
+            &closed_port(),
+            "--file",
+            path(&f),
+            "--token-out",
+            path(&token_out),
+            "--timeout-ms",
+            "2000",
+        ],
+    );
     assert!(
         started.elapsed() < UNREACHABLE_BOUND,
         "{:?}",

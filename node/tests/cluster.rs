@@ -306,6 +306,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
         // None where the gRPC layer refuses before any senatus code runs)
         let oversized_payload = pb::AppendRecordRequest {
             payload: vec![7; 64 * 1024 + 1],
+            ..Default::default()
         };
         let not_json = pb::DecideRequest {
             surface: "payments".into(),
@@ -315,6 +316,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
             params_json: "{\"amount\": ".into(),
             context: None,
             idempotency_key: "bad-input-1".into(),
+            ..Default::default()
         };
         type Case = (
             &'static str,
@@ -360,6 +362,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                 APPEND_RECORD,
                 prost::Message::encode_to_vec(&pb::AppendRecordRequest {
                     payload: vec![1; 2 * 1024 * 1024],
+                    ..Default::default()
                 }),
                 &[
                     Code::InvalidArgument,
@@ -375,6 +378,7 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
                     from: 3,
                     to: 1,
                     limit: 10,
+                    ..Default::default()
                 }),
                 &[Code::InvalidArgument],
                 Some(Reason::InvalidRequest),

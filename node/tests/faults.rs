@@ -23,12 +23,13 @@ fn transfer(to: &str, key: &str) -> pb::DecideRequest {
     pb::DecideRequest {
         surface: "payments".into(),
         action: "transfer".into(),
-        actor: "agent-f".into(),
+        actor: "agent-2".into(),
         tenant: "acme".into(),
         params_json: serde_json::json!({"amount": 25, "currency": "EUR", "to_account": to})
             .to_string(),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     }
 }
 
@@ -38,7 +39,7 @@ async fn decide(
     r: pb::DecideRequest,
 ) -> Result<pb::DecideReply, tonic::Status> {
     let mut c = net.client(via).expect("client");
-    tokio::time::timeout(CALL, c.decide(r))
+    tokio::time::timeout(CALL, c.decide(common::signed(net, r)))
         .await
         .unwrap_or_else(|_| panic!("Decide via node {via}: no answer within {CALL:?}"))
         .map(tonic::Response::into_inner)

@@ -34,6 +34,7 @@ fn request(
         params_json: params.to_string(),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     }
 }
 
@@ -43,7 +44,7 @@ async fn decide(
     r: pb::DecideRequest,
 ) -> Result<pb::DecideReply, tonic::Status> {
     let mut c = net.client(via).expect("client");
-    match tokio::time::timeout(CALL, c.decide(r)).await {
+    match tokio::time::timeout(CALL, c.decide(common::signed(net, r))).await {
         Err(_) => panic!("Decide via node {via} gave no answer within {CALL:?}"),
         Ok(r) => r.map(tonic::Response::into_inner),
     }
@@ -223,10 +224,14 @@ async fn concurrent_decisions_batch_and_every_token_verifies() {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..64u64 {
             let mut c = net.client(1 + i % 5).expect("client");
+            let params = serde_json::json!({"amount": 100 + i, "currency": "USD", "to_account": "acct-supplier-7"});
+            let signed = common::signed(
+                &net,
+                request("payments", "transfer", "agent-9", params.clone(), &format!("b-{i}")),
+            );
             set.spawn(async move {
-                let params = serde_json::json!({"amount": 100 + i, "currency": "USD", "to_account": "acct-supplier-7"});
                 let r = c
-                    .decide(request("payments", "transfer", "agent-9", params.clone(), &format!("b-{i}")))
+                    .decide(signed)
                     .await
                     .map(tonic::Response::into_inner);
                 (params, r)
@@ -407,11 +412,15 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
             token.to_str().expect("utf8").to_string(),
         );
         let g = net.genesis_path();
+        let agent_key = net.client_key_path("agent-4");
+        let agent_key = agent_key.to_str().expect("utf8").to_string();
         let outputs = tokio::task::spawn_blocking(move || {
             let decide = cli(
                 &g,
                 &[
                     "decide",
+                    "--key",
+                    &agent_key,
                     "--api",
                     &a2,
                     "--surface",
@@ -419,7 +428,7 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
                     "--action",
                     "transfer",
                     "--actor",
-                    "agent-cli",
+                    "agent-4",
                     "--tenant",
                     "acme",
                     "--params",
@@ -628,7 +637,7 @@ async fn params_a_digest_cannot_bind_one_to_one_are_refused_and_exact_spellings_
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
         let with_params = |params: &str, key: &str| pb::DecideRequest {
             params_json: params.to_string(),
-            ..transfer_by("agent-b", 0, key)
+            ..transfer_by("agent-5", 0, key)
         };
         let head = net.status(1).await.expect("status").ledger_index;
         for (params, rule) in [

@@ -159,10 +159,16 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
     assert_eq!(leaders, 1, "one node reports the leader role: {st}");
 
     // Records through two different nodes, then the chain verified live.
+    let operator = dir.join("clients/operator-1.key");
+    let operator = operator.to_str().expect("path");
+    let auditor = dir.join("clients/auditor-1.key");
+    let auditor = auditor.to_str().expect("path");
     for (_, _, api, _) in nodes.iter().take(2) {
         let out = ok(&[
             "ledger",
             "append",
+            "--key",
+            operator,
             "--api",
             api,
             "--genesis",
@@ -172,7 +178,16 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
         assert!(out.contains("appended ledger index"), "{out}");
     }
     ok(&["testnet", "wait", "--dir", d]);
-    let verified = ok(&["ledger", "verify", "--genesis", g, "--api", &nodes[4].2]);
+    let verified = ok(&[
+        "ledger",
+        "verify",
+        "--genesis",
+        g,
+        "--key",
+        auditor,
+        "--api",
+        &nodes[4].2,
+    ]);
     assert!(verified.contains("ledger OK: 2 entries"), "{verified}");
 
     // Against another cluster's genesis: the validator is not one of its
@@ -187,6 +202,8 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
         "verify",
         "--genesis",
         foreign,
+        "--key",
+        auditor,
         "--api",
         &nodes[0].2,
     ]);
@@ -203,6 +220,8 @@ fn an_operator_runs_a_testnet_from_up_to_down() {
         "export",
         "--genesis",
         g,
+        "--key",
+        auditor,
         "--api",
         &nodes[0].2,
         "--out",

@@ -23,17 +23,18 @@ fn request(surface: &str, action: &str, params: Value, key: &str) -> pb::DecideR
     pb::DecideRequest {
         surface: surface.into(),
         action: action.into(),
-        actor: "agent-replay".into(),
+        actor: "agent-3".into(),
         tenant: "acme".into(),
         params_json: params.to_string(),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     }
 }
 
 async fn decide(net: &senatus_testnet::Testnet, via: u64, r: pb::DecideRequest) -> pb::DecideReply {
     let mut c = net.client(via).expect("client");
-    match tokio::time::timeout(CALL, c.decide(r)).await {
+    match tokio::time::timeout(CALL, c.decide(common::signed(net, r))).await {
         Err(_) => panic!("Decide via node {via} gave no answer within {CALL:?}"),
         Ok(Err(s)) => panic!("Decide via node {via}: {:?}: {}", s.code(), s.message()),
         Ok(Ok(r)) => r.into_inner(),
@@ -159,6 +160,7 @@ async fn every_decision_replays_byte_identical_from_a_node_and_from_an_export() 
                 serde_json::json!({"amount": 1000 + i, "currency": "EUR", "to_account": "acct-supplier-7"}),
                 &format!("r-batch-{i}"),
             );
+            let r = common::signed(&net, r);
             tasks.push(tokio::spawn(async move {
                 let mut c = c;
                 tokio::time::timeout(CALL, c.decide(r)).await
@@ -186,7 +188,8 @@ async fn every_decision_replays_byte_identical_from_a_node_and_from_an_export() 
         let export = tmp.path().join("ledger.jsonl");
         let exported = tokio::task::spawn_blocking({
             let (a, out, g) = (api(4), s(&export), g.clone());
-            move || senatus_cli(vec!["ledger".into(), "export".into(), "--api".into(), a, "--genesis".into(), g, "--out".into(), out])
+            let key = s(&net.client_key_path("auditor-1"));
+            move || senatus_cli(vec!["ledger".into(), "export".into(), "--api".into(), a, "--genesis".into(), g, "--out".into(), out, "--key".into(), key])
         })
         .await
         .expect("export task");
@@ -198,6 +201,7 @@ async fn every_decision_replays_byte_identical_from_a_node_and_from_an_export() 
             // From a live node other than the one that answered...
             let live = replay(vec![
                 id.clone(), "--genesis".into(), g.clone(), "--api".into(), api(1 + (i as u64 + 2) % 5),
+                "--key".into(), s(&net.client_key_path("auditor-1")),
                 "--token".into(), token.to_text(), "--json".into(),
             ])
             .await;
@@ -242,6 +246,7 @@ async fn refusals(
     tokens: &[Token],
 ) {
     let id0 = hex::encode(&decided[0].decision_id);
+    let auditor_key = s(&tmp.join("net/clients/auditor-1.key"));
     let base = |id: &str| -> Vec<String> {
         vec![
             id.to_string(),
@@ -370,6 +375,8 @@ async fn refusals(
         g.to_string(),
         "--api".into(),
         closed,
+        "--key".into(),
+        auditor_key,
     ];
     let o = replay(args).await;
     assert_eq!(o.status.code(), Some(4), "unreachable node: {}", show(&o));

@@ -103,6 +103,14 @@ reasons! {
     MalformedMessage = "MALFORMED_MESSAGE" => InvalidArgument,
     /// A field of the request is invalid; `field` names it when one does.
     InvalidRequest = "INVALID_REQUEST" => InvalidArgument,
+    /// The call is not signed, or signed by a key the sealed registry does
+    /// not hold, with a signature that does not verify, or outside the
+    /// freshness window; `key`, `rule` name what failed. Nothing changed.
+    CallerUnauthenticated = "CALLER_UNAUTHENTICATED" => Unauthenticated,
+    /// The caller's registered identity may not make this call: another
+    /// role, tenant or actor; `key`, `role`, `rule` say which. Nothing
+    /// changed.
+    CallerNotAuthorized = "CALLER_NOT_AUTHORIZED" => PermissionDenied,
     /// A payload is above its bound.
     PayloadTooLarge = "PAYLOAD_TOO_LARGE" => InvalidArgument,
     /// The idempotency key was already used by this agent for a different

@@ -3,14 +3,14 @@
 //! these exact bytes.
 //!
 //! ```text
-//! decision_batch = "senatus/decision-batch/v1" 0x00
+//! decision_batch = "senatus/decision-batch/v2" 0x00
 //!                  u64 issued_at_ms      leader's clock when it proposed the batch
 //!                  u64 expires_at_ms     issued_at_ms + the token lifetime
 //!                  u64 policy_version    the sealed version the batch is decided under
 //!                  fixed32 seal_digest   digest of the seal that made it active
 //!                  u64 epoch
 //!                  u32 count             1..=BATCH_REQUESTS_MAX
-//!                  count × bytes request (request::DecisionRequest::encode)
+//!                  count × bytes signed_request (auth::SignedRequest::encode)
 //! ```
 //!
 //! Everything a token needs beyond the request itself (times, policy
@@ -21,10 +21,14 @@
 use senatus_genesis::codec::{Decoder, Encoder};
 use senatus_genesis::{Digest, Epoch, PolicyVersion};
 
-use crate::request::{DecisionRequest, RequestError};
+use crate::auth::{SignedRequest, SignedRequestError};
+use crate::request::DecisionRequest;
 
 /// Domain object name of a decision batch.
 pub const BATCH_OBJECT: &str = "decision-batch";
+/// Version of the decision batch encoding (2: requests carry the agent's
+/// signature).
+pub const BATCH_VERSION: u8 = 2;
 /// Most requests one batch (one ledger entry, one signature) carries.
 pub const BATCH_REQUESTS_MAX: usize = 1024;
 
@@ -41,8 +45,8 @@ pub struct DecisionBatch {
     pub seal_digest: Digest,
     /// Membership epoch.
     pub epoch: Epoch,
-    /// The requests, in position order.
-    pub requests: Vec<DecisionRequest>,
+    /// The signed requests, in position order.
+    pub requests: Vec<SignedRequest>,
 }
 
 /// Why bytes are not a decision batch.
@@ -73,14 +77,14 @@ pub enum BatchDecodeError {
         /// Its position.
         position: u32,
         /// Why.
-        error: RequestError,
+        error: SignedRequestError,
     },
 }
 
 impl DecisionBatch {
     /// Canonical bytes (see the module documentation).
     pub fn encode(&self) -> Vec<u8> {
-        let mut e = Encoder::new(BATCH_OBJECT, 1);
+        let mut e = Encoder::new(BATCH_OBJECT, BATCH_VERSION);
         e.u64(self.issued_at_ms)
             .u64(self.expires_at_ms)
             .u64(self.policy_version.0)
@@ -97,7 +101,7 @@ impl DecisionBatch {
     pub fn decode(bytes: &[u8]) -> Result<Self, BatchDecodeError> {
         let enc =
             |e: senatus_genesis::codec::DecodeError| BatchDecodeError::Encoding(e.to_string());
-        let mut d = Decoder::new(bytes, BATCH_OBJECT, 1).map_err(enc)?;
+        let mut d = Decoder::new(bytes, BATCH_OBJECT, BATCH_VERSION).map_err(enc)?;
         let issued_at_ms = d.u64("issued_at_ms").map_err(enc)?;
         let expires_at_ms = d.u64("expires_at_ms").map_err(enc)?;
         let policy_version = PolicyVersion(d.u64("policy_version").map_err(enc)?);
@@ -118,7 +122,7 @@ impl DecisionBatch {
         let mut requests = Vec::with_capacity(count as usize);
         for position in 0..count {
             let raw = d.bytes("request").map_err(enc)?;
-            let r = DecisionRequest::decode(raw)
+            let r = SignedRequest::decode(raw)
                 .map_err(|error| BatchDecodeError::Request { position, error })?;
             requests.push(r);
         }
@@ -252,7 +256,11 @@ impl DecisionBatch {
 
     /// As [`DecisionBatch::build`], with `barred` naming the requests that
     /// are DENY whatever the policy says: those of an agent a shutdown
-    /// certificate on the ledger before this batch names. `barred` returns
+    /// certificate on the ledger before this batch names. A request whose
+    /// signature, key, tenant, actor or freshness (against the batch's
+    /// `issued_at_ms`) the sealed registry refuses is DENY with reason
+    /// `senatus.identity.<code>` (docs/PROTOCOL.md 10.1): a leader that
+    /// slips in a request no agent signed gets no PERMIT for it. `barred` returns
     /// the reason (`senatus.certificate.<id>`); it must depend only on the
     /// ledger before `ledger_index`, so every signer and a replay agree.
     pub fn build_barred(
@@ -266,20 +274,27 @@ impl DecisionBatch {
     ) -> Result<BuiltBatch, BuildError> {
         let mut decisions = Vec::with_capacity(self.requests.len());
         let mut payloads = Vec::with_capacity(self.requests.len());
-        for (position, request) in (0u32..).zip(&self.requests) {
-            let decision = match barred(request) {
-                Some(reason) => crate::evaluate::Decision {
-                    outcome: crate::Outcome::Deny,
-                    reasons: vec![reason],
-                    facts: Default::default(),
-                    findings: Vec::new(),
-                    policy_version: self.policy_version,
-                    detail: Some(format!(
+        for (position, signed) in (0u32..).zip(&self.requests) {
+            let request = &signed.request;
+            let who = evaluator.authenticate(signed, &genesis_digest, self.issued_at_ms);
+            let deny = |reason: String, detail: String| crate::evaluate::Decision {
+                outcome: crate::Outcome::Deny,
+                reasons: vec![reason],
+                facts: Default::default(),
+                findings: Vec::new(),
+                policy_version: self.policy_version,
+                detail: Some(detail),
+            };
+            let decision = match (who, barred(request)) {
+                (Err(e), _) => deny(format!("senatus.identity.{}", e.code()), e.to_string()),
+                (Ok(_), Some(reason)) => deny(
+                    reason,
+                    format!(
                         "agent {}/{} is certified by a shutdown certificate",
                         request.tenant, request.actor
-                    )),
-                },
-                None => evaluator.evaluate(request, self.issued_at_ms),
+                    ),
+                ),
+                (Ok(_), None) => evaluator.evaluate(request, self.issued_at_ms),
             };
             let params_digest = crate::params::params_digest(&request.params)
                 .map_err(|error| BuildError::Params { position, error })?;
@@ -332,6 +347,11 @@ mod tests {
         }
     }
 
+    fn signed(i: u64) -> SignedRequest {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+        SignedRequest::sign(&key, &Digest([3; 32]), request(i), 1_700_000_000_000)
+    }
+
     fn batch(n: u64) -> DecisionBatch {
         DecisionBatch {
             issued_at_ms: 1_700_000_000_000,
@@ -339,7 +359,7 @@ mod tests {
             policy_version: PolicyVersion(1),
             seal_digest: Digest([7; 32]),
             epoch: Epoch(0),
-            requests: (0..n).map(request).collect(),
+            requests: (0..n).map(signed).collect(),
         }
     }
 
@@ -347,7 +367,7 @@ mod tests {
     fn round_trips_and_refuses_every_malformation() {
         let b = batch(3);
         let bytes = b.encode();
-        assert!(bytes.starts_with(b"senatus/decision-batch/v1\0"));
+        assert!(bytes.starts_with(b"senatus/decision-batch/v2\0"));
         assert_eq!(DecisionBatch::decode(&bytes).expect("decode"), b);
 
         let mut trailing = bytes.clone();
@@ -372,12 +392,88 @@ mod tests {
             DecisionBatch::decode(&dead.encode()),
             Err(BatchDecodeError::Lifetime { .. })
         ));
-        // A request byte flipped inside the batch is named by position.
+        // The second signed request's tag broken: named by its position.
         let two = batch(2).encode();
-        let at = two.len() - 3;
+        let tag = b"senatus/signed-request/v1\0";
+        let at = two
+            .windows(tag.len())
+            .enumerate()
+            .filter(|(_, w)| *w == tag)
+            .nth(1)
+            .map(|(i, _)| i)
+            .expect("two signed requests");
         let mut bad = two.clone();
-        bad[at] ^= 0xff;
-        assert!(DecisionBatch::decode(&bad).is_err());
+        bad[at + 9] ^= 0xff;
+        assert!(matches!(
+            DecisionBatch::decode(&bad),
+            Err(BatchDecodeError::Request { position: 1, .. })
+        ));
+        // A flipped signature byte still decodes: the signature is judged
+        // on evaluation (DENY senatus.identity.bad-signature), not here.
+        let mut flipped = two.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 0x01;
+        assert!(DecisionBatch::decode(&flipped).is_ok());
+    }
+
+    #[test]
+    fn a_request_no_registered_agent_signed_is_denied_on_build_never_permitted() {
+        // The example layer seals agent-7 under the published seed 0x07.
+        let layer = senatus_genesis::PolicyLayer::example();
+        let evaluator = crate::evaluate::Evaluator::new(&layer).expect("example compiles");
+        let genesis = Digest([3; 32]);
+        let at = 1_700_000_000_000;
+        let mut r = request(5);
+        r.actor = "agent-7".into();
+        let genuine = SignedRequest::sign(
+            &ed25519_dalek::SigningKey::from_bytes(&[0x07; 32]),
+            &genesis,
+            r.clone(),
+            at,
+        );
+        let mut forged = genuine.clone();
+        forged.signature[0] ^= 1;
+        let stranger = SignedRequest::sign(
+            &ed25519_dalek::SigningKey::from_bytes(&[0x33; 32]),
+            &genesis,
+            r.clone(),
+            at,
+        );
+        let stale = SignedRequest::sign(
+            &ed25519_dalek::SigningKey::from_bytes(&[0x07; 32]),
+            &genesis,
+            r,
+            at - 600_000,
+        );
+        let mut b = batch(1);
+        b.issued_at_ms = at;
+        b.expires_at_ms = at + 60_000;
+        b.requests = vec![genuine, forged, stranger, stale];
+        let built = b
+            .build(
+                &evaluator,
+                genesis,
+                senatus_genesis::LedgerIndex(4),
+                Digest([9; 32]),
+                &senatus_genesis::Key32([1; 32]),
+            )
+            .expect("builds");
+        let got: Vec<(crate::Outcome, Vec<String>)> = built
+            .decisions
+            .iter()
+            .map(|d| (d.outcome, d.reasons.clone()))
+            .collect();
+        assert_eq!(got[0].0, crate::Outcome::Permit, "{got:?}");
+        for (i, code) in [(1, "bad-signature"), (2, "unknown-key"), (3, "not-fresh")] {
+            assert_eq!(
+                got[i],
+                (
+                    crate::Outcome::Deny,
+                    vec![format!("senatus.identity.{code}")]
+                ),
+                "position {i}"
+            );
+        }
     }
 
     #[test]

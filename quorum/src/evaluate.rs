@@ -160,6 +160,8 @@ pub struct Evaluator {
     params_bytes_max: u32,
     policy_version: PolicyVersion,
     policy_digest: Digest,
+    registry: std::sync::Arc<senatus_genesis::registry::Registry>,
+    signed_skew_ms_max: u64,
 }
 
 fn type_name(name: &'static str) -> Result<EntityTypeName, EvalError> {
@@ -237,8 +239,37 @@ impl Evaluator {
             params_bytes_max: constitution.limits.params_bytes_max,
             policy_version: PolicyVersion(constitution.version),
             policy_digest: layer.digest(),
+            registry: std::sync::Arc::new(layer.registry().clone()),
+            signed_skew_ms_max: constitution.requests.signed_skew_ms_max,
             schema,
         })
+    }
+
+    /// The layer's identity registry.
+    pub fn registry(&self) -> &senatus_genesis::registry::Registry {
+        &self.registry
+    }
+
+    /// The layer's freshness window for signed requests, in ms.
+    pub fn signed_skew_ms_max(&self) -> u64 {
+        self.signed_skew_ms_max
+    }
+
+    /// Checks that `signed` comes from a registered agent allowed its
+    /// tenant and actor, signed within the layer's freshness window of
+    /// `at_ms`, for the chain `genesis_digest` (docs/PROTOCOL.md 10.1).
+    pub fn authenticate(
+        &self,
+        signed: &crate::auth::SignedRequest,
+        genesis_digest: &Digest,
+        at_ms: u64,
+    ) -> Result<&senatus_genesis::registry::Identity, crate::auth::AuthError> {
+        signed.authenticate(
+            &self.registry,
+            genesis_digest,
+            at_ms,
+            self.signed_skew_ms_max,
+        )
     }
 
     /// Version of the layer this evaluator decides with.

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod amend;
+pub mod auth;
 pub mod batch;
 pub mod broker;
 pub mod certificate;

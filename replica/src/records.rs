@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use senatus_genesis::codec::{Decoder, Digest, Encoder};
-use senatus_quorum::request::DecisionRequest;
+use senatus_quorum::auth::SignedRequest;
 use senatus_quorum::token;
 
 use crate::state::Effects;
@@ -64,11 +64,16 @@ impl IdempotencyRecord {
 }
 
 /// The store key of a request's idempotency key: SHA3-256 over
-/// `"senatus/idempotency/v1" 0x00 str tenant str actor str key`, so keys of
-/// different agents and tenants never collide.
-pub fn idempotency_key(r: &DecisionRequest) -> Vec<u8> {
-    let mut e = Encoder::new(IDEMPOTENCY_OBJECT, 1);
-    e.str(&r.tenant).str(&r.actor).str(&r.idempotency_key);
+/// `"senatus/idempotency/v2" 0x00 fixed32 agent_key str tenant str actor
+/// str key`. The key belongs to the asker: keys of different agents,
+/// tenants, actors, and of one agent before and after a key rotation,
+/// never collide, and only the agent's own signed request can resolve it.
+pub fn idempotency_key(r: &SignedRequest) -> Vec<u8> {
+    let mut e = Encoder::new(IDEMPOTENCY_OBJECT, 2);
+    e.fixed32(&r.key.0)
+        .str(&r.request.tenant)
+        .str(&r.request.actor)
+        .str(&r.request.idempotency_key);
     e.digest_of().0.to_vec()
 }
 

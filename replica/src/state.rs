@@ -267,7 +267,7 @@ impl State {
                     IdempotencyRecord {
                         ledger_index: at,
                         position,
-                        request_digest: r.digest(),
+                        request_digest: r.request.digest(),
                     },
                 ));
             }

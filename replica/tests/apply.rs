@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rand::SeedableRng as _;
 use senatus_genesis::codec::{Digest, Encoder, sha3};
 use senatus_genesis::{Epoch, PolicyLayer, PolicyVersion, Seal};
+use senatus_quorum::auth::SignedRequest;
 use senatus_quorum::batch::DecisionBatch;
 use senatus_quorum::request::{AgentContext, DecisionRequest};
 use senatus_replica::amend::AmendState;
@@ -86,8 +87,13 @@ fn redemption(nonce: [u8; 16]) -> Command {
     Command::new(EntryKind::Redemption, e.finish())
 }
 
-fn request(actor: &str, idempotency_key: &str) -> DecisionRequest {
-    DecisionRequest {
+/// A request by `actor`, signed with a key of its own (seeded by its name).
+fn request(actor: &str, idempotency_key: &str) -> SignedRequest {
+    signed_with(actor.as_bytes()[actor.len() - 1], actor, idempotency_key)
+}
+
+fn signed_with(seed: u8, actor: &str, idempotency_key: &str) -> SignedRequest {
+    let r = DecisionRequest {
         surface: "payments".into(),
         action: "transfer".into(),
         actor: actor.into(),
@@ -95,10 +101,12 @@ fn request(actor: &str, idempotency_key: &str) -> DecisionRequest {
         params: serde_json::json!({ "amount": 100, "currency": "EUR", "to_account": "DE00" }),
         context: AgentContext::default(),
         idempotency_key: idempotency_key.into(),
-    }
+    };
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    SignedRequest::sign(&key, &genesis_digest(), r, 1_700_000_000_000)
 }
 
-fn decisions(seal: &Seal, requests: Vec<DecisionRequest>) -> Command {
+fn decisions(seal: &Seal, requests: Vec<SignedRequest>) -> Command {
     let batch = DecisionBatch {
         issued_at_ms: 1_700_000_000_000,
         expires_at_ms: 1_700_000_060_000,
@@ -232,7 +240,7 @@ fn each_idempotency_key_resolves_to_its_first_decision_only() {
                 IdempotencyRecord {
                     ledger_index: 1,
                     position: 0,
-                    request_digest: a.digest()
+                    request_digest: a.request.digest()
                 }
             ),
             (
@@ -240,7 +248,7 @@ fn each_idempotency_key_resolves_to_its_first_decision_only() {
                 IdempotencyRecord {
                     ledger_index: 1,
                     position: 1,
-                    request_digest: b.digest()
+                    request_digest: b.request.digest()
                 }
             ),
         ]
@@ -259,7 +267,42 @@ fn each_idempotency_key_resolves_to_its_first_decision_only() {
             IdempotencyRecord {
                 ledger_index: 2,
                 position: 1,
-                request_digest: other_actor.digest()
+                request_digest: other_actor.request.digest()
+            }
+        )]
+    );
+}
+
+#[test]
+fn an_idempotency_key_belongs_to_the_key_that_signed_it() {
+    let (mut state, seal) = governed();
+    let mut records = MemRecords::new();
+    // agent-1 under its first key, then the same request under a new key
+    // (after a rotation): two keys, two records; the first key's retry
+    // resolves to the first record and adds none.
+    let first = request("agent-1", "k-r");
+    let rotated = signed_with(0x42, "agent-1", "k-r");
+    assert_eq!(first.request.digest(), rotated.request.digest());
+    assert_ne!(idempotency_key(&first), idempotency_key(&rotated));
+    let one = apply(
+        &mut state,
+        &mut records,
+        &decisions(&seal, vec![first.clone()]),
+    );
+    assert_eq!(one.idempotency.len(), 1);
+    let two = apply(
+        &mut state,
+        &mut records,
+        &decisions(&seal, vec![first, rotated.clone()]),
+    );
+    assert_eq!(
+        two.idempotency,
+        vec![(
+            idempotency_key(&rotated),
+            IdempotencyRecord {
+                ledger_index: 2,
+                position: 1,
+                request_digest: rotated.request.digest()
             }
         )]
     );

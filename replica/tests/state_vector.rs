@@ -92,9 +92,10 @@ fn state_vector() {
                 idem_count += 1;
                 let rq = &batch.requests[r.position as usize];
                 json!({
-                    "tenant": rq.tenant,
-                    "actor": rq.actor,
-                    "idempotency_key": rq.idempotency_key,
+                    "agent_key": rq.key.to_string(),
+                    "tenant": rq.request.tenant,
+                    "actor": rq.request.actor,
+                    "idempotency_key": rq.request.idempotency_key,
                     "key": hex::encode(key),
                     "ledger_index": r.ledger_index,
                     "position": r.position,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use senatus_genesis::Genesis;
+use senatus_genesis::keys::SecretKey;
 use senatus_proto::v1 as pb;
 use senatus_proto::v1::senatus_client::SenatusClient;
 use tonic::transport::Channel;
@@ -521,6 +522,37 @@ impl Testnet {
         out
     }
 
+    /// The key file of the example identity `name` (`agent-7`,
+    /// `auditor-1`, ...) that `senatus genesis init` made for this testnet.
+    pub fn client_key_path(&self, name: &str) -> PathBuf {
+        self.dir.join("clients").join(format!("{name}.key"))
+    }
+
+    /// The key of the example identity `name`.
+    pub fn client_key(&self, name: &str) -> anyhow::Result<SecretKey> {
+        let path = self.client_key_path(name);
+        SecretKey::read_client(&path)
+            .map(|(k, _)| k)
+            .with_context(|| format!("client key of {name}"))
+    }
+
+    /// `key`'s signature on a call of `method` with `body`, made now
+    /// (docs/PROTOCOL.md 10.2).
+    pub fn call_auth(&self, key: &SecretKey, method: &str, body: &[u8]) -> pb::CallAuth {
+        let a = senatus_quorum::auth::CallAuth::sign(
+            key.signing_key(),
+            &self.genesis.digest(),
+            method,
+            body,
+            now_ms(),
+        );
+        pb::CallAuth {
+            key: a.key.0.to_vec(),
+            signed_at_ms: a.signed_at_ms,
+            signature: a.signature.to_vec(),
+        }
+    }
+
     /// Appends an operator record through node `via` (which forwards to the
     /// leader); the node's answer, or `DEADLINE_EXCEEDED` if it gives none
     /// within 15 s.
@@ -532,7 +564,14 @@ impl Testnet {
         let mut c = self
             .client(via)
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let call = c.append_record(pb::AppendRecordRequest { payload });
+        let operator = self
+            .client_key("operator-1")
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let auth = self.call_auth(&operator, "AppendRecord", &payload);
+        let call = c.append_record(pb::AppendRecordRequest {
+            payload,
+            auth: Some(auth),
+        });
         match tokio::time::timeout(Duration::from_millis(WRITE_TIMEOUT_MS), call).await {
             Err(_) => Err(tonic::Status::deadline_exceeded(format!(
                 "harness: node {via} gave no answer within {WRITE_TIMEOUT_MS} ms"
@@ -553,12 +592,15 @@ impl Testnet {
             return Ok(out);
         }
         let mut c = self.client(id)?;
+        let auditor = self.client_key("auditor-1")?;
         let mut next = from;
         while next <= to {
+            let body = senatus_quorum::auth::get_ledger_body(next, to, LEDGER_PAGE_ENTRIES);
             let call = c.get_ledger(pb::GetLedgerRequest {
                 from: next,
                 to,
                 limit: LEDGER_PAGE_ENTRIES,
+                auth: Some(self.call_auth(&auditor, "GetLedger", &body)),
             });
             let page = tokio::time::timeout(Duration::from_millis(READ_TIMEOUT_MS), call)
                 .await
@@ -585,6 +627,14 @@ impl Testnet {
         }
         Ok(out)
     }
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }
 
 /// Every answer, or `None` if some running node did not answer.

@@ -128,7 +128,7 @@ pub fn run(cmd: &AmendCommand) -> anyhow::Result<()> {
     }
 }
 
-fn propose(
+pub(crate) fn propose(
     api: &str,
     policy: &Path,
     justification: &str,

@@ -223,6 +223,60 @@ fn certificate_reason(why: &rustls::CertificateError) -> String {
     }
 }
 
+/// Environment variable naming the caller's key file when `--key` is absent.
+pub const KEY_ENV: &str = "SENATUS_KEY";
+
+/// Reads the client key file at `path` (`--key` or `SENATUS_KEY`) for a
+/// command that needs a key of one of `roles`: refused, naming the key
+/// file, its role and the rule, when there is none or it was made for
+/// another role.
+pub fn read_role_key(
+    path: Option<&Path>,
+    roles: &[senatus_genesis::registry::Role],
+    command: &str,
+) -> anyhow::Result<senatus_genesis::keys::SecretKey> {
+    let needs = senatus_genesis::registry::Role::either(roles);
+    let path = path.ok_or_else(|| {
+        anyhow::anyhow!(
+            "{command} is signed by a registered {needs} key: pass --key KEY_FILE (made by \
+             `senatus keygen --role {}`) or set {KEY_ENV}",
+            roles.first().map_or("agent", |r| r.as_str())
+        )
+    })?;
+    let (key, found) =
+        senatus_genesis::keys::SecretKey::read_client(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    anyhow::ensure!(
+        roles.contains(&found),
+        "key file {} (public key {}) was made for role {found}; {command} needs role \
+         {needs} (the registry's role rule)",
+        path.display(),
+        hex::encode(key.public()),
+    );
+    Ok(key)
+}
+
+/// The signature of a registered operator or auditor on one call
+/// (docs/PROTOCOL.md 10.2), made now.
+pub fn call_auth(
+    key: &senatus_genesis::keys::SecretKey,
+    genesis_digest: &senatus_genesis::Digest,
+    method: &str,
+    body: &[u8],
+) -> senatus_proto::v1::CallAuth {
+    let a = senatus_quorum::auth::CallAuth::sign(
+        key.signing_key(),
+        genesis_digest,
+        method,
+        body,
+        crate::clock::now_ms(),
+    );
+    senatus_proto::v1::CallAuth {
+        key: a.key.0.to_vec(),
+        signed_at_ms: a.signed_at_ms,
+        signature: a.signature.to_vec(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

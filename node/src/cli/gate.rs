@@ -31,7 +31,11 @@ use senatus_quorum::token::{DecodeError, TOKEN_TEXT_BYTES_MAX, Token};
 use senatus_quorum::{canonical_params, params_digest};
 use serde::Deserialize;
 
-use crate::cli::api::{ApiArgs, GENESIS_ENV, api_client, api_client_pinned, explain, load_genesis};
+use crate::cli::api::{
+    ApiArgs, GENESIS_ENV, KEY_ENV, api_client, api_client_pinned, explain, load_genesis,
+    read_role_key,
+};
+use senatus_genesis::registry::Role;
 
 /// Exit code for usage, input, file and trust-material errors (and for a
 /// request refused locally by validation).
@@ -165,6 +169,11 @@ pub struct DecideArgs {
     /// is generated and printed, so a retry can reuse it.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The agent's key file (`senatus keygen --role agent`); its public key
+    /// must be sealed in the registry as an agent of --tenant allowed to act
+    /// as --actor. The request is signed with it (docs/PROTOCOL.md 10.1).
+    #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+    pub key: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -444,6 +453,8 @@ fn to_wire(r: &DecisionRequest) -> anyhow::Result<pb::DecideRequest> {
             external_endpoints: r.context.external_endpoints.clone(),
         }),
         idempotency_key: r.idempotency_key.clone(),
+        // Filled in by `sign_wire`.
+        ..Default::default()
     })
 }
 
@@ -533,7 +544,11 @@ pub fn decide(a: &DecideArgs) -> anyhow::Result<()> {
         );
     }
     let genesis = a.target.genesis_path()?;
-    let wire = to_wire(&built.request)?;
+    let key = read_role_key(a.key.as_deref(), &[Role::Agent], "decide")?;
+    let mut wire = to_wire(&built.request)?;
+    let genesis_digest = load_genesis(genesis)?.digest();
+    crate::gate::sign_wire(&mut wire, key.signing_key(), &genesis_digest, now_ms())
+        .map_err(|e| anyhow::anyhow!("invalid request (not sent): {e}"))?;
     if built.generated_key && !a.json {
         println!("idempotency key: {}", built.request.idempotency_key);
     }

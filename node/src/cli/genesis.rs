@@ -10,6 +10,7 @@ use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
 use senatus_genesis::config::NodeConfig;
 use senatus_genesis::keys::SecretKey;
 use senatus_genesis::lock;
+use senatus_genesis::registry::{Identity, Registry, Role};
 use senatus_genesis::seal::Seal;
 use senatus_genesis::tls::TlsMaterial;
 use senatus_genesis::{Genesis, Key32, PolicyLayer};
@@ -79,10 +80,35 @@ pub struct TlsArgs {
 
 /// Runs the ceremony and writes it.
 pub fn init(args: &InitArgs) -> anyhow::Result<()> {
+    // A local testnet on the bundled example gets a key for each example
+    // identity, sealed in its registry; a layer of one's own brings its
+    // registry with it.
+    let mut clients = Vec::new();
     let policy = match &args.policy {
-        Some(dir) => PolicyLayer::load_dir(dir)
-            .with_context(|| format!("loading policy layer {}", dir.display()))?,
-        None => PolicyLayer::example(),
+        Some(dir) => {
+            let layer = PolicyLayer::load_dir(dir)
+                .with_context(|| format!("loading policy layer {}", dir.display()))?;
+            let published = layer.registry().published_keys();
+            if let Some(id) = published.first() {
+                bail!(
+                    "policy layer {}: identity {:?} ({}) has key {}, a test-vector key whose \
+                     secret is published: anyone could sign as it. Give it a key of its own \
+                     (`senatus keygen`, then edit identities.toml)",
+                    dir.display(),
+                    id.name,
+                    id.role,
+                    id.key
+                );
+            }
+            layer
+        }
+        None => {
+            let (registry, keys) = example_identities(&mut rand::rngs::OsRng)?;
+            clients = keys;
+            PolicyLayer::example()
+                .with_registry(&registry)
+                .context("sealing the example identities")?
+        }
     };
     let nodes = allocate_addrs(&args.host, args.validators, args.base_port)?;
     let created_at_ms = SystemTime::now()
@@ -98,6 +124,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<()> {
     };
     let ceremony = Ceremony::run(params, &mut rand::rngs::OsRng)?;
     ceremony.write(&args.out)?;
+    if !clients.is_empty() {
+        let dir = args.out.join(CLIENTS_DIR);
+        std::fs::create_dir(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        for (id, key) in &clients {
+            key.write_client(&dir.join(format!("{}.key", id.name)), id.role)?;
+        }
+    }
     let g = &ceremony.genesis.body;
     println!(
         "genesis written to {}: chain {} with {} validators, threshold {}",
@@ -116,6 +149,20 @@ pub fn init(args: &InitArgs) -> anyhow::Result<()> {
         "  authority key  {}/authority.key: move it offline, it is needed only to make a new genesis",
         args.out.display()
     );
+    if !clients.is_empty() {
+        println!(
+            "  client keys    {}/{CLIENTS_DIR}/<name>.key (0600), sealed in the registry:",
+            args.out.display()
+        );
+        for (id, _) in &clients {
+            let scope = match (&id.tenant, id.actors.is_empty()) {
+                (Some(t), false) => format!(" of tenant {t} as {}", id.actors.join(", ")),
+                _ if !id.surfaces.is_empty() => format!(" for {}", id.surfaces.join(", ")),
+                _ => String::new(),
+            };
+            println!("    {} {}{scope}: {}", id.role, id.name, id.key);
+        }
+    }
     for v in &g.validators {
         println!(
             "  node {}: peer {} api {}  config {}/node-{}/node.toml",
@@ -127,6 +174,47 @@ pub fn init(args: &InitArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Directory of a local testnet's client keys, inside the ceremony's.
+pub const CLIENTS_DIR: &str = "clients";
+
+/// The example layer's identities for a local testnet, each with a fresh
+/// key: agents `agent-1`..`agent-9`, `ops-agent-1` and `bench-agent` of
+/// tenant acme, `agent-g1` of globex, and `operator-1`, `auditor-1`,
+/// `broker-1`.
+pub fn example_identities<R: rand::RngCore + rand::CryptoRng>(
+    rng: &mut R,
+) -> anyhow::Result<(Registry, Vec<(Identity, SecretKey)>)> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, role: Role, tenant: Option<&str>, surfaces: &[&str]| {
+        let key = SecretKey::generate(rng);
+        let id = Identity {
+            name: name.to_string(),
+            role,
+            key: Key32(key.public()),
+            tenant: tenant.map(str::to_string),
+            actors: tenant.map(|_| vec![name.to_string()]).unwrap_or_default(),
+            surfaces: surfaces.iter().map(|s| s.to_string()).collect(),
+        };
+        out.push((id, key));
+    };
+    for i in 1..=9 {
+        add(&format!("agent-{i}"), Role::Agent, Some("acme"), &[]);
+    }
+    add("ops-agent-1", Role::Agent, Some("acme"), &[]);
+    add("bench-agent", Role::Agent, Some("acme"), &[]);
+    add("agent-g1", Role::Agent, Some("globex"), &[]);
+    add("operator-1", Role::Operator, None, &[]);
+    add("auditor-1", Role::Auditor, None, &[]);
+    add(
+        "broker-1",
+        Role::Broker,
+        None,
+        &["payments", "data", "infra"],
+    );
+    let registry = Registry::new(out.iter().map(|(i, _)| i.clone()).collect())?;
+    Ok((registry, out))
 }
 
 fn allocate_addrs(host: &str, n: u16, base: Option<u16>) -> anyhow::Result<Vec<NodeAddrs>> {

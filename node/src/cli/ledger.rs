@@ -13,7 +13,15 @@ use senatus_replica::{MemRecords, State};
 use serde::{Deserialize, Serialize};
 
 use crate::amend::AmendState;
-use crate::cli::api::{ApiArgs, ApiCallFailed, api_client, api_client_pinned, load_genesis};
+use crate::cli::api::{
+    ApiArgs, ApiCallFailed, KEY_ENV, api_client, api_client_pinned, call_auth, load_genesis,
+    read_role_key,
+};
+use senatus_genesis::keys::SecretKey;
+use senatus_genesis::registry::Role;
+
+/// The roles that may read the ledger.
+pub const READER_ROLES: [Role; 2] = [Role::Auditor, Role::Operator];
 use crate::ledger::{ChainVerifier, EntryKind, LedgerEntry};
 use crate::service::GET_LEDGER_ENTRIES_MAX;
 
@@ -36,6 +44,10 @@ pub enum LedgerCommand {
         /// File to write; refused if it exists.
         #[arg(long)]
         out: PathBuf,
+        /// The caller's key file (auditor or operator, `senatus keygen`):
+        /// ledger reads are signed (docs/PROTOCOL.md 10.2).
+        #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+        key: Option<PathBuf>,
     },
     /// Verify a ledger from genesis to head: every entry's hash and its link
     /// to the one before, entry 1 linking to the genesis digest. Names the
@@ -61,6 +73,10 @@ pub enum LedgerCommand {
         /// is the one genesis seals; without it only the chain is verified.
         #[arg(long)]
         policy: Option<PathBuf>,
+        /// The caller's key file (auditor or operator, `senatus keygen`):
+        /// with --api, ledger reads are signed (docs/PROTOCOL.md 10.2).
+        #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+        key: Option<PathBuf>,
     },
     /// Append an operator record (free text) to the ledger through Raft.
     Append {
@@ -70,6 +86,10 @@ pub enum LedgerCommand {
         target: ApiArgs,
         /// The record's text (at most 64 KiB).
         text: String,
+        /// The operator's key file (`senatus keygen --role operator`): a
+        /// record is signed (docs/PROTOCOL.md 10.2).
+        #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+        key: Option<PathBuf>,
     },
 }
 
@@ -132,8 +152,10 @@ fn entry_from_wire(e: pb::LedgerEntry) -> anyhow::Result<(LedgerEntry, Option<Di
 pub(crate) async fn fetch_ledger(
     api: &str,
     genesis: Arc<Genesis>,
+    key: &SecretKey,
     mut sink: impl FnMut(LedgerEntry, Option<Digest>) -> anyhow::Result<()>,
 ) -> anyhow::Result<(pb::LedgerHeadReply, pb::StatusReply)> {
+    let genesis_digest = genesis.digest();
     let mut c = api_client_pinned(api, genesis)?;
     let status = c
         .status(req(pb::StatusRequest {}))
@@ -152,6 +174,16 @@ pub(crate) async fn fetch_ledger(
                 from: next,
                 to: head.index,
                 limit: GET_LEDGER_ENTRIES_MAX,
+                auth: Some(call_auth(
+                    key,
+                    &genesis_digest,
+                    "GetLedger",
+                    &senatus_quorum::auth::get_ledger_body(
+                        next,
+                        head.index,
+                        GET_LEDGER_ENTRIES_MAX,
+                    ),
+                )),
             }))
             .await
             .map_err(|s| ApiCallFailed::error(&format!("ledger entries from {next} on {api}"), &s))?
@@ -180,24 +212,48 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Runs a ledger subcommand.
 pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
     match cmd {
-        LedgerCommand::Export { target, out } => {
-            export(&target.api, &load_genesis(target.genesis_path()?)?, out)
+        LedgerCommand::Export { target, out, key } => {
+            let genesis = load_genesis(target.genesis_path()?)?;
+            let key = read_role_key(key.as_deref(), &READER_ROLES, "ledger export")?;
+            export(&target.api, &genesis, &key, out)
         }
         LedgerCommand::Verify {
             genesis,
             api,
             file,
             policy,
-        } => verify(genesis, api.as_deref(), file.as_deref(), policy.as_deref()),
-        LedgerCommand::Append { target, text } => {
+            key,
+        } => {
+            let key = match api {
+                Some(_) => Some(read_role_key(
+                    key.as_deref(),
+                    &READER_ROLES,
+                    "ledger verify --api",
+                )?),
+                None => None,
+            };
+            verify(
+                genesis,
+                api.as_deref(),
+                key.as_ref(),
+                file.as_deref(),
+                policy.as_deref(),
+            )
+        }
+        LedgerCommand::Append { target, text, key } => {
             let api = &target.api;
             let genesis = target.genesis_path()?;
+            let key = read_role_key(key.as_deref(), &[Role::Operator], "ledger append")?;
+            let genesis_digest = load_genesis(genesis)?.digest();
+            let payload = text.as_bytes().to_vec();
+            let auth = call_auth(&key, &genesis_digest, "AppendRecord", &payload);
             let rt = runtime()?;
             rt.block_on(async {
                 let mut c = api_client(api, genesis)?;
                 let r = c
                     .append_record(req(pb::AppendRecordRequest {
-                        payload: text.as_bytes().to_vec(),
+                        payload,
+                        auth: Some(auth),
                     }))
                     .await
                     .map_err(|s| ApiCallFailed::error(&format!("append failed on {api}"), &s))?
@@ -213,7 +269,7 @@ pub fn run(cmd: &LedgerCommand) -> anyhow::Result<()> {
     }
 }
 
-fn export(api: &str, genesis: &Arc<Genesis>, out: &PathBuf) -> anyhow::Result<()> {
+fn export(api: &str, genesis: &Arc<Genesis>, key: &SecretKey, out: &PathBuf) -> anyhow::Result<()> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -222,7 +278,7 @@ fn export(api: &str, genesis: &Arc<Genesis>, out: &PathBuf) -> anyhow::Result<()
     let mut w = std::io::BufWriter::new(file);
     let mut lines = Vec::new();
     let rt = runtime()?;
-    let (head, status) = rt.block_on(fetch_ledger(api, genesis.clone(), |e, _| {
+    let fetched = rt.block_on(fetch_ledger(api, genesis.clone(), key, |e, _| {
         lines.push(ExportLine {
             index: e.index,
             kind: e.kind.code(),
@@ -230,7 +286,13 @@ fn export(api: &str, genesis: &Arc<Genesis>, out: &PathBuf) -> anyhow::Result<()
             entry: hex::encode(e.encode()),
         });
         Ok(())
-    }))?;
+    }));
+    // A refused or failed read leaves no file behind: the one created
+    // above is empty, and an empty export is not an export.
+    if fetched.is_err() {
+        let _ = std::fs::remove_file(out);
+    }
+    let (head, status) = fetched?;
     let digest = |b: &[u8]| -> anyhow::Result<Digest> {
         Ok(Digest(b.try_into().context("digest is not 32 bytes")?))
     };
@@ -383,6 +445,7 @@ impl StateCheck {
 fn verify(
     genesis: &Path,
     api: Option<&str>,
+    key: Option<&SecretKey>,
     file: Option<&Path>,
     policy: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -394,7 +457,8 @@ fn verify(
     let claimed_head = match (api, file) {
         (Some(api), _) => {
             let rt = runtime()?;
-            let (head, _) = rt.block_on(fetch_ledger(api, g.clone(), |e, reported| {
+            let key = key.ok_or_else(|| anyhow::anyhow!("ledger verify --api needs --key"))?;
+            let (head, _) = rt.block_on(fetch_ledger(api, g.clone(), key, |e, reported| {
                 count += 1;
                 v.push(&e).map_err(|err| anyhow::anyhow!("{err}"))?;
                 match &mut state {

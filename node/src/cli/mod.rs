@@ -8,5 +8,6 @@ pub mod api;
 pub mod breach;
 pub mod gate;
 pub mod genesis;
+pub mod identity;
 pub mod ledger;
 pub mod replay;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use ed25519_dalek::Signature;
 use senatus_genesis::{Digest, Genesis, LedgerIndex, PolicyLayer, SignedSeal};
+use senatus_quorum::auth::SignedRequest;
 use senatus_quorum::batch::{BuiltBatch, DecisionBatch};
 use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::DecisionRequest;
@@ -70,6 +71,10 @@ pub struct ReplayArgs {
     /// ...or from an export file (`senatus ledger export`).
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// With --api: the caller's key file (auditor or operator, `senatus
+    /// keygen`); ledger reads are signed (docs/PROTOCOL.md 10.2).
+    #[arg(long, value_name = "KEY_FILE", env = crate::cli::api::KEY_ENV, hide_env_values = true)]
+    pub key: Option<PathBuf>,
     /// The token that was issued for this decision (hex text), to compare
     /// byte for byte with the replay.
     #[arg(long, conflicts_with = "token_file")]
@@ -100,8 +105,11 @@ pub struct Replayed {
     pub position: u32,
     /// Requests in the batch.
     pub batch_len: usize,
-    /// The request as committed.
-    pub request: DecisionRequest,
+    /// The request as committed, with its agent's signature.
+    pub request: SignedRequest,
+    /// Who asked: the registered agent whose signature verifies (its name),
+    /// or why the sealed registry refuses it.
+    pub asked_by: Result<String, String>,
     /// The batch, evaluated again.
     pub built: BuiltBatch,
     /// The seal the batch was decided under.
@@ -174,10 +182,18 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<()> {
         })
         .transpose()
         .map_err(|e| anyhow::anyhow!("amendment state over genesis: {e}"))?;
+    let key = match &a.api {
+        Some(_) => Some(crate::cli::api::read_role_key(
+            a.key.as_deref(),
+            &crate::cli::ledger::READER_ROLES,
+            "replay --api",
+        )?),
+        None => None,
+    };
     let (found, verified_to) = find(
         &genesis,
         id,
-        a.api.as_deref(),
+        a.api.as_deref().zip(key.as_ref()),
         a.file.as_deref(),
         amend.as_mut(),
     )?;
@@ -206,7 +222,7 @@ pub fn run(a: &ReplayArgs) -> anyhow::Result<()> {
 fn find(
     genesis: &Genesis,
     id: Digest,
-    api: Option<&str>,
+    api: Option<(&str, &senatus_genesis::keys::SecretKey)>,
     file: Option<&Path>,
     mut amend: Option<&mut crate::amend::AmendState>,
 ) -> anyhow::Result<(Found, u64)> {
@@ -245,11 +261,13 @@ fn find(
         Ok(())
     };
     match (api, file) {
-        (Some(api), _) => {
+        (Some((api, key)), _) => {
             let rt = crate::cli::ledger::runtime()?;
             let pinned = std::sync::Arc::new(genesis.clone());
             let (head, _) = rt
-                .block_on(crate::cli::ledger::fetch_ledger(api, pinned, &mut visit))
+                .block_on(crate::cli::ledger::fetch_ledger(
+                    api, pinned, key, &mut visit,
+                ))
                 .map_err(
                     |e| match e.downcast_ref::<crate::cli::api::ApiCallFailed>() {
                         // Not a validator of this genesis: the auditor's trust
@@ -364,12 +382,18 @@ fn rebuild(
             },
         )
         .map_err(|e| anyhow::anyhow!("ledger index {}: {e}", found.entry.index))?;
+    let request = b.requests[found.position as usize].clone();
+    let asked_by = evaluator
+        .authenticate(&request, &genesis.digest(), b.issued_at_ms)
+        .map(|id| id.name.clone())
+        .map_err(|e| e.to_string());
     Ok(Replayed {
         ledger_index: found.entry.index,
         entry_hash: found.entry.hash,
         position: found.position,
         batch_len: b.requests.len(),
-        request: b.requests[found.position as usize].clone(),
+        request,
+        asked_by,
         built,
         seal,
         verified_to,
@@ -499,7 +523,12 @@ fn print(r: &Replayed, c: Option<&Comparison>, json: bool) {
             "position": r.position,
             "batch_requests": r.batch_len,
             "chain_verified_to": r.verified_to,
-            "request": request_json(&r.request),
+            "request": request_json(&r.request.request),
+            "signed_at_ms": r.request.signed_at_ms,
+            "agent_key": r.request.key.to_string(),
+            "signature": hex::encode(r.request.signature),
+            "asked_by": r.asked_by.as_ref().ok(),
+            "signature_refused": r.asked_by.as_ref().err(),
             "policy_version": p.policy_version.0,
             "seal_digest": p.seal_digest.to_hex(),
             "epoch": p.epoch.0,
@@ -524,7 +553,14 @@ fn print(r: &Replayed, c: Option<&Comparison>, json: bool) {
         "ledger: index {} entry {} position {} of {}; chain verified from genesis to index {}",
         r.ledger_index, r.entry_hash, r.position, r.batch_len, r.verified_to
     );
-    println!("request: {}", request_json(&r.request));
+    println!("request: {}", request_json(&r.request.request));
+    match &r.asked_by {
+        Ok(name) => println!(
+            "asked by: agent {name} (key {}), signed at {} ms; the signature verifies under the sealed registry",
+            r.request.key, r.request.signed_at_ms
+        ),
+        Err(why) => println!("asked by: nobody the sealed registry accepts: {why}"),
+    }
     println!(
         "policy: version {} seal {} epoch {}",
         p.policy_version, p.seal_digest, p.epoch

@@ -7,13 +7,13 @@ impl Gate {
     pub(super) async fn submit(
         &self,
         shared: &Cluster,
-        request: DecisionRequest,
+        request: SignedRequest,
     ) -> Result<pb::DecideReply, GateCallError> {
         // Idempotency: a key already decided answers with that decision
         // (re-signed: same payload, same nonce), never a second entry; a
         // key used for another request is refused.
         let key = idempotency_key(&request);
-        let digest = request.digest();
+        let digest = request.request.digest();
         let known = shared
             .sm
             .idempotency_result(&key)
@@ -24,8 +24,8 @@ impl Gate {
         if let Some(rec) = known {
             if rec.request_digest != digest {
                 return Err(GateCallError::IdempotencyConflict {
-                    key: request.idempotency_key,
-                    actor: request.actor,
+                    key: request.request.idempotency_key,
+                    actor: request.request.actor,
                     ledger_index: rec.ledger_index,
                     position: rec.position,
                 });
@@ -37,12 +37,12 @@ impl Gate {
             match inflight.get(&key) {
                 Some(d) if *d == digest => {
                     return Err(GateCallError::IdempotencyInFlight {
-                        key: request.idempotency_key,
+                        key: request.request.idempotency_key,
                     });
                 }
                 Some(_) => {
                     return Err(GateCallError::IdempotencyInUse {
-                        key: request.idempotency_key,
+                        key: request.request.idempotency_key,
                     });
                 }
                 None => {
@@ -57,7 +57,7 @@ impl Gate {
 
     pub(super) async fn enqueue(
         &self,
-        request: DecisionRequest,
+        request: SignedRequest,
     ) -> Result<pb::DecideReply, GateCallError> {
         let (tx, rx) = oneshot::channel();
         self.queue
@@ -123,7 +123,7 @@ impl Gate {
     pub(super) async fn decide_batch(
         &self,
         shared: &Cluster,
-        requests: Vec<DecisionRequest>,
+        requests: Vec<SignedRequest>,
     ) -> Result<Vec<pb::DecideReply>, GateCallError> {
         // A validator decides only under a seal it has redeclared (flow 4):
         // between a reseal and its own Redeclaration it waits, bounded.

@@ -32,6 +32,7 @@ use senatus_proto::v1 as pb;
 use senatus_proto::v1::peer_client::PeerClient;
 use senatus_proto::v1::senatus_client::SenatusClient;
 use senatus_quorum::Outcome;
+use senatus_quorum::auth::SignedRequest;
 use senatus_quorum::batch::{BATCH_REQUESTS_MAX, BuiltBatch, DecisionBatch};
 use senatus_quorum::request::{AgentContext, DecisionRequest};
 use senatus_quorum::signing::{
@@ -122,7 +123,7 @@ enum SignTarget {
 
 /// A request waiting for its batch.
 struct Pending {
-    request: DecisionRequest,
+    request: SignedRequest,
     reply: oneshot::Sender<Result<pb::DecideReply, GateCallError>>,
 }
 
@@ -323,6 +324,24 @@ fn ledger_read(e: impl std::fmt::Display) -> GateCallError {
         what: "ledger",
         error: e.to_string(),
     }
+}
+
+/// Signs `wire` as the agent holding `key` does (docs/PROTOCOL.md 10.1):
+/// over the digest of the canonical request a validator rebuilds from the
+/// wire fields ([`request_from_wire`]), for the chain `genesis_digest`, at
+/// `signed_at_ms`. Fills `signed_at_ms`, `agent_key` and `signature`.
+pub fn sign_wire(
+    wire: &mut pb::DecideRequest,
+    key: &ed25519_dalek::SigningKey,
+    genesis_digest: &Digest,
+    signed_at_ms: u64,
+) -> Result<(), RequestError> {
+    let request = request_from_wire(wire)?;
+    let signed = SignedRequest::sign(key, genesis_digest, request, signed_at_ms);
+    wire.signed_at_ms = signed_at_ms;
+    wire.agent_key = signed.key.0.to_vec();
+    wire.signature = signed.signature.to_vec();
+    Ok(())
 }
 
 /// The wire request as a validated [`DecisionRequest`].

@@ -2,6 +2,9 @@
 //! the seal chain, status, amendments and certificates.
 
 use super::*;
+use senatus_genesis::registry::Role;
+use senatus_proto::reason::Reasoned as _;
+use senatus_quorum::auth::get_ledger_body;
 
 /// The public `Senatus` service.
 #[derive(Debug, Clone)]
@@ -38,9 +41,20 @@ impl pb::senatus_server::Senatus for ApiService {
         &self,
         req: Request<pb::AppendRecordRequest>,
     ) -> Result<Response<pb::WriteReply>, Status> {
-        let payload = req.into_inner().payload;
+        let r = req.into_inner();
+        let payload = r.payload;
         self.timed("AppendRecord", async {
+            // Bounds first (cheap, no state), then who is asking.
             check_record(&payload)?;
+            crate::caller::authorize(
+                self.0.sm.amendments(),
+                &self.0.genesis_digest,
+                "AppendRecord",
+                &payload,
+                r.auth.as_ref(),
+                &[Role::Operator],
+            )
+            .map_err(|e| e.to_status())?;
             self.0
                 .write(Command::new(EntryKind::Record, payload))
                 .await
@@ -64,6 +78,18 @@ impl pb::senatus_server::Senatus for ApiService {
                     Some("from"),
                 ));
             }
+            // Entries carry every request's params: auditors and operators
+            // only, signed and fresh. (An agent reads its own decision by
+            // retrying its signed request.)
+            crate::caller::authorize(
+                self.0.sm.amendments(),
+                &self.0.genesis_digest,
+                "GetLedger",
+                &get_ledger_body(r.from, r.to, r.limit),
+                r.auth.as_ref(),
+                &[Role::Auditor, Role::Operator],
+            )
+            .map_err(|e| e.to_status())?;
             let limit = if r.limit == 0 {
                 GET_LEDGER_ENTRIES_MAX
             } else {

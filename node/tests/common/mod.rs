@@ -159,6 +159,7 @@ pub async fn write_many(
     concurrency: usize,
 ) -> Vec<Ack> {
     let client = net.client(via).expect("client");
+    let operator = net.client_key("operator-1").expect("operator key");
     let mut acks = Vec::with_capacity(n);
     let mut next = 0usize;
     let mut set = tokio::task::JoinSet::new();
@@ -166,9 +167,13 @@ pub async fn write_many(
         while next < n && set.len() < concurrency {
             let mut c = client.clone();
             let p = payload(tag, next);
+            let auth = net.call_auth(&operator, "AppendRecord", &p);
             set.spawn(async move {
                 let r = c
-                    .append_record(pb::AppendRecordRequest { payload: p.clone() })
+                    .append_record(pb::AppendRecordRequest {
+                        payload: p.clone(),
+                        auth: Some(auth),
+                    })
                     .await;
                 (p, r)
             });
@@ -309,6 +314,8 @@ pub async fn assert_state_replays(net: &Testnet) {
                 "verify".into(),
                 "--genesis".into(),
                 genesis.clone(),
+                "--key".into(),
+                net.client_key_path("auditor-1").display().to_string(),
                 "--api".into(),
                 api,
             ],
@@ -464,6 +471,38 @@ pub async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String
         .collect()
 }
 
+/// Unix milliseconds now.
+pub fn now_unix_ms() -> u64 {
+    u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis(),
+    )
+    .expect("ms fit in u64")
+}
+
+/// `r` signed now by the testnet's example identity `signer` (its key in
+/// `clients/`), as that agent's SDK would (docs/PROTOCOL.md 10.1).
+pub fn signed_as(net: &Testnet, signer: &str, mut r: pb::DecideRequest) -> pb::DecideRequest {
+    let key = net.client_key(signer).expect("client key");
+    senatus_node::gate::sign_wire(
+        &mut r,
+        key.signing_key(),
+        &net.genesis().digest(),
+        now_unix_ms(),
+    )
+    .expect("a valid request signs");
+    r
+}
+
+/// `r` signed now by the agent its actor names (the example registry gives
+/// each agent one actor, its own name).
+pub fn signed(net: &Testnet, r: pb::DecideRequest) -> pb::DecideRequest {
+    let actor = r.actor.clone();
+    signed_as(net, &actor, r)
+}
+
 /// A payment of `amount` EUR to a supplier by agent `actor` of tenant
 /// acme, which the example policy permits.
 pub fn transfer_by(actor: &str, amount: u64, key: &str) -> pb::DecideRequest {
@@ -475,17 +514,19 @@ pub fn transfer_by(actor: &str, amount: u64, key: &str) -> pb::DecideRequest {
         params_json: serde_json::json!({"amount": amount, "currency": "EUR", "to_account": "acct-supplier-7"}).to_string(),
         context: Some(pb::AgentContext::default()),
         idempotency_key: key.into(),
+        ..Default::default()
     }
 }
 
-/// Decides `request` through node `via` (bounded) and expects PERMIT.
+/// Decides `request` (signed here by its actor) through node `via`
+/// (bounded) and expects PERMIT.
 pub async fn permit_request(
     net: &Testnet,
     via: u64,
     request: pb::DecideRequest,
 ) -> pb::DecideReply {
     let mut c = net.client(via).expect("client");
-    let r = tokio::time::timeout(Duration::from_secs(30), c.decide(request))
+    let r = tokio::time::timeout(Duration::from_secs(30), c.decide(signed(net, request)))
         .await
         .expect("decide within bound")
         .expect("decide")
