@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the machine and runs the main job: a local 5-validator testnet
 # (fresh genesis ceremony, five `senatus node` processes on 127.0.0.1, every
-# port TLS pinned to genesis), shown healthy, then driven: records written
+# port TLS pinned to genesis), shown healthy, with the keys of its agents,
+# operator, auditor and broker sealed in the identity registry, then driven:
+# records written
 # through different validators, one validator crashed and restarted, one
 # renewing its TLS key, the replicated ledger verified from
 # genesis, and a governed agent's scenario: a permitted payment whose token
@@ -11,12 +13,16 @@
 # personal data kept from an external endpoint; an auditor replays the
 # payment decision from the ledger; then the transfer limit is amended (every
 # validator reviews and votes, three sign the seal) and the same large
-# transfer, silenced under version 1, is permitted under version 2; last,
+# transfer, silenced under version 1, is permitted under version 2; an
+# agent signing as another, an unregistered key and an unsigned read are
+# refused; last,
 # validator 4's copy of the sealed policy is edited on disk: it locks
 # itself, every validator validates its shutdown certificate, and the other
 # four keep deciding. Finally every validator's ledger is replayed through
 # the replicated core's apply alone, which must give the state digest that
-# validator reports at every index. The testnet is stopped at the end
+# validator reports at every index, and an auditor's independent check
+# (Python: SHA3-256 and Ed25519 only) verifies who asked every decision in an
+# export of the ledger. The testnet is stopped at the end
 # unless SENATUS_KEEP=1 (then stop it with `senatus testnet down --dir DIR`).
 #
 # Usage: scripts/demo.sh [DIR]   (default: a fresh temporary directory)
@@ -45,15 +51,29 @@ echo "== testnet up in $DIR (genesis ceremony on first use)"
 export SENATUS_GENESIS="$DIR/genesis.json"
 
 api_of() { sed -n 's/^api *= *"\(.*\)"/\1/p' "$DIR/node-$1/node.toml"; }
+# Every caller signs with a key sealed in the registry: the ceremony of a
+# local testnet made one per example identity.
+K="$DIR/clients"
+OPERATOR="$K/operator-1.key"
+AUDITOR="$K/auditor-1.key"
+
+echo "== who may call: the sealed identity registry (policy/identities.toml)"
+python3 - "$DIR/policy/identities.toml" <<'PY'
+import sys, tomllib
+for i in tomllib.load(open(sys.argv[1], "rb"))["identity"]:
+    scope = f" of {i['tenant']} as {', '.join(i['actors'])}" if "tenant" in i else ""
+    scope += f" for {', '.join(i['surfaces'])}" if "surfaces" in i else ""
+    print(f"  {i['role']:<8} {i['name']:<12} key {i['key']}{scope}")
+PY
 
 echo "== operator records through validators 1, 3 and 5 (each forwards to the leader)"
 for id in 1 3 5; do
-    "$SENATUS" ledger append --api "$(api_of "$id")" "demo record written via validator $id"
+    "$SENATUS" ledger append --key "$OPERATOR" --api "$(api_of "$id")" "demo record written via validator $id"
 done
 
 echo "== crash validator 2 (SIGKILL), write while it is down, restart it"
 "$SENATUS" testnet kill --dir "$DIR" --node 2
-"$SENATUS" ledger append --api "$(api_of 4)" "written while validator 2 was down"
+"$SENATUS" ledger append --key "$OPERATOR" --api "$(api_of 4)" "written while validator 2 was down"
 "$SENATUS" testnet start --dir "$DIR" --node 2
 "$SENATUS" testnet wait --dir "$DIR"
 "$SENATUS" testnet status --dir "$DIR"
@@ -65,8 +85,8 @@ echo "== validator 5 renews its TLS key from its identity key and restarts with 
 "$SENATUS" testnet wait --dir "$DIR"
 
 echo "== verify validator 2's ledger from genesis (live) and an export of validator 4's"
-"$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 2)"
-"$SENATUS" ledger export --api "$(api_of 4)" --out "$DIR/ledger-export.jsonl"
+"$SENATUS" ledger verify --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of 2)"
+"$SENATUS" ledger export --key "$AUDITOR" --api "$(api_of 4)" --out "$DIR/ledger-export.jsonl"
 "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --file "$DIR/ledger-export.jsonl"
 echo "== a governed agent asks before acting"
 B="$DIR/broker"
@@ -76,7 +96,7 @@ mkdir -p "$B" && cp "$DIR/genesis.json" "$B/genesis.json"
 "$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B" --genesis "$B/genesis.json"
 PAY='{"amount": 50000, "currency": "EUR", "to_account": "acct-supplier-7"}'
 echo "-- payments.transfer of 500.00 EUR, within acme's sealed limit (asked via validator 3)"
-"$SENATUS" decide --api "$(api_of 3)" --surface payments --action transfer --actor agent-7 \
+"$SENATUS" decide --api "$(api_of 3)" --surface payments --action transfer --actor agent-7 --key "$K/agent-7.key" \
     --tenant acme --params "$PAY" --idempotency-key demo-1 --token-out "$DIR/permit.token" \
     | tee "$DIR/permit.out"
 DECISION_ID=$(sed -n 's/^decision id: //p' "$DIR/permit.out")
@@ -103,28 +123,28 @@ for _ in $(seq 1 100); do   # bounded: at most 20 s
     sleep 0.2
 done
 "$SENATUS" certificates list --api "$(api_of 3)"
-"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-7 \
+"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-7 --key "$K/agent-7.key" \
     --tenant acme --params "$PAY" --idempotency-key demo-after-replay
 echo "-- the scenario goes on with agent-8"
 echo "-- a transfer to a blocklisted account: DENY, with a signed receipt"
-"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-8 \
+"$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params '{"amount": 100, "currency": "EUR", "to_account": "acct-sanctioned-0001"}'
 echo "-- an agent that is unsure of itself (uncertainty 0.9 >= alpha 0.7): SILENCE"
-"$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 \
+"$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params "$PAY" --uncertainty 900
 echo "-- an export of personal data to an external endpoint: DENY"
-"$SENATUS" decide --api "$(api_of 2)" --surface data --action export --actor agent-8 --tenant acme \
+"$SENATUS" decide --api "$(api_of 2)" --surface data --action export --actor agent-8 --key "$K/agent-8.key" --tenant acme \
     --params '{"dataset": "contacts of alice@example.org", "destination": "https://upload.partner.example/in", "rows": 10}'
 "$SENATUS" testnet wait --dir "$DIR"
-"$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 3)"
+"$SENATUS" ledger verify --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of 3)"
 echo "== an auditor replays the payment decision from validator 5's ledger"
-"$SENATUS" replay "$DECISION_ID" --genesis "$DIR/genesis.json" --api "$(api_of 5)" \
+"$SENATUS" replay "$DECISION_ID" --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of 5)" \
     --token-file "$DIR/permit.token"
 
 echo "== the policy changes only by amendment: raise acme's transfer limit to 2,000.00"
 BIG='{"amount": 150000, "currency": "EUR", "to_account": "acct-supplier-7"}'
 echo "-- a transfer of 1,500.00 EUR under version 1: above the limit, so no permit"
-"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 \
+"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params "$BIG" --idempotency-key demo-big-v1
 rm -rf "$DIR/policy-v2" && cp -r "$DIR/policy" "$DIR/policy-v2"
 sed -i 's/^version = 1$/version = 2/' "$DIR/policy-v2/constitution.toml"
@@ -139,10 +159,10 @@ done
 "$SENATUS" amend status --api "$(api_of 4)" "$PROPOSAL"
 "$SENATUS" seal chain --api "$(api_of 3)" --genesis "$DIR/genesis.json"
 echo "-- the same transfer after the seal: every validator decides under version 2"
-"$SENATUS" decide --api "$(api_of 5)" --surface payments --action transfer --actor agent-8 \
+"$SENATUS" decide --api "$(api_of 5)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params "$BIG" --idempotency-key demo-big-v2
 "$SENATUS" testnet wait --dir "$DIR"
-"$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of 1)"
+"$SENATUS" ledger verify --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of 1)"
 
 echo "== tampering: validator 4's copy of the sealed policy (version 2) is edited on disk"
 data_of() { sed -n 's/^data_dir *= *"\(.*\)"/\1/p' "$DIR/node-$1/node.toml"; }
@@ -157,19 +177,44 @@ for f in "$DIR"/certificates/*.cert; do
     "$SENATUS" certificates verify "$f" --genesis "$DIR/genesis.json" --api "$(api_of 5)"
 done
 echo "-- validator 4 is locked down: it decides nothing"
-if "$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 \
+if "$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params "$PAY" --idempotency-key demo-locked; then
     echo "validator 4 decided while locked down" >&2
     exit 1
 fi
 echo "-- the other four keep deciding, without validator 4"
-"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 \
+"$SENATUS" decide --api "$(api_of 2)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
     --tenant acme --params "$PAY" --idempotency-key demo-after-lockdown
+
+echo "== who is asking: impersonation and unregistered keys are refused before the ledger"
+echo "-- agent-8 signs a request naming agent-7 as the actor: refused (agent-8 may act only as itself)"
+if "$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-7 \
+    --key "$K/agent-8.key" --tenant acme --params "$PAY" --idempotency-key demo-impersonation; then
+    echo "demo: an impersonation was decided" >&2; exit 1
+fi
+echo "-- a key no amendment registered: refused"
+"$SENATUS" keygen --role agent --out "$DIR/stranger.key"
+if "$SENATUS" decide --api "$(api_of 1)" --surface payments --action transfer --actor agent-8 \
+    --key "$DIR/stranger.key" --tenant acme --params "$PAY" --idempotency-key demo-stranger; then
+    echo "demo: an unregistered key was decided" >&2; exit 1
+fi
+echo "-- an auditor key that is not in the registry cannot read the ledger"
+"$SENATUS" keygen --role auditor --out "$DIR/stranger-auditor.key"
+if "$SENATUS" ledger export --key "$DIR/stranger-auditor.key" --api "$(api_of 2)" \
+    --out "$DIR/stranger-export.jsonl"; then
+    echo "demo: an unregistered auditor read the ledger" >&2; exit 1
+fi
 
 echo "== every validator's ledger, replayed through the replicated core alone, gives the state digest it reports at every index"
 for id in 1 2 3 4 5; do
-    "$SENATUS" ledger verify --genesis "$DIR/genesis.json" --api "$(api_of "$id")"
+    "$SENATUS" ledger verify --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of "$id")"
 done
+
+echo "== an auditor proves who asked: every decision's agent signature, checked with SHA3-256 and Ed25519 alone"
+"$SENATUS" ledger export --key "$AUDITOR" --api "$(api_of 1)" --out "$DIR/final-export.jsonl"
+"$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B" --genesis "$B/genesis.json"
+python3 scripts/verify-vectors.py --export "$DIR/final-export.jsonl" --genesis "$DIR/genesis.json" \
+    --seals "$B/seals.json" --policy "$DIR/policy" --policy "$DIR/policy-v2"
 
 echo "== metrics of validator 1 (excerpt)"
 metrics=$(sed -n 's/^metrics *= *"\(.*\)"/\1/p' "$DIR/node-1/node.toml")
