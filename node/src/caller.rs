@@ -8,12 +8,49 @@ use senatus_genesis::Key32;
 use senatus_genesis::registry::{Identity, Role};
 use senatus_proto::reason::{Reason, Reasoned};
 use senatus_proto::v1 as pb;
-use senatus_quorum::auth::{AuthError, CallAuth, SignedRequest};
+use senatus_quorum::auth::{AuthError, CallAuth, SignedRequest, Verified};
 use senatus_quorum::evaluate::Evaluator;
 use senatus_quorum::request::DecisionRequest;
 
 use crate::clock::now_ms;
 use crate::store::state::StateHandle;
+
+/// Most signatures a [`VerifiedMemo`] remembers (32 bytes each): about
+/// 20 s of decisions at the bench's rate; the oldest are forgotten first.
+pub const VERIFIED_MEMO_ENTRIES_MAX: usize = 65_536;
+
+/// The signatures this validator found valid, bounded
+/// ([`VERIFIED_MEMO_ENTRIES_MAX`], oldest forgotten first): the leader that
+/// admitted a request, and a signer that admitted it itself, do not verify
+/// it again when they evaluate the committed batch. A forgotten entry
+/// only costs a verification; an entry is made only for a signature that
+/// verified, so the memo never changes an outcome.
+#[derive(Debug, Default)]
+pub struct VerifiedMemo(std::sync::Mutex<MemoInner>);
+
+#[derive(Debug, Default)]
+struct MemoInner {
+    set: std::collections::HashSet<senatus_genesis::Digest>,
+    order: std::collections::VecDeque<senatus_genesis::Digest>,
+}
+
+impl Verified for VerifiedMemo {
+    fn seen(&self, check: &senatus_genesis::Digest) -> bool {
+        crate::clock::lock(&self.0).set.contains(check)
+    }
+
+    fn remember(&self, check: senatus_genesis::Digest) {
+        let mut m = crate::clock::lock(&self.0);
+        if m.set.insert(check) {
+            m.order.push_back(check);
+            while m.order.len() > VERIFIED_MEMO_ENTRIES_MAX {
+                if let Some(old) = m.order.pop_front() {
+                    m.set.remove(&old);
+                }
+            }
+        }
+    }
+}
 
 /// Why a caller was refused.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -188,6 +225,7 @@ pub fn signed_request(
     genesis_digest: &senatus_genesis::Digest,
     wire: &pb::DecideRequest,
     request: DecisionRequest,
+    memo: &dyn Verified,
 ) -> Result<SignedRequest, CallerError> {
     const METHOD: &str = "Decide";
     if wire.agent_key.is_empty() && wire.signature.is_empty() {
@@ -205,7 +243,7 @@ pub fn signed_request(
     let active = state
         .with(|s| s.active_sealed().evaluator)
         .ok_or(CallerError::NoLayer { method: METHOD })?;
-    match active.authenticate(&signed, genesis_digest, now_ms()) {
+    match active.authenticate(&signed, genesis_digest, now_ms(), memo) {
         Ok(_) => Ok(signed),
         Err(e) => Err(refused(&active, METHOD)(e)),
     }

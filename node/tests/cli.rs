@@ -603,3 +603,176 @@ fn genesis_tls_reissues_a_validators_tls_key_from_its_identity_key() {
     let out = senatus(&["genesis", "tls", "--config", cfg, "--days", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn keygen_and_agent_commands_build_amended_layers_naming_what_changed() {
+    use senatus_genesis::PolicyLayer;
+    use senatus_genesis::registry::Role;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = ceremony(tmp.path());
+    let p = |x: &Path| x.to_str().expect("utf-8").to_string();
+    let key = tmp.path().join("agent-10.key");
+    let out = senatus(&["keygen", "--role", "agent", "--out", &p(&key)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let public = text(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("public key: ").map(str::to_string))
+        .expect("prints the public key");
+    // Never over an existing key file.
+    let again = senatus(&["keygen", "--role", "agent", "--out", &p(&key)]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(text(&again.stderr).contains("refusing to overwrite"));
+    let bad_role = senatus(&[
+        "keygen",
+        "--role",
+        "root",
+        "--out",
+        &p(&tmp.path().join("x")),
+    ]);
+    assert_eq!(bad_role.status.code(), Some(2));
+
+    let v1 = dir.join("policy");
+    let v2 = tmp.path().join("v2");
+    let out = senatus(&[
+        "agent",
+        "add",
+        "--policy",
+        &p(&v1),
+        "--out",
+        &p(&v2),
+        "--name",
+        "agent-10",
+        "--key",
+        &p(&key),
+        "--tenant",
+        "acme",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("version 1 -> 2, adds agent agent-10"),
+        "{}",
+        text(&out.stdout)
+    );
+    let layer = PolicyLayer::load_dir(&v2).expect("a valid layer");
+    let added = layer.registry().by_name("agent-10").expect("registered");
+    assert_eq!(
+        (added.role, added.key.to_string()),
+        (Role::Agent, public.clone())
+    );
+    assert_eq!(added.actors, ["agent-10"], "its own name by default");
+    assert_eq!(layer.constitution().version, 2);
+
+    // Rotate its key, then remove another agent; each names the rule it
+    // would break otherwise.
+    let v3 = tmp.path().join("v3");
+    let fresh = "ab".repeat(16);
+    let rotated_key = senatus_genesis::Key32(
+        ed25519_dalek::SigningKey::from_bytes(&[0x44; 32])
+            .verifying_key()
+            .to_bytes(),
+    );
+    let out = senatus(&[
+        "agent",
+        "rotate-key",
+        "--policy",
+        &p(&v2),
+        "--out",
+        &p(&v3),
+        "--name",
+        "agent-10",
+        "--key",
+        &rotated_key.to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let layer = PolicyLayer::load_dir(&v3).expect("valid");
+    assert_eq!(
+        layer.registry().by_name("agent-10").expect("there").key,
+        rotated_key
+    );
+    assert_eq!(layer.constitution().version, 3);
+    let v4 = tmp.path().join("v4");
+    let out = senatus(&[
+        "agent",
+        "remove",
+        "--policy",
+        &p(&v3),
+        "--out",
+        &p(&v4),
+        "--name",
+        "agent-3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        PolicyLayer::load_dir(&v4)
+            .expect("valid")
+            .registry()
+            .by_name("agent-3")
+            .is_none()
+    );
+    // Refusals: an unknown name, a key another identity holds, a key that
+    // is not one, an --out that exists.
+    let v5 = tmp.path().join("v5");
+    for (args, needle) in [
+        (
+            vec!["remove", "--name", "agent-99"],
+            "no identity named \"agent-99\"",
+        ),
+        (
+            vec![
+                "rotate-key",
+                "--name",
+                "agent-1",
+                "--key",
+                &rotated_key.to_string(),
+            ],
+            "have the same key",
+        ),
+        (
+            vec!["rotate-key", "--name", "agent-1", "--key", &fresh],
+            "neither 64 hex digits",
+        ),
+    ] {
+        let mut all = vec!["agent", args[0], "--policy", &p(&v4), "--out", &p(&v5)]
+            .into_iter()
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        all.extend(args[1..].iter().map(|a| a.to_string()));
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let out = senatus(&all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        assert!(
+            text(&out.stderr).contains(needle),
+            "{all:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(!v5.exists(), "nothing written on a refusal");
+    }
+    let out = senatus(&[
+        "agent",
+        "remove",
+        "--policy",
+        &p(&v4),
+        "--out",
+        &p(&v4),
+        "--name",
+        "agent-1",
+    ]);
+    assert!(text(&out.stderr).contains("exists; refusing to overwrite"));
+    // A genesis of one's own layer that still seals a published test key is
+    // refused, naming it.
+    let own = tmp.path().join("own");
+    let out = senatus(&[
+        "genesis",
+        "init",
+        "--out",
+        &p(&own),
+        "--policy",
+        &p(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../genesis/example-policy")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("a test-vector key whose secret is published"),
+        "{}",
+        text(&out.stderr)
+    );
+}

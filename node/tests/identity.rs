@@ -79,6 +79,9 @@ async fn without_credentials_nothing_is_decided_read_or_written_but_genesis_seal
         // A record, so that there is a ledger to refuse.
         let ack = write(&net, 2, b"an operator's record".to_vec()).await;
         assert_eq!(ack.reply.index, 1);
+        net.wait_converged(Duration::from_secs(10))
+            .await
+            .expect("every node applied the record");
 
         // Decide, unsigned.
         assert_refused(

@@ -176,11 +176,53 @@ pub fn call_signing_bytes(
     e.finish()
 }
 
-fn verify(key: &Key32, message: &[u8], signature: &[u8; 64]) -> Result<(), AuthError> {
+/// Signatures already found valid, so that one process checks each
+/// (key, message, signature) once: the leader that admitted a request does
+/// not verify it again when it builds the batch, nor does a signer that
+/// admitted it itself. A memo changes no result, only its cost: Ed25519
+/// verification is deterministic, and an entry is made only for a
+/// signature that verified.
+pub trait Verified: Sync {
+    /// Whether `check` (a digest of key, message and signature) verified.
+    fn seen(&self, check: &Digest) -> bool;
+    /// Records that `check` verified.
+    fn remember(&self, check: Digest);
+}
+
+/// No memo: every signature is verified.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyAll;
+
+impl Verified for VerifyAll {
+    fn seen(&self, _: &Digest) -> bool {
+        false
+    }
+
+    fn remember(&self, _: Digest) {}
+}
+
+/// Domain object name of a memo entry (never on the wire).
+const VERIFIED_OBJECT: &str = "verified-signature";
+
+fn verify(
+    registry: &Registry,
+    key: &Key32,
+    message: &[u8],
+    signature: &[u8; 64],
+    memo: &dyn Verified,
+) -> Result<(), AuthError> {
     let bad = || AuthError::BadSignature { key: *key };
-    let vk = senatus_genesis::ed25519::verifying_key(&key.0).map_err(|_| bad())?;
+    let mut e = Encoder::new(VERIFIED_OBJECT, 1);
+    e.fixed32(&key.0).bytes(message).fixed64(signature);
+    let check = e.digest_of();
+    if memo.seen(&check) {
+        return Ok(());
+    }
+    let vk = registry.verifying_key(key).ok_or_else(bad)?;
     vk.verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
-        .map_err(|_| bad())
+        .map_err(|_| bad())?;
+    memo.remember(check);
+    Ok(())
 }
 
 fn fresh(key: &Key32, signed_at_ms: u64, reference_ms: u64, skew_ms: u64) -> Result<(), AuthError> {
@@ -270,6 +312,19 @@ impl SignedRequest {
         reference_ms: u64,
         skew_ms: u64,
     ) -> Result<&'r Identity, AuthError> {
+        self.authenticate_memo(registry, genesis_digest, reference_ms, skew_ms, &VerifyAll)
+    }
+
+    /// [`SignedRequest::authenticate`], skipping the signature check for a
+    /// signature `memo` has seen verify.
+    pub fn authenticate_memo<'r>(
+        &self,
+        registry: &'r Registry,
+        genesis_digest: &Digest,
+        reference_ms: u64,
+        skew_ms: u64,
+        memo: &dyn Verified,
+    ) -> Result<&'r Identity, AuthError> {
         let key = self.key;
         let id = registry.by_key(&key).ok_or(AuthError::UnknownKey { key })?;
         if id.role != Role::Agent {
@@ -300,7 +355,7 @@ impl SignedRequest {
         fresh(&key, self.signed_at_ms, reference_ms, skew_ms)?;
         let message =
             request_signing_bytes(genesis_digest, &self.request.digest(), self.signed_at_ms);
-        verify(&key, &message, &self.signature)?;
+        verify(registry, &key, &message, &self.signature, memo)?;
         Ok(id)
     }
 }
@@ -360,7 +415,7 @@ impl CallAuth {
         }
         fresh(&key, self.signed_at_ms, now_ms, skew_ms)?;
         let message = call_signing_bytes(genesis_digest, method, body, self.signed_at_ms);
-        verify(&key, &message, &self.signature)?;
+        verify(registry, &key, &message, &self.signature, &VerifyAll)?;
         Ok(id)
     }
 }
@@ -471,6 +526,51 @@ mod tests {
         let mut swapped = good.clone();
         swapped.request.idempotency_key = "k-2".into();
         assert_eq!(code(&swapped, NOW), Err("bad-signature"));
+    }
+
+    /// A memo that counts the signatures it was asked about.
+    #[derive(Default)]
+    struct Memo(std::sync::Mutex<(std::collections::HashSet<Digest>, usize)>);
+
+    impl Verified for Memo {
+        fn seen(&self, d: &Digest) -> bool {
+            let mut m = self.0.lock().expect("lock");
+            m.1 += 1;
+            m.0.contains(d)
+        }
+
+        fn remember(&self, d: Digest) {
+            self.0.lock().expect("lock").0.insert(d);
+        }
+    }
+
+    #[test]
+    fn a_memo_spares_a_second_verification_and_changes_no_outcome() {
+        let reg = registry();
+        let memo = Memo::default();
+        let good = SignedRequest::sign(&sk(1), &G, request("agent-7", "acme"), NOW);
+        let check = |s: &SignedRequest, at: u64| {
+            s.authenticate_memo(&reg, &G, at, 120_000, &memo)
+                .map(|i| i.name.clone())
+                .map_err(|e| e.code())
+        };
+        assert_eq!(check(&good, NOW), Ok("agent-7".into()));
+        assert_eq!(
+            memo.0.lock().expect("lock").0.len(),
+            1,
+            "remembered once verified"
+        );
+        assert_eq!(check(&good, NOW), Ok("agent-7".into()));
+        assert_eq!(memo.0.lock().expect("lock").0.len(), 1);
+        // Freshness and the registry are judged every time, memo or not.
+        assert_eq!(check(&good, NOW + 600_000), Err("not-fresh"));
+        // A flipped bit is another signature: verified, refused, and never
+        // remembered.
+        let mut flipped = good.clone();
+        flipped.signature[3] ^= 1;
+        assert_eq!(check(&flipped, NOW), Err("bad-signature"));
+        assert_eq!(check(&flipped, NOW), Err("bad-signature"));
+        assert_eq!(memo.0.lock().expect("lock").0.len(), 1);
     }
 
     #[test]

@@ -251,6 +251,7 @@ impl DecisionBatch {
             entry_hash,
             group_key,
             &|_| None,
+            &crate::auth::VerifyAll,
         )
     }
 
@@ -263,6 +264,8 @@ impl DecisionBatch {
     /// slips in a request no agent signed gets no PERMIT for it. `barred` returns
     /// the reason (`senatus.certificate.<id>`); it must depend only on the
     /// ledger before `ledger_index`, so every signer and a replay agree.
+    /// `memo` spares re-verifying a signature this process already found
+    /// valid (it changes no outcome).
     pub fn build_barred(
         &self,
         evaluator: &crate::evaluate::Evaluator,
@@ -271,12 +274,13 @@ impl DecisionBatch {
         entry_hash: Digest,
         group_key: &senatus_genesis::Key32,
         barred: &dyn Fn(&DecisionRequest) -> Option<String>,
+        memo: &dyn crate::auth::Verified,
     ) -> Result<BuiltBatch, BuildError> {
         let mut decisions = Vec::with_capacity(self.requests.len());
         let mut payloads = Vec::with_capacity(self.requests.len());
         for (position, signed) in (0u32..).zip(&self.requests) {
             let request = &signed.request;
-            let who = evaluator.authenticate(signed, &genesis_digest, self.issued_at_ms);
+            let who = evaluator.authenticate(signed, &genesis_digest, self.issued_at_ms, memo);
             let deny = |reason: String, detail: String| crate::evaluate::Decision {
                 outcome: crate::Outcome::Deny,
                 reasons: vec![reason],

@@ -258,17 +258,20 @@ impl Evaluator {
     /// Checks that `signed` comes from a registered agent allowed its
     /// tenant and actor, signed within the layer's freshness window of
     /// `at_ms`, for the chain `genesis_digest` (docs/PROTOCOL.md 10.1).
+    /// A signature `memo` has seen verify is not verified again.
     pub fn authenticate(
         &self,
         signed: &crate::auth::SignedRequest,
         genesis_digest: &Digest,
         at_ms: u64,
+        memo: &dyn crate::auth::Verified,
     ) -> Result<&senatus_genesis::registry::Identity, crate::auth::AuthError> {
-        signed.authenticate(
+        signed.authenticate_memo(
             &self.registry,
             genesis_digest,
             at_ms,
             self.signed_skew_ms_max,
+            memo,
         )
     }
 

@@ -111,7 +111,7 @@ fn request_vector() {
         .iter()
         .map(|s| {
             evaluator
-                .authenticate(s, &genesis_digest, NOW_MS)
+                .authenticate(s, &genesis_digest, NOW_MS, &senatus_quorum::auth::VerifyAll)
                 .map(|i| i.name.clone())
                 .expect("a registered agent signed it")
         })

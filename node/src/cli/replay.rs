@@ -380,11 +380,17 @@ fn rebuild(
                     .get(&(r.tenant.clone(), r.actor.clone()))
                     .map(|id| format!("senatus.certificate.{id}"))
             },
+            &senatus_quorum::auth::VerifyAll,
         )
         .map_err(|e| anyhow::anyhow!("ledger index {}: {e}", found.entry.index))?;
     let request = b.requests[found.position as usize].clone();
     let asked_by = evaluator
-        .authenticate(&request, &genesis.digest(), b.issued_at_ms)
+        .authenticate(
+            &request,
+            &genesis.digest(),
+            b.issued_at_ms,
+            &senatus_quorum::auth::VerifyAll,
+        )
         .map(|id| id.name.clone())
         .map_err(|e| e.to_string());
     Ok(Replayed {

@@ -266,6 +266,7 @@ impl Gate {
                         .get(&(r.tenant.clone(), r.actor.clone()))
                         .map(|id| format!("senatus.certificate.{id}"))
                 },
+                &*self.verified,
             )
             .map_err(|e| GateCallError::Internal(format!("ledger index {ledger_index}: {e}")))
     }

@@ -18,8 +18,13 @@ impl Gate {
         let request = request_from_wire(&req)?;
         // Who is asking, before anything is queued or forwarded: a request
         // no registered agent signed never reaches the ledger.
-        let request =
-            crate::caller::signed_request(&self.amend, &self.genesis_digest, &req, request)?;
+        let request = crate::caller::signed_request(
+            &self.amend,
+            &self.genesis_digest,
+            &req,
+            request,
+            &*self.verified,
+        )?;
         let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
         loop {
             let leader = shared.raft.metrics().borrow().current_leader;

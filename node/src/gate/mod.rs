@@ -134,6 +134,8 @@ pub struct Gate {
     config: GateConfig,
     genesis_digest: Digest,
     genesis: Genesis,
+    /// Agents' signatures this validator already found valid.
+    verified: Arc<crate::caller::VerifiedMemo>,
     /// The sealed versions (derived from the ledger): the active one decides
     /// new batches; each batch is evaluated under the seal it names.
     amend: crate::store::StateHandle,
@@ -241,6 +243,7 @@ impl Gate {
             id,
             config,
             genesis_digest: genesis.digest(),
+            verified: Arc::default(),
             group_key: seal.group_key,
             threshold: usize::from(seal.threshold),
             genesis,
