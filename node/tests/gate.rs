@@ -56,16 +56,6 @@ fn broker(dir: &Path) -> (Broker, Genesis) {
     (Broker::new(&genesis, &chain).expect("broker"), genesis)
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis(),
-    )
-    .expect("ms fit u64")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
     let _serial = serial().await;
@@ -152,7 +142,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
                 tenant: "acme",
                 params: &params,
             };
-            let verdict = broker.verify(&reply.token, &expect, now_ms());
+            let verdict = broker.verify(&reply.token, &expect, now_unix_ms());
             match outcome {
                 "PERMIT" => {
                     verdict.expect("PERMIT verifies in the broker");
@@ -250,7 +240,7 @@ async fn concurrent_decisions_batch_and_every_token_verifies() {
                 params: &params,
             };
             let v = broker
-                .verify(&reply.token, &expect, now_ms())
+                .verify(&reply.token, &expect, now_unix_ms())
                 .expect("every batched token verifies");
             entries.insert(reply.ledger_index);
             assert!(nonces.insert(v.nonce()), "nonces are unique");
@@ -557,7 +547,7 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
                 params: &params,
             };
             broker
-                .verify(&again.token, &expect, now_ms())
+                .verify(&again.token, &expect, now_unix_ms())
                 .expect("reissued token verifies");
         }
         let after = net

@@ -14,18 +14,13 @@ use senatus_testnet::{RaftOverrides, Testnet};
 use tonic::Code;
 
 const TEST_BOUND: Duration = Duration::from_secs(120);
-const CALL: Duration = Duration::from_secs(20);
 
 async fn decide(
     net: &Testnet,
     via: u64,
     r: pb::DecideRequest,
 ) -> Result<pb::DecideReply, tonic::Status> {
-    let mut c = net.client(via).expect("client");
-    tokio::time::timeout(CALL, c.decide(r))
-        .await
-        .unwrap_or_else(|_| panic!("Decide via node {via}: no answer within {CALL:?}"))
-        .map(tonic::Response::into_inner)
+    decide_as_is(net, via, r).await
 }
 
 /// The refusal's reason and its `rule` metadata.

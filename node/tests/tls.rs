@@ -196,16 +196,6 @@ fn random_pkcs8() -> Vec<u8> {
     der
 }
 
-fn now_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_millis(),
-    )
-    .expect("ms")
-}
-
 /// Every peer RPC, each with a body that would do harm if it were served:
 /// a higher term that rewrites logs, a vote that poisons the term, a
 /// snapshot chunk at 1 TiB, writes of every dangerous kind, nonces and
@@ -530,7 +520,7 @@ async fn a_valid_certificate_for_a_key_outside_genesis_is_refused() {
         let g = genesis(&net);
         let mut rng = rand::rngs::OsRng;
         let stranger = senatus_genesis::keys::SecretKey::generate(&mut rng);
-        let now = now_ms();
+        let now = now_unix_ms();
         // Well formed and self-consistent, endorsed by a key genesis does
         // not know: once claiming validator 2, once a node id outside the
         // validator set.

@@ -266,6 +266,9 @@ impl DecisionBatch {
     /// ledger before `ledger_index`, so every signer and a replay agree.
     /// `memo` spares re-verifying a signature this process already found
     /// valid (it changes no outcome).
+    // Each argument is one fact of the entry or one rule of the signer;
+    // bundling them would only name the bundle.
+    #[allow(clippy::too_many_arguments)]
     pub fn build_barred(
         &self,
         evaluator: &crate::evaluate::Evaluator,

@@ -518,6 +518,20 @@ pub fn transfer_by(actor: &str, amount: u64, key: &str) -> pb::DecideRequest {
     }
 }
 
+/// Sends `r` to node `via` exactly as it is (signed or not), bounded at
+/// 20 s; the node's answer.
+pub async fn decide_as_is(
+    net: &Testnet,
+    via: u64,
+    r: pb::DecideRequest,
+) -> Result<pb::DecideReply, tonic::Status> {
+    let mut c = net.client(via).expect("client");
+    tokio::time::timeout(Duration::from_secs(20), c.decide(r))
+        .await
+        .unwrap_or_else(|_| panic!("Decide via node {via}: no answer within 20 s"))
+        .map(tonic::Response::into_inner)
+}
+
 /// Decides `request` (signed here by its actor) through node `via`
 /// (bounded) and expects PERMIT.
 pub async fn permit_request(
