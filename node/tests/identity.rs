@@ -119,6 +119,47 @@ async fn without_credentials_nothing_is_decided_read_or_written_but_genesis_seal
                 (Some(Reason::CallerUnauthenticated), "unsigned".into())
             );
         }
+        // Signed, but not right: a key of the wrong length, an operator's
+        // record signature on another payload, an agent's key on a read.
+        let operator = net.client_key("operator-1").expect("operator key");
+        let mut short = net.call_auth(&operator, "AppendRecord", b"signed record");
+        short.key.pop();
+        let moved = net.call_auth(&operator, "AppendRecord", b"signed record");
+        let agent = net.client_key("agent-7").expect("agent key");
+        let body = senatus_quorum::auth::get_ledger_body(1, 10, 0);
+        for (s, want) in [
+            (
+                c.append_record(pb::AppendRecordRequest {
+                    payload: b"signed record".to_vec(),
+                    auth: Some(short),
+                })
+                .await
+                .expect_err("short key"),
+                (Reason::CallerUnauthenticated, "malformed"),
+            ),
+            (
+                c.append_record(pb::AppendRecordRequest {
+                    payload: b"another record".to_vec(),
+                    auth: Some(moved),
+                })
+                .await
+                .expect_err("moved signature"),
+                (Reason::CallerUnauthenticated, "bad-signature"),
+            ),
+            (
+                c.get_ledger(pb::GetLedgerRequest {
+                    from: 1,
+                    to: 10,
+                    limit: 0,
+                    auth: Some(net.call_auth(&agent, "GetLedger", &body)),
+                })
+                .await
+                .expect_err("an agent's read"),
+                (Reason::CallerNotAuthorized, "wrong-role"),
+            ),
+        ] {
+            assert_eq!(refused(&s), (Some(want.0), want.1.to_string()), "{s:?}");
+        }
         // Export and replay through the CLI, with a key no amendment
         // registered: the validator refuses the reads.
         let stranger = tmp.path().join("stranger-auditor.key");
