@@ -354,7 +354,11 @@ async fn a_copy_of_an_agents_request_appends_nothing_and_answers_the_first_decis
         let original = signed(&net, transfer_by("agent-7", 25, "k-copied"));
         let first = decide(&net, 1, original.clone()).await.expect("decided");
         assert_eq!(first.outcome, "PERMIT", "{first:?}");
-        let head = net.status(1).await.expect("status").ledger_index;
+        let head = net
+            .wait_converged(Duration::from_secs(10))
+            .await
+            .expect("converged")
+            .index;
         // Anyone who saw the signed request sends it again, through
         // another validator: the same decision, no new entry.
         let copy = decide(&net, 4, original.clone()).await.expect("answered");
