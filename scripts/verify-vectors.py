@@ -81,13 +81,19 @@ def check(label, got, want):
     print(f"ok  {label}")
 
 
-def policy_layer(vec):
-    files = {p: c.encode("utf-8") for p, c in vec["files"].items()}
+def policy_layer_bytes(files):
+    """PROTOCOL.md 2: a layer's canonical bytes, from its files' exact bytes."""
     e = Enc("policy-layer").u32(len(files))
     for path in sorted(files, key=lambda p: p.encode("utf-8")):
         e.str_(path).bytes_(files[path])
-    check("policy layer canonical bytes", e.b.hex(), vec["canonical_bytes"])
-    check("policy digest", sha3(bytes(e.b)), vec["policy_digest"])
+    return bytes(e.b)
+
+
+def policy_layer(vec):
+    files = {p: c.encode("utf-8") for p, c in vec["files"].items()}
+    canonical = policy_layer_bytes(files)
+    check("policy layer canonical bytes", canonical.hex(), vec["canonical_bytes"])
+    check("policy digest", sha3(canonical), vec["policy_digest"])
     for clause, want in vec["clause_digests"].items():
         body = files[f"policies/{clause}.cedar"]
         d = sha3(bytes(Enc("policy-clause").str_(clause).bytes_(body).b))
@@ -969,10 +975,7 @@ def layer_dir_digest(d: Path):
     for p in sorted(d.rglob("*")):
         if p.is_file():
             files[p.relative_to(d).as_posix()] = p.read_bytes()
-    e = Enc("policy-layer").u32(len(files))
-    for path in sorted(files, key=lambda x: x.encode("utf-8")):
-        e.str_(path).bytes_(files[path])
-    return sha3(bytes(e.b)), files
+    return sha3(policy_layer_bytes(files)), files
 
 
 def audit_export(args):

@@ -241,7 +241,7 @@ impl Agent {
             self.key.signing_key(),
             &self.genesis_digest,
             request,
-            now_ms(),
+            senatus_testnet::now_ms(),
         );
         pb::DecideRequest {
             surface: signed.request.surface,
@@ -269,13 +269,6 @@ fn permit(key: &str, params: serde_json::Value) -> senatus_quorum::request::Deci
         context: Default::default(),
         idempotency_key: key.into(),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Broker verification throughput on one core.

@@ -154,9 +154,7 @@ impl SecretKey {
             node_id,
             secret_key: Zeroizing::new(hex::encode(self.0.to_bytes())),
         };
-        let json =
-            Zeroizing::new(serde_json::to_string_pretty(&file).expect("key file serializes"));
-        write_secret_file(path, json.as_bytes())
+        write_key_json(path, &file)
     }
 
     /// Writes a client key file for `role` (mode 0600): what `senatus
@@ -171,27 +169,12 @@ impl SecretKey {
             role,
             secret_key: Zeroizing::new(hex::encode(self.0.to_bytes())),
         };
-        let json =
-            Zeroizing::new(serde_json::to_string_pretty(&file).expect("key file serializes"));
-        write_secret_file(path, json.as_bytes())
+        write_key_json(path, &file)
     }
 
     /// Reads a client key file; returns the key and the role it was made for.
     pub fn read_client(path: &Path) -> Result<(Self, crate::registry::Role), KeyFileError> {
-        let shown = path.display().to_string();
-        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
-        let file: ClientFile =
-            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
-                path: shown.clone(),
-                message: redact_serde(&e),
-            })?;
-        if file.format != CLIENT_KEY_FORMAT {
-            return Err(KeyFileError::Format {
-                path: shown,
-                found: file.format,
-                expected: CLIENT_KEY_FORMAT,
-            });
-        }
+        let (file, shown) = read_key_json::<ClientFile>(path, CLIENT_KEY_FORMAT, |f| &f.format)?;
         Ok((Self::from_hex(&shown, &file.secret_key)?, file.role))
     }
 
@@ -238,20 +221,7 @@ impl SecretKey {
     }
 
     fn read(path: &Path, expected: &'static str) -> Result<(Self, Option<NodeId>), KeyFileError> {
-        let shown = path.display().to_string();
-        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
-        let file: IdentityFile =
-            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
-                path: shown.clone(),
-                message: redact_serde(&e),
-            })?;
-        if file.format != expected {
-            return Err(KeyFileError::Format {
-                path: shown,
-                found: file.format,
-                expected,
-            });
-        }
+        let (file, shown) = read_key_json::<IdentityFile>(path, expected, |f| &f.format)?;
         Ok((Self::from_hex(&shown, &file.secret_key)?, file.node_id))
     }
 }
@@ -289,27 +259,12 @@ impl FrostShare {
             node_id: self.node_id,
             key_package: Zeroizing::new(hex::encode(bytes.as_slice())),
         };
-        let json =
-            Zeroizing::new(serde_json::to_string_pretty(&file).expect("key file serializes"));
-        write_secret_file(path, json.as_bytes())
+        write_key_json(path, &file)
     }
 
     /// Reads a key package file.
     pub fn read(path: &Path) -> Result<Self, KeyFileError> {
-        let shown = path.display().to_string();
-        let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
-        let file: FrostFile =
-            serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
-                path: shown.clone(),
-                message: redact_serde(&e),
-            })?;
-        if file.format != FROST_SHARE_FORMAT {
-            return Err(KeyFileError::Format {
-                path: shown,
-                found: file.format,
-                expected: FROST_SHARE_FORMAT,
-            });
-        }
+        let (file, shown) = read_key_json::<FrostFile>(path, FROST_SHARE_FORMAT, |f| &f.format)?;
         let raw = Zeroizing::new(hex::decode(file.key_package.as_bytes()).map_err(|_| {
             KeyFileError::BadKey {
                 path: shown.clone(),
@@ -366,6 +321,36 @@ pub(crate) fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, KeyFileErro
         });
     }
     std::fs::read(path).map_err(io)
+}
+
+/// Reads a key file of `expected` format as `T` (bounded, strict JSON, the
+/// secret never echoed in an error); returns it with the path as shown.
+fn read_key_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    expected: &'static str,
+    format: impl Fn(&T) -> &str,
+) -> Result<(T, String), KeyFileError> {
+    let shown = path.display().to_string();
+    let bytes = read_bounded(path, KEY_FILE_BYTES_MAX)?;
+    let file: T = serde_json::from_slice(&bytes).map_err(|e| KeyFileError::Malformed {
+        path: shown.clone(),
+        message: redact_serde(&e),
+    })?;
+    if format(&file) != expected {
+        return Err(KeyFileError::Format {
+            path: shown,
+            found: format(&file).to_string(),
+            expected,
+        });
+    }
+    Ok((file, shown))
+}
+
+/// Writes `file` as pretty JSON with mode 0600 ([`write_secret_file`]),
+/// the serialized secret zeroized after.
+fn write_key_json<T: Serialize>(path: &Path, file: &T) -> Result<(), KeyFileError> {
+    let json = Zeroizing::new(serde_json::to_string_pretty(file).expect("key file serializes"));
+    write_secret_file(path, json.as_bytes())
 }
 
 /// Creates (or truncates) `path` with mode 0600 and writes `bytes`.

@@ -34,4 +34,4 @@ pub use ops::{
 };
 pub use process::{ProcState, proc_state};
 pub use rpc::Head;
-pub use testnet::{Testnet, UpOptions};
+pub use testnet::{Testnet, UpOptions, now_ms};

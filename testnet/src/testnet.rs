@@ -629,8 +629,8 @@ impl Testnet {
     }
 }
 
-/// Unix milliseconds now.
-fn now_ms() -> u64 {
+/// Unix milliseconds now (the clock a client signs its calls with).
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

@@ -473,13 +473,7 @@ pub async fn certified_kinds(net: &Testnet, id: u64, subject: u64) -> Vec<String
 
 /// Unix milliseconds now.
 pub fn now_unix_ms() -> u64 {
-    u64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock after 1970")
-            .as_millis(),
-    )
-    .expect("ms fit in u64")
+    senatus_testnet::now_ms()
 }
 
 /// `r` signed now by the testnet's example identity `signer` (its key in
