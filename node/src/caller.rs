@@ -201,7 +201,7 @@ pub fn authorize(
     // The compiled active layer, taken out of the state lock: the
     // signature is checked without holding it.
     let active = state
-        .with(|s| s.active_sealed().evaluator)
+        .with(|s| s.active_evaluator())
         .ok_or(CallerError::NoLayer { method })?;
     auth.authorize(
         active.registry(),
@@ -241,7 +241,7 @@ pub fn signed_request(
         request,
     };
     let active = state
-        .with(|s| s.active_sealed().evaluator)
+        .with(|s| s.active_evaluator())
         .ok_or(CallerError::NoLayer { method: METHOD })?;
     match active.authenticate(&signed, genesis_digest, now_ms(), memo) {
         Ok(_) => Ok(signed),

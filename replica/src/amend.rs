@@ -468,6 +468,12 @@ impl AmendState {
         self.active().clone()
     }
 
+    /// The active layer compiled (a shared handle, not a copy of the seal):
+    /// what the gate checks each caller against.
+    pub fn active_evaluator(&self) -> Arc<Evaluator> {
+        self.active().evaluator.clone()
+    }
+
     /// The sealed version whose seal has `digest`, active or earlier.
     pub fn sealed(&self, digest: &Digest) -> Option<Sealed> {
         self.chain.iter().find(|s| s.digest == *digest).cloned()
