@@ -204,7 +204,7 @@ impl Verified for VerifyAll {
 /// Domain object name of a memo entry (never on the wire).
 const VERIFIED_OBJECT: &str = "verified-signature";
 
-fn verify(
+pub(crate) fn verify(
     registry: &Registry,
     key: &Key32,
     message: &[u8],
@@ -225,7 +225,12 @@ fn verify(
     Ok(())
 }
 
-fn fresh(key: &Key32, signed_at_ms: u64, reference_ms: u64, skew_ms: u64) -> Result<(), AuthError> {
+pub(crate) fn fresh(
+    key: &Key32,
+    signed_at_ms: u64,
+    reference_ms: u64,
+    skew_ms: u64,
+) -> Result<(), AuthError> {
     let distance_ms = signed_at_ms.abs_diff(reference_ms);
     if distance_ms > skew_ms {
         return Err(AuthError::NotFresh {

@@ -13,7 +13,7 @@
 //! digest, its ledger hash at an index, its nonce store) are checked by the
 //! node against its own state, not here.
 //!
-//! # Byte strings (version 1; `docs/PROTOCOL.md` section 17)
+//! # Byte strings (version 2; `docs/PROTOCOL.md` section 17)
 //!
 //! ```text
 //! attestation_signing_bytes =
@@ -23,12 +23,12 @@
 //! attested_share = bytes request || bytes share || fixed64 signature
 //!
 //! certificate_signing_bytes =
-//!     "senatus/shutdown-certificate/v1" 0x00
+//!     "senatus/shutdown-certificate/v2" 0x00
 //!     u8      subject_kind        1 validator, 2 agent
 //!     u64     subject_node        validator id; 0 for an agent
 //!     str     subject_tenant      "" for a validator
 //!     str     subject_actor       "" for a validator
-//!     u8      breach_kind         1..=8, see BreachKind
+//!     u8      breach_kind         1..=10, see BreachKind
 //!     bytes   evidence            at most EVIDENCE_BYTES_MAX bytes
 //!     u64     head_index
 //!     fixed32 head_hash
@@ -47,9 +47,10 @@
 //! 2 ledger-break       u64 index  fixed32 expected  fixed32 found
 //! 3 invalid-share      attested_share
 //! 4 vote-equivocation  bytes first_signed_vote  bytes second_signed_vote
-//! 5 token-modified     bytes token  str params_json
-//! 6 token-forged       bytes token
-//! 7 token-replayed     bytes token  u64 first_index
+//! 5 token-modified     bytes token  str params_json  bytes presentation
+//! 6 token-forged       bytes token  bytes presentation
+//! 7 token-replayed     bytes token  u64 first_index  bytes first_token
+//!                      bytes first_presentation  bytes second_presentation
 //! 8 head-equivocation  bytes first_certificate  bytes second_certificate
 //! 9 batch-lifetime     attested_batch
 //! 10 ledger-fork       attested_batch
@@ -61,6 +62,11 @@
 //! attested_batch = u64 leader  u64 ledger_index  fixed32 entry_hash
 //!                  u64 issued_at_ms  u64 expires_at_ms  fixed64 signature
 //! ```
+//!
+//! A certificate about an agent (kinds 5, 6, 7) carries that agent's own
+//! presentations (`crate::presentation`): evidence only the agent could
+//! have produced. A made-up token, a stolen one, or one presentation sent
+//! twice certifies nobody.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -69,11 +75,13 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use frost_ed25519::keys::PublicKeyPackage;
 use senatus_genesis::codec::{self, Decoder, ReadError, Reader};
 use senatus_genesis::policy::TOKEN_LIFETIME_MS_HARD_MAX;
+use senatus_genesis::registry::Registry;
 use senatus_genesis::{Digest, Encoder, Key32, NodeId, Sig64, Validator, sha3};
 
 use crate::amend::{Equivocation, EvidenceError, SignedVote};
 use crate::broker::{Broker, VerifyError};
 use crate::params::params_digest;
+use crate::presentation::{Presentation, params_hash};
 use crate::signing::{SHARE_BYTES, SIGN_REQUEST_BYTES_MAX, SignRequest, SignedShare, WireError};
 use crate::token::{self, Nonce, Token};
 
@@ -81,8 +89,11 @@ use crate::token::{self, Nonce, Token};
 pub const CERTIFICATE_OBJECT: &str = "shutdown-certificate";
 /// Domain-separation object name of a share attestation.
 pub const ATTESTATION_OBJECT: &str = "share-attestation";
-/// Version of both encodings.
-pub const CERTIFICATE_VERSION: u8 = 1;
+/// Version of the certificate encoding (2: agent evidence carries the
+/// agent's presentations).
+pub const CERTIFICATE_VERSION: u8 = 2;
+/// Version of the share attestation encoding.
+pub const ATTESTATION_VERSION: u8 = 1;
 /// Largest evidence, in bytes.
 pub const EVIDENCE_BYTES_MAX: usize = 64 * 1024;
 /// Longest tenant or actor of an agent subject, in bytes (a token's limit,
@@ -97,7 +108,7 @@ pub const ATTESTED_SHARE_BYTES_MAX: usize =
     4 + SIGN_REQUEST_BYTES_MAX + 4 + SHARE_BYTES + SIGNATURE_BYTES;
 /// Largest encoded certificate: tag, subject at its bounds, breach kind,
 /// evidence at [`EVIDENCE_BYTES_MAX`], head, issuer, time, signature.
-pub const CERTIFICATE_BYTES_MAX: usize = "senatus/shutdown-certificate/v1\0".len()
+pub const CERTIFICATE_BYTES_MAX: usize = "senatus/shutdown-certificate/v2\0".len()
     + 1
     + 8
     + 2 * (4 + AGENT_FIELD_BYTES_MAX)
@@ -330,8 +341,8 @@ pub enum CertificateError {
         /// What is wrong.
         why: String,
     },
-    /// A breach kind code outside 1..=8.
-    #[error("unknown breach kind code {0} (want 1..=8)")]
+    /// A breach kind code outside 1..=10.
+    #[error("unknown breach kind code {0} (want 1..=10)")]
     UnknownBreachKind(u8),
     /// A drift location code other than 1 or 2.
     #[error("unknown policy-drift location code {0} (want 1 memory or 2 disk)")]
@@ -525,7 +536,7 @@ impl AttestedBatch {
         issued_at_ms: u64,
         expires_at_ms: u64,
     ) -> Vec<u8> {
-        let mut e = Encoder::new(BATCH_ATTESTATION_OBJECT, CERTIFICATE_VERSION);
+        let mut e = Encoder::new(BATCH_ATTESTATION_OBJECT, ATTESTATION_VERSION);
         e.u64(leader.get())
             .u64(ledger_index)
             .digest(entry_hash)
@@ -656,7 +667,7 @@ impl AttestedShare {
     /// # Panics
     /// If the request is over its bounds (see [`SignRequest::to_bytes`]).
     pub fn signing_bytes(request: &SignRequest, share: &SignedShare) -> Vec<u8> {
-        let mut e = Encoder::new(ATTESTATION_OBJECT, CERTIFICATE_VERSION);
+        let mut e = Encoder::new(ATTESTATION_OBJECT, ATTESTATION_VERSION);
         e.digest(&sha3(&request.to_bytes()))
             .bytes(&share.to_bytes());
         e.finish()
@@ -826,24 +837,38 @@ pub enum Evidence {
     InvalidShare(AttestedShare),
     /// Two different signed votes of one validator on one proposal.
     VoteEquivocation(Equivocation),
-    /// A genuine token presented with params other than those decided on.
+    /// A genuine token its agent presented with params other than those
+    /// decided on.
     TokenModified {
         /// The token's wire bytes.
         token: Vec<u8>,
-        /// The params the bearer presented, as received (JSON text).
+        /// The params the agent presented, as received (JSON text).
         params_json: String,
+        /// The agent's presentation of the token with those params.
+        presentation: Presentation,
     },
-    /// A token the cluster did not sign.
+    /// A token the cluster did not sign, presented by the agent it names.
     TokenForged {
         /// The token's wire bytes.
         token: Vec<u8>,
+        /// The agent's presentation of it.
+        presentation: Presentation,
     },
-    /// A genuine token presented again after its one redemption.
+    /// A genuine token its agent presented twice: two distinct
+    /// presentations of one nonce.
     TokenReplayed {
-        /// The token's wire bytes.
+        /// The token's wire bytes, as presented the second time.
         token: Vec<u8>,
         /// Ledger index (1 or more) of the only valid redemption.
         first_index: u64,
+        /// The token's wire bytes as redeemed at `first_index`: the same
+        /// bytes, or another signature over the same payload (a reissued
+        /// token).
+        first_token: Vec<u8>,
+        /// The presentation redeemed at `first_index` (of `first_token`).
+        first: Presentation,
+        /// Another presentation by the same agent (of `token`).
+        second: Presentation,
     },
     /// Two certificates signed by one validator naming two different
     /// hashes for the same ledger head index: it signed two conflicting
@@ -910,14 +935,33 @@ impl Evidence {
             Evidence::VoteEquivocation(e) => {
                 f.bytes(&e.first.encode()).bytes(&e.second.encode());
             }
-            Evidence::TokenModified { token, params_json } => {
-                f.bytes(token).bytes(params_json.as_bytes());
+            Evidence::TokenModified {
+                token,
+                params_json,
+                presentation,
+            } => {
+                f.bytes(token)
+                    .bytes(params_json.as_bytes())
+                    .bytes(&presentation.encode());
             }
-            Evidence::TokenForged { token } => {
-                f.bytes(token);
+            Evidence::TokenForged {
+                token,
+                presentation,
+            } => {
+                f.bytes(token).bytes(&presentation.encode());
             }
-            Evidence::TokenReplayed { token, first_index } => {
-                f.bytes(token).u64(*first_index);
+            Evidence::TokenReplayed {
+                token,
+                first_index,
+                first_token,
+                first,
+                second,
+            } => {
+                f.bytes(token)
+                    .u64(*first_index)
+                    .bytes(first_token)
+                    .bytes(&first.encode())
+                    .bytes(&second.encode());
             }
             Evidence::HeadEquivocation { first, second } => {
                 f.bytes(&first.encode()).bytes(&second.encode());
@@ -947,6 +991,9 @@ impl Evidence {
         let token = |bytes: &[u8]| -> Result<Vec<u8>, CertificateError> {
             Token::from_bytes(bytes).map_err(|e| invalid(format!("token: {e}")))?;
             Ok(bytes.to_vec())
+        };
+        let presentation = |field: &str, bytes: &[u8]| -> Result<Presentation, CertificateError> {
+            Presentation::decode(bytes).map_err(|e| invalid(format!("{field}: {e}")))
         };
         let mut r = Reader::new(bytes);
         let evidence = match kind {
@@ -981,13 +1028,30 @@ impl Evidence {
             BreachKind::TokenModified => Evidence::TokenModified {
                 token: token(r.bytes("token").map_err(decode)?)?,
                 params_json: r.str("params_json").map_err(decode)?.to_string(),
+                presentation: presentation(
+                    "presentation",
+                    r.bytes("presentation").map_err(decode)?,
+                )?,
             },
             BreachKind::TokenForged => Evidence::TokenForged {
                 token: token(r.bytes("token").map_err(decode)?)?,
+                presentation: presentation(
+                    "presentation",
+                    r.bytes("presentation").map_err(decode)?,
+                )?,
             },
             BreachKind::TokenReplayed => Evidence::TokenReplayed {
                 token: token(r.bytes("token").map_err(decode)?)?,
                 first_index: r.u64("first_index").map_err(decode)?,
+                first_token: token(r.bytes("first_token").map_err(decode)?)?,
+                first: presentation(
+                    "first_presentation",
+                    r.bytes("first_presentation").map_err(decode)?,
+                )?,
+                second: presentation(
+                    "second_presentation",
+                    r.bytes("second_presentation").map_err(decode)?,
+                )?,
             },
             BreachKind::HeadEquivocation => {
                 // One level only: the two statements are certificates of
@@ -1024,7 +1088,7 @@ impl Evidence {
     pub fn token_bytes(&self) -> Option<&[u8]> {
         match self {
             Evidence::TokenModified { token, .. }
-            | Evidence::TokenForged { token }
+            | Evidence::TokenForged { token, .. }
             | Evidence::TokenReplayed { token, .. } => Some(token),
             _ => None,
         }
@@ -1035,7 +1099,9 @@ impl Evidence {
     /// nonce store (the nonce must be redeemed, at exactly that index).
     pub fn replayed_nonce(&self) -> Option<(Nonce, u64)> {
         match self {
-            Evidence::TokenReplayed { token, first_index } => Token::from_bytes(token)
+            Evidence::TokenReplayed {
+                token, first_index, ..
+            } => Token::from_bytes(token)
                 .ok()
                 .map(|t| (t.payload.nonce, *first_index)),
             _ => None,
@@ -1058,7 +1124,7 @@ impl Evidence {
             }
             Evidence::BatchLifetime(a) | Evidence::LedgerFork(a) => Subject::Validator(a.leader),
             Evidence::TokenModified { token, .. }
-            | Evidence::TokenForged { token }
+            | Evidence::TokenForged { token, .. }
             | Evidence::TokenReplayed { token, .. } => {
                 let t = self.decode_token(token)?;
                 Subject::Agent {
@@ -1183,6 +1249,9 @@ pub struct CheckContext<'a> {
     pub pubkeys: &'a PublicKeyPackage,
     /// A broker over the receiver's genesis and seal chain (token kinds).
     pub broker: &'a Broker,
+    /// The sealed identity registry the agent of a token kind must be
+    /// registered in (its presentations verify under its key there).
+    pub registry: &'a Registry,
 }
 
 /// A certificate with the issuer's identity-key signature: what is
@@ -1326,14 +1395,23 @@ impl SignedCertificate {
     ///   identity key, and the share does not verify for the request
     ///   ([`AttestedShare::share_verdict`]) under `ctx.pubkeys`;
     /// * vote-equivocation: [`Equivocation::verify`];
-    /// * token-modified: the token verifies as a receipt
+    /// * every token kind: each presentation presents its token by the
+    ///   token's wire bytes and is signed by the agent of `ctx.registry`
+    ///   the token names ([`Presentation::verify_for`]);
+    /// * token-modified: the presentation is the agent's, its params hash
+    ///   is that of the params given, the token verifies as a receipt
     ///   ([`Broker::verify_receipt_token`]) and the presented params are not
     ///   JSON, cannot be digested, or digest to something else;
-    /// * token-forged: the token fails receipt verification because its
-    ///   signature or inclusion proof fails, or it names another genesis
-    ///   (an unknown epoch is not proof: this receiver's chain may lag);
-    /// * token-replayed: the token verifies and `1 <= first_index <=
-    ///   head_index`.
+    /// * token-forged: the presentation is the agent's, and the token fails
+    ///   receipt verification because its signature or inclusion proof
+    ///   fails, or it names another genesis (an unknown epoch is not proof:
+    ///   this receiver's chain may lag);
+    /// * token-replayed: `1 <= first_index <= head_index`; `first_token`
+    ///   has the token's payload (the same decision, perhaps re-signed) and
+    ///   verifies as a receipt; `first` is the agent's presentation of
+    ///   `first_token` and `second` of the token; the two presentations
+    ///   differ (one presentation sent twice is a retry, not a replay); and
+    ///   the token verifies as a receipt.
     ///
     /// Node-local facts (its own seal chain's policy digest, its ledger hash
     /// at an index, its nonce store) are the node's job.
@@ -1403,8 +1481,20 @@ impl SignedCertificate {
                 ) => return Err(no_breach(err.to_string())),
                 Err(err @ EvidenceError::Vote { .. }) => return Err(invalid(err.to_string())),
             },
-            Evidence::TokenModified { token, params_json } => {
+            Evidence::TokenModified {
+                token,
+                params_json,
+                presentation,
+            } => {
                 let t = c.evidence.decode_token(token)?;
+                presented_by_agent(ctx, presentation, &t).map_err(invalid)?;
+                if presentation.params_hash != params_hash(params_json) {
+                    return Err(invalid(format!(
+                        "the params given hash to {}, the agent presented params hashing to {}",
+                        params_hash(params_json),
+                        presentation.params_hash
+                    )));
+                }
                 let signed = t.payload.params_digest;
                 ctx.broker
                     .verify_receipt_token(t)
@@ -1420,8 +1510,12 @@ impl SignedCertificate {
                     )));
                 }
             }
-            Evidence::TokenForged { token } => {
+            Evidence::TokenForged {
+                token,
+                presentation,
+            } => {
                 let t = c.evidence.decode_token(token)?;
+                presented_by_agent(ctx, presentation, &t).map_err(invalid)?;
                 match ctx.broker.verify_receipt_token(t) {
                     Ok(_) => return Err(no_breach("the token verifies".into())),
                     Err(
@@ -1489,7 +1583,13 @@ impl SignedCertificate {
                     )));
                 }
             }
-            Evidence::TokenReplayed { token, first_index } => {
+            Evidence::TokenReplayed {
+                token,
+                first_index,
+                first_token,
+                first,
+                second,
+            } => {
                 if *first_index == 0 || *first_index > c.head_index {
                     return Err(invalid(format!(
                         "first_index {first_index} is outside the issuer's ledger 1..={}",
@@ -1497,6 +1597,25 @@ impl SignedCertificate {
                     )));
                 }
                 let t = c.evidence.decode_token(token)?;
+                let t1 = c.evidence.decode_token(first_token)?;
+                if t1.payload != t.payload {
+                    return Err(invalid(
+                        "the first token is not the same decision (its payload differs)".into(),
+                    ));
+                }
+                ctx.broker
+                    .verify_receipt_token(t1.clone())
+                    .map_err(|e| invalid(format!("the first token does not verify: {e}")))?;
+                presented_by_agent(ctx, first, &t1)
+                    .map_err(|e| invalid(format!("first presentation: {e}")))?;
+                presented_by_agent(ctx, second, &t)
+                    .map_err(|e| invalid(format!("second presentation: {e}")))?;
+                if first == second {
+                    return Err(no_breach(
+                        "one presentation, sent twice: a broker's retry or replay, not the agent's"
+                            .into(),
+                    ));
+                }
                 ctx.broker
                     .verify_receipt_token(t)
                     .map_err(|e| invalid(format!("the token does not verify: {e}")))?;
@@ -1506,13 +1625,26 @@ impl SignedCertificate {
     }
 }
 
+/// The presentation is of `token`, by the agent of `ctx.registry` the token
+/// names, with a valid signature.
+fn presented_by_agent(
+    ctx: &CheckContext<'_>,
+    presentation: &Presentation,
+    token: &Token,
+) -> Result<(), String> {
+    presentation
+        .verify_for(ctx.registry, token)
+        .map(|_| ())
+        .map_err(|e| format!("presentation: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn bounds_are_as_documented() {
-        assert_eq!("senatus/shutdown-certificate/v1\0".len(), 32);
+        assert_eq!("senatus/shutdown-certificate/v2\0".len(), 32);
         assert_eq!(
             CERTIFICATE_BYTES_MAX,
             32 + 1 + 8 + 2 * 260 + 1 + 4 + 65_536 + 8 + 32 + 8 + 8 + 64

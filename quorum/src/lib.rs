@@ -17,6 +17,7 @@ pub mod evaluate;
 pub mod merkle;
 pub mod outcome;
 pub mod params;
+pub mod presentation;
 pub mod request;
 pub mod signing;
 pub mod token;

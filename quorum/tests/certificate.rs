@@ -1,7 +1,11 @@
 //! Shutdown certificates (PROTOCOL.md section 17) on real material: a seeded
 //! 3-of-5 ceremony, FROST shares from the `signing` module, tokens signed
-//! by the group and verified by a broker. Every kind round-trips and checks;
-//! every rejection path produces its own error.
+//! by the group and verified by a broker, and a sealed registry whose agents
+//! sign their own presentations. Every kind round-trips and checks; every
+//! rejection path produces its own error. A certificate about an agent
+//! holds only with that agent's presentations: another agent's, an
+//! unregistered key's, one of another token, a forged signature, other
+//! params, or one presentation sent twice certify nobody.
 
 use std::collections::BTreeMap;
 
@@ -10,18 +14,23 @@ use frost_ed25519::round2::SignatureShare;
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
 use senatus_genesis::ceremony::{Ceremony, CeremonyParams, NodeAddrs};
-use senatus_genesis::codec::DecodeError;
+use senatus_genesis::codec::{DecodeError, Encoder};
+use senatus_genesis::registry::{Identity, Registry, Role};
 use senatus_genesis::seal::{Seal, SignedSeal};
-use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, PolicyLayer, Sig64, Validator, sha3};
+use senatus_genesis::{
+    Digest, Epoch, Key32, LedgerIndex, NodeId, PolicyLayer, Sig64, Validator, sha3,
+};
 use senatus_quorum::Outcome;
 use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
+use senatus_quorum::auth::AuthError;
 use senatus_quorum::broker::Broker;
 use senatus_quorum::certificate::{
     AttestedBatch, AttestedShare, BreachKind, CERTIFICATE_BYTES_MAX, CERTIFICATE_OBJECT,
-    Certificate, CertificateError, CheckContext, DriftLocation, EVIDENCE_BYTES_MAX, Evidence,
-    SignedCertificate, Subject,
+    CERTIFICATE_VERSION, Certificate, CertificateError, CheckContext, DriftLocation,
+    EVIDENCE_BYTES_MAX, Evidence, SignedCertificate, Subject,
 };
 use senatus_quorum::params::params_digest;
+use senatus_quorum::presentation::{Presentation, PresentationError, token_wire_digest};
 use senatus_quorum::signing::{
     CommitmentBook, NoncePool, SignRequest, SignedShare, Signer, aggregate, public_key_package,
 };
@@ -30,9 +39,54 @@ use serde_json::{Value, json};
 
 const NOW_MS: u64 = 1_767_225_600_000;
 const HEAD_INDEX: u64 = 40;
+/// When agents hand their tokens over (presentations carry no freshness
+/// rule inside a certificate: the validator judged it on receipt).
+const PRESENTED_AT_MS: u64 = NOW_MS + 1_000;
 
 fn node(n: u64) -> NodeId {
     NodeId::new(n).expect("node id")
+}
+
+fn seed(b: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[b; 32])
+}
+
+fn public(b: u8) -> Key32 {
+    Key32(seed(b).verifying_key().to_bytes())
+}
+
+/// The agents' seeds: agent-7, agent-8 and agent-9 of tenant acme sign with
+/// 32 bytes of 0x07, 0x08, 0x09; broker-1 (payments) with 0xb1. Seed 0x42
+/// is registered nowhere.
+const AGENT_7: u8 = 0x07;
+const AGENT_8: u8 = 0x08;
+const AGENT_9: u8 = 0x09;
+const BROKER_1: u8 = 0xb1;
+const OUTSIDER: u8 = 0x42;
+
+fn registry() -> Registry {
+    let agent = |name: &str, b: u8| Identity {
+        name: name.into(),
+        role: Role::Agent,
+        key: public(b),
+        tenant: Some("acme".into()),
+        actors: vec![name.into()],
+        surfaces: Vec::new(),
+    };
+    Registry::new(vec![
+        agent("agent-7", AGENT_7),
+        agent("agent-8", AGENT_8),
+        agent("agent-9", AGENT_9),
+        Identity {
+            name: "broker-1".into(),
+            role: Role::Broker,
+            key: public(BROKER_1),
+            tenant: None,
+            actors: Vec::new(),
+            surfaces: vec!["payments".into()],
+        },
+    ])
+    .expect("registry")
 }
 
 fn ceremony(seed: u64) -> Ceremony {
@@ -57,6 +111,7 @@ struct Fixture {
     membership: Vec<Validator>,
     pubkeys: PublicKeyPackage,
     broker: Broker,
+    registry: Registry,
 }
 
 fn fixture() -> Fixture {
@@ -77,6 +132,7 @@ fn fixture() -> Fixture {
         c,
         pubkeys,
         broker,
+        registry: registry(),
     }
 }
 
@@ -86,6 +142,7 @@ impl Fixture {
             membership: &self.membership,
             pubkeys: &self.pubkeys,
             broker: &self.broker,
+            registry: &self.registry,
         }
     }
 
@@ -148,9 +205,16 @@ impl Fixture {
 
     /// A token the group really signed (validators 1, 2, 3).
     fn genuine_token(&self, payload: TokenPayload) -> Token {
+        self.signed_by(payload, &[1, 2, 3], 5)
+    }
+
+    /// A token the group really signed, by signers `ids` with nonces from
+    /// `seed`: FROST signatures are randomized, so the same payload signed
+    /// twice is two genuine tokens with two signatures (a reissue).
+    fn signed_by(&self, payload: TokenPayload, ids: &[u64], seed: u64) -> Token {
         let batch = TokenBatch::new(vec![payload]).expect("batch");
         let msg = batch.message(&self.c.genesis.body.group_key);
-        let (req, shares) = self.frost_round(&[1, 2, 3], &msg, 5);
+        let (req, shares) = self.frost_round(ids, &msg, seed);
         let shares = shares.into_iter().map(|(n, s)| (n, s.share)).collect();
         let sig = aggregate(&req.package(), &shares, &self.pubkeys).expect("aggregate");
         batch.tokens(sig).remove(0)
@@ -161,8 +225,7 @@ impl Fixture {
         use ed25519_dalek::Signer as _;
         let batch = TokenBatch::new(vec![payload]).expect("batch");
         let msg = batch.message(&self.c.genesis.body.group_key);
-        let outsider = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-        batch.tokens(outsider.sign(&msg).to_bytes()).remove(0)
+        batch.tokens(seed(OUTSIDER).sign(&msg).to_bytes()).remove(0)
     }
 
     /// Validator 3's share for a request of validators 1, 2, 3, with its
@@ -205,6 +268,60 @@ impl Fixture {
     }
 }
 
+/// The holder of `by` hands `token` to broker-1 with `params_json`,
+/// `after_ms` after [`PRESENTED_AT_MS`].
+fn present(by: u8, token: &Token, params_json: &str, after_ms: u64) -> Presentation {
+    Presentation::sign(
+        &seed(by),
+        token,
+        "broker-1",
+        params_json,
+        PRESENTED_AT_MS + after_ms,
+    )
+}
+
+/// The canonical text of [`transfer`]: what an honest agent hands over.
+const TRANSFER_JSON: &str = r#"{"amount":1200,"currency":"EUR","to_account":"acct-42"}"#;
+
+fn forged_by(token: &Token, by: u8) -> Evidence {
+    Evidence::TokenForged {
+        token: token.to_bytes(),
+        presentation: present(by, token, TRANSFER_JSON, 0),
+    }
+}
+
+fn modified_by(token: &Token, params_json: &str, by: u8) -> Evidence {
+    Evidence::TokenModified {
+        token: token.to_bytes(),
+        params_json: params_json.into(),
+        presentation: present(by, token, params_json, 0),
+    }
+}
+
+/// Two distinct presentations of `token` by `first` and `second`, a
+/// second apart; the token redeemed first is the same bytes.
+fn replayed_by(token: &Token, first_index: u64, first: u8, second: u8) -> Evidence {
+    Evidence::TokenReplayed {
+        token: token.to_bytes(),
+        first_index,
+        first_token: token.to_bytes(),
+        first: present(first, token, TRANSFER_JSON, 0),
+        second: present(second, token, TRANSFER_JSON, 1_000),
+    }
+}
+
+/// agent-7's presentations of `first_token` (redeemed at index 31) and,
+/// a second later, of `token`.
+fn replayed_of(first_token: &Token, token: &Token) -> Evidence {
+    Evidence::TokenReplayed {
+        token: token.to_bytes(),
+        first_index: 31,
+        first_token: first_token.to_bytes(),
+        first: present(AGENT_7, first_token, TRANSFER_JSON, 0),
+        second: present(AGENT_7, token, TRANSFER_JSON, 1_000),
+    }
+}
+
 fn acme(actor: &str) -> Subject {
     Subject::Agent {
         tenant: "acme".into(),
@@ -227,10 +344,8 @@ fn drift(sealed: Digest, observed: Digest) -> Evidence {
 
 /// One valid certificate of every kind, each with its issuer.
 fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
-    let genuine = f
-        .genuine_token(f.payload("agent-7", &transfer()))
-        .to_bytes();
-    let forged = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let forged = f.forged_token(f.payload("agent-8", &transfer()));
     vec![
         f.cert(
             Subject::Validator(node(2)),
@@ -261,20 +376,17 @@ fn one_of_each(f: &Fixture) -> Vec<SignedCertificate> {
         ),
         f.cert(
             acme("agent-7"),
-            Evidence::TokenModified {
-                token: genuine.clone(),
-                params_json: r#"{"amount": 999999, "currency": "EUR", "to_account": "acct-42"}"#
-                    .into(),
-            },
+            modified_by(
+                &genuine,
+                r#"{"amount": 999999, "currency": "EUR", "to_account": "acct-42"}"#,
+                AGENT_7,
+            ),
             5,
         ),
-        f.cert(acme("agent-8"), Evidence::TokenForged { token: forged }, 4),
+        f.cert(acme("agent-8"), forged_by(&forged, AGENT_8), 4),
         f.cert(
             acme("agent-7"),
-            Evidence::TokenReplayed {
-                token: genuine,
-                first_index: 31,
-            },
+            replayed_by(&genuine, 31, AGENT_7, AGENT_7),
             3,
         ),
         f.cert(
@@ -412,10 +524,7 @@ fn an_attested_share_round_trips_verifies_and_names_its_signer() {
 fn a_replayed_token_exposes_its_nonce_and_first_index() {
     let f = fixture();
     let t = f.genuine_token(f.payload("agent-7", &transfer()));
-    let e = Evidence::TokenReplayed {
-        token: t.to_bytes(),
-        first_index: 31,
-    };
+    let e = replayed_by(&t, 31, AGENT_7, AGENT_7);
     assert_eq!(e.replayed_nonce(), Some((t.payload.nonce, 31)));
     assert_eq!(e.token_bytes(), Some(&t.to_bytes()[..]));
     assert_eq!(drift(Digest::ZERO, Digest::ZERO).replayed_nonce(), None);
@@ -569,12 +678,8 @@ fn subjects_must_fit_their_kind() {
         })
     );
     // An agent subject that also names a node.
-    let t = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
-    let a = f.cert(
-        acme("agent-8"),
-        Evidence::TokenForged { token: t.clone() },
-        4,
-    );
+    let t = f.forged_token(f.payload("agent-8", &transfer()));
+    let a = f.cert(acme("agent-8"), forged_by(&t, AGENT_8), 4);
     let mut w = a.encode();
     w[33..41].copy_from_slice(&2u64.to_be_bytes());
     assert!(matches!(
@@ -582,7 +687,7 @@ fn subjects_must_fit_their_kind() {
         Err(CertificateError::BadSubject { why }) if why.contains("subject_node 2")
     ));
     // An agent subject with an empty actor does not check.
-    let empty = f.cert(acme(""), Evidence::TokenForged { token: t }, 4);
+    let empty = f.cert(acme(""), forged_by(&t, AGENT_8), 4);
     assert!(matches!(
         f.check(&empty),
         Err(CertificateError::BadSubject { why }) if why.contains("actor is 0 bytes")
@@ -596,16 +701,20 @@ fn subjects_must_fit_their_kind() {
 #[test]
 fn oversized_evidence_is_refused_in_decode_and_check() {
     let f = fixture();
+    let t = f.forged_token(f.payload("agent-8", &transfer()));
+    let presentation = present(AGENT_8, &t, TRANSFER_JSON, 0);
+    let presentation_bytes = presentation.encode().len();
     let c = f.cert(
         acme("agent-8"),
         Evidence::TokenForged {
             token: vec![0u8; EVIDENCE_BYTES_MAX],
+            presentation,
         },
         4,
     );
     let want = CertificateError::EvidenceTooLarge {
         kind: BreachKind::TokenForged,
-        bytes: EVIDENCE_BYTES_MAX + 4,
+        bytes: 4 + EVIDENCE_BYTES_MAX + 4 + presentation_bytes,
     };
     assert_eq!(SignedCertificate::decode(&c.encode()), Err(want.clone()));
     assert_eq!(f.check(&c), Err(want.clone()));
@@ -619,10 +728,12 @@ fn oversized_evidence_is_refused_in_decode_and_check() {
 fn evidence_must_decode_for_its_kind() {
     let f = fixture();
     // Token bytes that are not a token.
+    let t = f.forged_token(f.payload("agent-8", &transfer()));
     let c = f.cert(
         acme("agent-8"),
         Evidence::TokenForged {
             token: b"not a token".to_vec(),
+            presentation: present(AGENT_8, &t, TRANSFER_JSON, 0),
         },
         4,
     );
@@ -905,10 +1016,8 @@ fn vote_equivocation_needs_two_different_votes_of_one_voter() {
 #[test]
 fn a_token_that_verifies_is_not_forged() {
     let f = fixture();
-    let t = f
-        .genuine_token(f.payload("agent-7", &transfer()))
-        .to_bytes();
-    let c = f.cert(acme("agent-7"), Evidence::TokenForged { token: t }, 4);
+    let t = f.genuine_token(f.payload("agent-7", &transfer()));
+    let c = f.cert(acme("agent-7"), forged_by(&t, AGENT_7), 4);
     assert_eq!(
         f.check(&c),
         Err(CertificateError::NoBreach {
@@ -923,13 +1032,7 @@ fn a_token_of_an_unknown_epoch_is_not_proof_of_forgery() {
     let f = fixture();
     let mut p = f.payload("agent-7", &transfer());
     p.epoch = Epoch(9);
-    let c = f.cert(
-        acme("agent-7"),
-        Evidence::TokenForged {
-            token: f.forged_token(p).to_bytes(),
-        },
-        4,
-    );
+    let c = f.cert(acme("agent-7"), forged_by(&f.forged_token(p), AGENT_7), 4);
     assert!(matches!(
         f.check(&c),
         Err(CertificateError::Evidence { kind: BreachKind::TokenForged, why })
@@ -940,19 +1043,9 @@ fn a_token_of_an_unknown_epoch_is_not_proof_of_forgery() {
 #[test]
 fn token_modified_needs_params_that_differ() {
     let f = fixture();
-    let t = f
-        .genuine_token(f.payload("agent-7", &transfer()))
-        .to_bytes();
-    let modified = |params_json: &str| {
-        f.cert(
-            acme("agent-7"),
-            Evidence::TokenModified {
-                token: t.clone(),
-                params_json: params_json.into(),
-            },
-            5,
-        )
-    };
+    let t = f.genuine_token(f.payload("agent-7", &transfer()));
+    let modified =
+        |params_json: &str| f.cert(acme("agent-7"), modified_by(&t, params_json, AGENT_7), 5);
     // The same params, in another key order and spacing: canonical JSON
     // gives the same digest.
     for same in [
@@ -973,15 +1066,8 @@ fn token_modified_needs_params_that_differ() {
     f.check(&modified("[1200]"))
         .expect("not an object is modified");
     // A forged token is not a modified one.
-    let forged = f.forged_token(f.payload("agent-7", &transfer())).to_bytes();
-    let c = f.cert(
-        acme("agent-7"),
-        Evidence::TokenModified {
-            token: forged,
-            params_json: "{}".into(),
-        },
-        5,
-    );
+    let forged = f.forged_token(f.payload("agent-7", &transfer()));
+    let c = f.cert(acme("agent-7"), modified_by(&forged, "{}", AGENT_7), 5);
     assert!(matches!(
         f.check(&c),
         Err(CertificateError::Evidence { kind: BreachKind::TokenModified, why })
@@ -992,20 +1078,17 @@ fn token_modified_needs_params_that_differ() {
 #[test]
 fn a_token_certificate_must_name_the_tokens_agent() {
     let f = fixture();
-    let t = f.forged_token(f.payload("agent-8", &transfer())).to_bytes();
+    let t = f.forged_token(f.payload("agent-8", &transfer()));
     for (subject, evidence) in [
-        (acme("agent-7"), Evidence::TokenForged { token: t.clone() }),
+        (acme("agent-7"), forged_by(&t, AGENT_8)),
         (
             Subject::Agent {
                 tenant: "globex".into(),
                 actor: "agent-8".into(),
             },
-            Evidence::TokenForged { token: t.clone() },
+            forged_by(&t, AGENT_8),
         ),
-        (
-            Subject::Validator(node(4)),
-            Evidence::TokenForged { token: t.clone() },
-        ),
+        (Subject::Validator(node(4)), forged_by(&t, AGENT_8)),
     ] {
         let c = f.cert(subject.clone(), evidence, 4);
         assert_eq!(
@@ -1022,16 +1105,11 @@ fn a_token_certificate_must_name_the_tokens_agent() {
 #[test]
 fn a_replay_needs_a_genuine_token_and_a_first_index_in_the_ledger() {
     let f = fixture();
-    let genuine = f
-        .genuine_token(f.payload("agent-7", &transfer()))
-        .to_bytes();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
     for first_index in [0, HEAD_INDEX + 1] {
         let c = f.cert(
             acme("agent-7"),
-            Evidence::TokenReplayed {
-                token: genuine.clone(),
-                first_index,
-            },
+            replayed_by(&genuine, first_index, AGENT_7, AGENT_7),
             3,
         );
         assert!(matches!(
@@ -1040,13 +1118,10 @@ fn a_replay_needs_a_genuine_token_and_a_first_index_in_the_ledger() {
                 if why.contains(&format!("first_index {first_index} "))
         ));
     }
-    let forged = f.forged_token(f.payload("agent-7", &transfer())).to_bytes();
+    let forged = f.forged_token(f.payload("agent-7", &transfer()));
     let c = f.cert(
         acme("agent-7"),
-        Evidence::TokenReplayed {
-            token: forged,
-            first_index: 3,
-        },
+        replayed_by(&forged, 3, AGENT_7, AGENT_7),
         3,
     );
     assert!(matches!(
@@ -1210,4 +1285,721 @@ fn a_forked_head_needs_the_leaders_signature_and_an_index_the_issuer_holds() {
         "{:?}",
         f.check(&c)
     );
+}
+
+// ---- an agent is certified by its own presentations only ----
+
+/// The reason an evidence refusal of `kind` gives, or a panic naming what
+/// came instead.
+fn invalid_why(f: &Fixture, c: &SignedCertificate, kind: BreachKind) -> String {
+    match f.check(c) {
+        Err(CertificateError::Evidence { kind: k, why }) if k == kind => why,
+        other => panic!("expected invalid {kind} evidence, got {other:?}"),
+    }
+}
+
+/// Every way a presentation of `t` with `params_json` is not agent-7's own
+/// hand-off of that token, with the error `verify_for` gives it.
+fn not_agent_7s(
+    f: &Fixture,
+    t: &Token,
+    params_json: &str,
+) -> Vec<(&'static str, Presentation, PresentationError)> {
+    let elsewhere = f.forged_token(f.payload("agent-7", &json!({"amount": 1})));
+    let mut forged_signature = present(AGENT_7, t, params_json, 0);
+    forged_signature.signature[7] ^= 0x10;
+    vec![
+        (
+            "by another registered agent",
+            present(AGENT_9, t, params_json, 0),
+            PresentationError::OtherAgent {
+                key: public(AGENT_9),
+                tenant: "acme".into(),
+                actor: "agent-7".into(),
+                agent: Some("agent-7".into()),
+            },
+        ),
+        (
+            "by an unregistered key",
+            present(OUTSIDER, t, params_json, 0),
+            PresentationError::Auth(AuthError::UnknownKey {
+                key: public(OUTSIDER),
+            }),
+        ),
+        (
+            "by a broker",
+            present(BROKER_1, t, params_json, 0),
+            PresentationError::Auth(AuthError::WrongRole {
+                key: public(BROKER_1),
+                name: "broker-1".into(),
+                role: Role::Broker,
+                needs: "agent".into(),
+            }),
+        ),
+        (
+            "of another token",
+            present(AGENT_7, &elsewhere, params_json, 0),
+            PresentationError::OtherToken {
+                presented: token_wire_digest(&elsewhere),
+                token: token_wire_digest(t),
+            },
+        ),
+        (
+            "with a signature that does not verify",
+            forged_signature,
+            PresentationError::Auth(AuthError::BadSignature {
+                key: public(AGENT_7),
+            }),
+        ),
+    ]
+}
+
+#[test]
+fn a_token_certificate_needs_the_presentation_of_the_agent_the_token_names() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let forged = f.forged_token(f.payload("agent-7", &transfer()));
+    let other_params = r#"{"amount":999999,"currency":"EUR","to_account":"acct-42"}"#;
+    // With agent-7's own presentations each of them holds.
+    for evidence in [
+        modified_by(&genuine, other_params, AGENT_7),
+        forged_by(&forged, AGENT_7),
+        replayed_by(&genuine, 31, AGENT_7, AGENT_7),
+    ] {
+        let kind = evidence.kind();
+        f.check(&f.cert(acme("agent-7"), evidence, 2))
+            .unwrap_or_else(|e| panic!("{kind} with agent-7's presentations: {e}"));
+    }
+    for (case, bad, want) in not_agent_7s(&f, &genuine, other_params) {
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenModified {
+                token: genuine.to_bytes(),
+                params_json: other_params.into(),
+                presentation: bad,
+            },
+            2,
+        );
+        assert_eq!(
+            invalid_why(&f, &c, BreachKind::TokenModified),
+            format!("presentation: {want}"),
+            "token-modified, presentation {case}"
+        );
+    }
+    for (case, bad, want) in not_agent_7s(&f, &forged, TRANSFER_JSON) {
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenForged {
+                token: forged.to_bytes(),
+                presentation: bad,
+            },
+            2,
+        );
+        assert_eq!(
+            invalid_why(&f, &c, BreachKind::TokenForged),
+            format!("presentation: {want}"),
+            "token-forged, presentation {case}"
+        );
+    }
+    let honest = present(AGENT_7, &genuine, TRANSFER_JSON, 5_000);
+    for (case, bad, want) in not_agent_7s(&f, &genuine, TRANSFER_JSON) {
+        for (first, second, which) in [
+            (bad.clone(), honest.clone(), "first"),
+            (honest.clone(), bad.clone(), "second"),
+        ] {
+            let c = f.cert(
+                acme("agent-7"),
+                Evidence::TokenReplayed {
+                    token: genuine.to_bytes(),
+                    first_index: 31,
+                    first_token: genuine.to_bytes(),
+                    first,
+                    second,
+                },
+                2,
+            );
+            assert_eq!(
+                invalid_why(&f, &c, BreachKind::TokenReplayed),
+                format!("{which} presentation: presentation: {want}"),
+                "token-replayed, {which} presentation {case}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_receiver_whose_registry_lacks_the_agent_certifies_nobody() {
+    // The agent was removed (or re-keyed) by amendment: its presentations
+    // no longer verify under the receiver's sealed registry.
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let c = f.cert(
+        acme("agent-7"),
+        replayed_by(&genuine, 31, AGENT_7, AGENT_7),
+        2,
+    );
+    let without = Registry::new(
+        f.registry
+            .identities()
+            .iter()
+            .filter(|i| i.name != "agent-7")
+            .cloned()
+            .collect(),
+    )
+    .expect("registry");
+    let ctx = CheckContext {
+        registry: &without,
+        ..f.ctx()
+    };
+    assert_eq!(
+        c.check(&ctx),
+        Err(CertificateError::Evidence {
+            kind: BreachKind::TokenReplayed,
+            why: format!(
+                "first presentation: presentation: {}",
+                PresentationError::Auth(AuthError::UnknownKey {
+                    key: public(AGENT_7)
+                })
+            ),
+        })
+    );
+    assert_eq!(f.check(&c), Ok(()));
+}
+
+#[test]
+fn token_modified_needs_the_params_text_the_agent_presented() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let other_params = r#"{"amount":999999,"currency":"EUR","to_account":"acct-42"}"#;
+    // The agent presented the decided params; the issuer claims others.
+    // And the agent presented other params; the issuer quotes them in
+    // another spelling (the same canonical params, not the same text).
+    for (presented, given) in [
+        (TRANSFER_JSON, other_params),
+        (
+            other_params,
+            r#"{"to_account":"acct-42","currency":"EUR","amount":999999}"#,
+        ),
+    ] {
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenModified {
+                token: genuine.to_bytes(),
+                params_json: given.into(),
+                presentation: present(AGENT_7, &genuine, presented, 0),
+            },
+            5,
+        );
+        assert_eq!(
+            invalid_why(&f, &c, BreachKind::TokenModified),
+            format!(
+                "the params given hash to {}, the agent presented params hashing to {}",
+                sha3(given.as_bytes()),
+                sha3(presented.as_bytes())
+            ),
+            "presented {presented}, given {given}"
+        );
+    }
+}
+
+#[test]
+fn one_presentation_sent_twice_is_a_retry_not_a_replay() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let once = present(AGENT_7, &genuine, TRANSFER_JSON, 0);
+    let twice = |first: Presentation, second: Presentation| {
+        f.cert(
+            acme("agent-7"),
+            Evidence::TokenReplayed {
+                token: genuine.to_bytes(),
+                first_index: 31,
+                first_token: genuine.to_bytes(),
+                first,
+                second,
+            },
+            3,
+        )
+    };
+    assert_eq!(
+        f.check(&twice(once.clone(), once.clone())),
+        Err(CertificateError::NoBreach {
+            kind: BreachKind::TokenReplayed,
+            why: "one presentation, sent twice: a broker's retry or replay, not the agent's".into(),
+        })
+    );
+    // Another agent's presentation sent twice is refused for whose it is,
+    // before it could pass as a retry.
+    let stolen = present(AGENT_9, &genuine, TRANSFER_JSON, 0);
+    let why = invalid_why(
+        &f,
+        &twice(stolen.clone(), stolen),
+        BreachKind::TokenReplayed,
+    );
+    assert!(
+        why.starts_with("first presentation: presentation: key"),
+        "{why}"
+    );
+    // Two hand-offs differing in one field each are two presentations:
+    // the agent presented the token twice.
+    let later = present(AGENT_7, &genuine, TRANSFER_JSON, 1);
+    let elsewhere = Presentation::sign(
+        &seed(AGENT_7),
+        &genuine,
+        "broker-2",
+        TRANSFER_JSON,
+        PRESENTED_AT_MS,
+    );
+    let spaced = present(
+        AGENT_7,
+        &genuine,
+        r#"{"amount": 1200, "currency": "EUR", "to_account": "acct-42"}"#,
+        0,
+    );
+    for second in [later, elsewhere, spaced] {
+        assert_ne!(second.digest(), once.digest());
+        assert_eq!(f.check(&twice(once.clone(), second)), Ok(()));
+    }
+}
+
+/// `c`'s certificate with `evidence` in place of its own, as wire bytes
+/// (signed again by its issuer, so only decoding can refuse it).
+fn wire_with_evidence(f: &Fixture, c: &SignedCertificate, evidence: &[u8]) -> Vec<u8> {
+    use ed25519_dalek::Signer as _;
+    let cert = &c.certificate;
+    let Subject::Agent { tenant, actor } = &cert.subject else {
+        panic!("an agent certificate");
+    };
+    let mut e = Encoder::new(CERTIFICATE_OBJECT, CERTIFICATE_VERSION);
+    e.u8(2)
+        .u64(0)
+        .str(tenant)
+        .str(actor)
+        .u8(cert.kind().code())
+        .bytes(evidence)
+        .u64(cert.head_index)
+        .digest(&cert.head_hash)
+        .u64(cert.issuer.get())
+        .u64(cert.issued_at_ms);
+    let signing = e.finish();
+    let signature = f.key(cert.issuer.get()).sign(&signing).to_bytes();
+    [signing, signature.to_vec()].concat()
+}
+
+/// The reason of an evidence refusal of `kind` that starts with `starts`,
+/// or a panic naming what came instead.
+fn malformed(e: CertificateError, kind: BreachKind, starts: &str) -> String {
+    match e {
+        CertificateError::Evidence { kind: k, why } if k == kind && why.starts_with(starts) => why,
+        other => panic!("expected {kind} evidence starting {starts:?}, got {other:?}"),
+    }
+}
+
+/// Tagless evidence fields (17.3): each `Ok` is a `bytes` field, each
+/// `Err` a raw `u64`.
+fn evidence_fields(fields: &[Result<&[u8], u64>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for f in fields {
+        match f {
+            Ok(b) => {
+                out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                out.extend_from_slice(b);
+            }
+            Err(v) => out.extend_from_slice(&v.to_be_bytes()),
+        }
+    }
+    out
+}
+
+#[test]
+fn a_presentation_that_does_not_decode_is_refused_at_decode() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    let forged = f.forged_token(f.payload("agent-7", &transfer()));
+    let tf = forged.to_bytes();
+    let tg = genuine.to_bytes();
+    let p = present(AGENT_7, &forged, TRANSFER_JSON, 0).encode();
+    let q = present(AGENT_7, &genuine, TRANSFER_JSON, 0).encode();
+    let q2 = present(AGENT_7, &genuine, TRANSFER_JSON, 1).encode();
+    let short = &p[..p.len() - 1];
+    let long = [p.as_slice(), &[0]].concat();
+
+    let forgery = f.cert(acme("agent-7"), forged_by(&forged, AGENT_7), 4);
+    let replay = f.cert(
+        acme("agent-7"),
+        replayed_by(&genuine, 31, AGENT_7, AGENT_7),
+        4,
+    );
+    let modified = f.cert(acme("agent-7"), modified_by(&genuine, "{}", AGENT_7), 4);
+    // The hand-built layout is the real one.
+    for c in [&forgery, &replay, &modified] {
+        assert_eq!(
+            wire_with_evidence(&f, c, &c.certificate.evidence.encode()),
+            c.encode()
+        );
+        assert_eq!(SignedCertificate::decode(&c.encode()).as_ref(), Ok(c));
+    }
+
+    let refused = |c: &SignedCertificate, evidence: Vec<u8>| {
+        SignedCertificate::decode(&wire_with_evidence(&f, c, &evidence))
+            .expect_err("refused at decode")
+    };
+    // Truncated inside the presentation: its signature is a byte short.
+    let why = malformed(
+        refused(&forgery, evidence_fields(&[Ok(&tf), Ok(short)])),
+        BreachKind::TokenForged,
+        "presentation: presentation does not decode: truncated",
+    );
+    assert!(why.contains("reading signature"), "{why}");
+    // A byte after the presentation, inside its length.
+    let why = malformed(
+        refused(&forgery, evidence_fields(&[Ok(&tf), Ok(&long)])),
+        BreachKind::TokenForged,
+        "presentation: presentation does not decode:",
+    );
+    assert!(why.contains("1 trailing bytes"), "{why}");
+    // The same for each presentation of the other kinds.
+    malformed(
+        refused(
+            &modified,
+            evidence_fields(&[Ok(&tg), Ok(b"{}"), Ok(&q[..q.len() - 1])]),
+        ),
+        BreachKind::TokenModified,
+        "presentation: presentation does not decode: truncated",
+    );
+    malformed(
+        refused(
+            &replay,
+            evidence_fields(&[Ok(&tg), Err(31), Ok(&tg), Ok(&q[..q.len() - 1]), Ok(&q2)]),
+        ),
+        BreachKind::TokenReplayed,
+        "first_presentation: presentation does not decode: truncated",
+    );
+    malformed(
+        refused(
+            &replay,
+            evidence_fields(&[
+                Ok(&tg),
+                Err(31),
+                Ok(&tg),
+                Ok(&q),
+                Ok(&[q2.as_slice(), &[0]].concat()),
+            ]),
+        ),
+        BreachKind::TokenReplayed,
+        "second_presentation: presentation does not decode:",
+    );
+    // A first token a byte short, or with a byte after it inside its
+    // length: not a token.
+    for first_token in [&tg[..tg.len() - 1], &[tg.as_slice(), &[0]].concat()[..]] {
+        malformed(
+            refused(
+                &replay,
+                evidence_fields(&[Ok(&tg), Err(31), Ok(first_token), Ok(&q), Ok(&q2)]),
+            ),
+            BreachKind::TokenReplayed,
+            "token: ",
+        );
+    }
+    // A byte after the last evidence field.
+    let mut trailing = evidence_fields(&[Ok(&tf), Ok(&p)]);
+    trailing.push(0);
+    assert_eq!(
+        refused(&forgery, trailing),
+        CertificateError::EvidenceDecode {
+            kind: BreachKind::TokenForged,
+            error: DecodeError::Trailing { count: 1 },
+        }
+    );
+    // Version 1 evidence, without presentations, is refused: no field.
+    for (c, kind, evidence, field) in [
+        (
+            &forgery,
+            BreachKind::TokenForged,
+            evidence_fields(&[Ok(&tf)]),
+            "presentation",
+        ),
+        (
+            &replay,
+            BreachKind::TokenReplayed,
+            evidence_fields(&[Ok(&tg), Err(31)]),
+            "first_token",
+        ),
+    ] {
+        assert!(
+            matches!(
+                refused(c, evidence),
+                CertificateError::EvidenceDecode {
+                    kind: k,
+                    error: DecodeError::Truncated { field: f, .. },
+                } if k == kind && f == field
+            ),
+            "{kind}"
+        );
+    }
+    // Token-replayed evidence without the first token (the two
+    // presentations right after first_index): the first presentation is
+    // read as the first token, and is not one.
+    malformed(
+        refused(
+            &replay,
+            evidence_fields(&[Ok(&tg), Err(31), Ok(&q), Ok(&q2)]),
+        ),
+        BreachKind::TokenReplayed,
+        "token: ",
+    );
+    // And a version 1 certificate is refused by its tag.
+    let mut v1 = forgery.encode();
+    v1[..32].copy_from_slice(b"senatus/shutdown-certificate/v1\0");
+    assert!(matches!(
+        SignedCertificate::decode(&v1),
+        Err(CertificateError::Decode {
+            error: DecodeError::Tag { .. },
+            ..
+        })
+    ));
+}
+
+/// A presentation binds the token's wire bytes (PROTOCOL 10.3): whoever
+/// holds a genuine token together with the agent's presentation of it (the
+/// broker it was handed to, anyone reading the Redemption entry) and alters
+/// the token's signature or proof holds no presentation of the altered
+/// token. A leader refuses it at admission (`other-token`, nobody
+/// certified), and a `token-forged` certificate built on it is invalid.
+#[test]
+fn a_genuine_token_with_an_altered_signature_frames_nobody() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    // agent-7 hands its genuine token to broker-1, honestly.
+    let handed = present(AGENT_7, &genuine, TRANSFER_JSON, 0);
+    assert!(
+        handed
+            .admit(
+                &f.registry,
+                &genuine,
+                "broker-1",
+                TRANSFER_JSON,
+                PRESENTED_AT_MS,
+                120_000
+            )
+            .is_ok()
+    );
+    // Whoever holds both alters the token's signature or its proof.
+    let mut bad_signature = genuine.clone();
+    bad_signature.signature[40] ^= 1;
+    let mut bad_proof = genuine.clone();
+    bad_proof.root = sha3(b"another root");
+    for (case, altered) in [("signature", bad_signature), ("proof", bad_proof)] {
+        // The same payload, and a forgery: the token-forged check would
+        // hold for it with a presentation of it.
+        assert_eq!(altered.digest(), genuine.digest(), "{case}");
+        assert!(
+            f.broker.verify_receipt_token(altered.clone()).is_err(),
+            "{case}"
+        );
+        let want = PresentationError::OtherToken {
+            presented: token_wire_digest(&genuine),
+            token: token_wire_digest(&altered),
+        };
+        // At admission: not a presentation of the altered token.
+        assert_eq!(
+            handed.admit(
+                &f.registry,
+                &altered,
+                "broker-1",
+                TRANSFER_JSON,
+                PRESENTED_AT_MS,
+                120_000
+            ),
+            Err(want.clone()),
+            "{case}"
+        );
+        // In a certificate: invalid evidence, nobody certified.
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenForged {
+                token: altered.to_bytes(),
+                presentation: handed.clone(),
+            },
+            4,
+        );
+        assert_eq!(
+            f.check(&c),
+            Err(CertificateError::Evidence {
+                kind: BreachKind::TokenForged,
+                why: format!("presentation: {want}"),
+            }),
+            "agent-7 is certified for a forgery it never presented ({case})"
+        );
+    }
+}
+
+// ---- token-replayed: the first token as redeemed ----
+
+/// A reissued token (the same payload under another genuine signature:
+/// FROST signatures are randomized) is the same decision and the same
+/// nonce: an agent that presents the reissue after the first was redeemed
+/// presented that nonce twice. Each presentation is checked against its
+/// own token.
+#[test]
+fn a_replay_of_a_reissued_token_holds_with_the_first_token_as_redeemed() {
+    let f = fixture();
+    let payload = f.payload("agent-7", &transfer());
+    let genuine = f.genuine_token(payload.clone());
+    let reissued = f.signed_by(payload, &[1, 2, 4], 17);
+    assert_eq!(reissued.payload, genuine.payload);
+    assert_ne!(reissued.signature, genuine.signature);
+    assert_ne!(token_wire_digest(&reissued), token_wire_digest(&genuine));
+    for t in [&genuine, &reissued] {
+        f.broker
+            .verify_receipt_token(t.clone())
+            .expect("both are genuine");
+    }
+    // A presentation of one is not a presentation of the other.
+    assert_eq!(
+        present(AGENT_7, &genuine, TRANSFER_JSON, 0)
+            .verify_for(&f.registry, &reissued)
+            .map_err(|e| e.code()),
+        Err("other-token")
+    );
+    // Either one redeemed first, the other presented after it.
+    for (first, second) in [(&genuine, &reissued), (&reissued, &genuine)] {
+        let evidence = replayed_of(first, second);
+        assert_eq!(evidence.replayed_nonce(), Some((genuine.payload.nonce, 31)));
+        let c = f.cert(acme("agent-7"), evidence, 3);
+        assert_eq!(SignedCertificate::decode(&c.encode()).as_ref(), Ok(&c));
+        assert_eq!(f.check(&c), Ok(()));
+    }
+}
+
+#[test]
+fn a_first_token_of_another_decision_is_refused() {
+    let f = fixture();
+    let genuine = f.genuine_token(f.payload("agent-7", &transfer()));
+    // Another decision of the same agent, genuinely signed: other params,
+    // and one at another position (so another nonce).
+    let other_params = f.genuine_token(f.payload("agent-7", &json!({"amount": 1})));
+    let mut at_1 = f.payload("agent-7", &transfer());
+    at_1.position = 1;
+    at_1.decision_id = decision_id(LedgerIndex(9), &at_1.entry_hash, 1);
+    at_1.nonce = derive_nonce(&at_1.entry_hash, 1);
+    let other_nonce = f.genuine_token(at_1);
+    for (case, first) in [
+        ("other params", other_params),
+        ("another nonce", other_nonce),
+    ] {
+        assert_ne!(first.payload, genuine.payload, "{case}");
+        f.broker
+            .verify_receipt_token(first.clone())
+            .expect("genuine");
+        let c = f.cert(acme("agent-7"), replayed_of(&first, &genuine), 3);
+        assert_eq!(
+            f.check(&c),
+            Err(CertificateError::Evidence {
+                kind: BreachKind::TokenReplayed,
+                why: "the first token is not the same decision (its payload differs)".into(),
+            }),
+            "{case}"
+        );
+    }
+}
+
+#[test]
+fn a_first_token_that_does_not_verify_is_refused() {
+    let f = fixture();
+    let payload = f.payload("agent-7", &transfer());
+    let genuine = f.genuine_token(payload.clone());
+    // The same payload under a signature the group did not make, and the
+    // genuine token with its signature spoiled; agent-7's own
+    // presentations of each, so that only the first token's verification
+    // fails.
+    let forged = f.forged_token(payload);
+    let mut spoiled = genuine.clone();
+    spoiled.signature[3] ^= 1;
+    for (case, first) in [("forged", forged), ("spoiled", spoiled)] {
+        let c = f.cert(acme("agent-7"), replayed_of(&first, &genuine), 3);
+        let why = invalid_why(&f, &c, BreachKind::TokenReplayed);
+        assert!(
+            why.starts_with("the first token does not verify: ") && why.contains("signature"),
+            "{case}: {why}"
+        );
+    }
+    // The second token must verify too.
+    let forged = f.forged_token(f.payload("agent-7", &transfer()));
+    let c = f.cert(acme("agent-7"), replayed_of(&genuine, &forged), 3);
+    let why = invalid_why(&f, &c, BreachKind::TokenReplayed);
+    assert!(
+        why.starts_with("the token does not verify: "),
+        "second token forged: {why}"
+    );
+}
+
+/// When the two tokens differ (a reissue), each presentation is checked
+/// against its own: the first against `first_token`, the second against
+/// `token`.
+#[test]
+fn each_presentation_must_present_its_own_token() {
+    let f = fixture();
+    let payload = f.payload("agent-7", &transfer());
+    let genuine = f.genuine_token(payload.clone());
+    let reissued = f.signed_by(payload, &[2, 3, 5], 23);
+    let of_genuine = present(AGENT_7, &genuine, TRANSFER_JSON, 0);
+    let of_genuine_later = present(AGENT_7, &genuine, TRANSFER_JSON, 1_000);
+    let of_reissued = present(AGENT_7, &reissued, TRANSFER_JSON, 1_000);
+    let other_token = |presented: &Token, token: &Token| PresentationError::OtherToken {
+        presented: token_wire_digest(presented),
+        token: token_wire_digest(token),
+    };
+    let cases = [
+        (
+            // `first` presents `token`, not `first_token` (the reissue).
+            "first presents token",
+            of_genuine.clone(),
+            of_genuine_later.clone(),
+            format!(
+                "first presentation: presentation: {}",
+                other_token(&genuine, &reissued)
+            ),
+        ),
+        (
+            // `second` presents `first_token`, not `token`.
+            "second presents first_token",
+            of_reissued.clone(),
+            present(AGENT_7, &reissued, TRANSFER_JSON, 2_000),
+            format!(
+                "second presentation: presentation: {}",
+                other_token(&reissued, &genuine)
+            ),
+        ),
+    ];
+    for (case, first, second, want) in cases {
+        let c = f.cert(
+            acme("agent-7"),
+            Evidence::TokenReplayed {
+                token: genuine.to_bytes(),
+                first_index: 31,
+                first_token: reissued.to_bytes(),
+                first,
+                second,
+            },
+            3,
+        );
+        assert_eq!(
+            invalid_why(&f, &c, BreachKind::TokenReplayed),
+            want,
+            "{case}"
+        );
+    }
+    // Each against its own: it holds.
+    let c = f.cert(
+        acme("agent-7"),
+        Evidence::TokenReplayed {
+            token: genuine.to_bytes(),
+            first_index: 31,
+            first_token: reissued.to_bytes(),
+            first: of_reissued,
+            second: of_genuine,
+        },
+        3,
+    );
+    assert_eq!(f.check(&c), Ok(()));
 }

@@ -1,9 +1,15 @@
-//! Pins `docs/vectors/certificate-v1.json` (PROTOCOL.md section 17): four
+//! Pins `docs/vectors/certificate-v2.json` (PROTOCOL.md section 17): eight
 //! shutdown certificates on the cluster of `genesis-v1.json` — a
 //! policy-drift, a vote-equivocation, an invalid-share (with its attested
-//! share, from a real FROST round of the `signing` module) and a
-//! token-forged certificate — each with its fields, evidence bytes, signing
-//! bytes, id, issuer signature, wire bytes and the issuer's identity key.
+//! share, from a real FROST round of the `signing` module), the three
+//! kinds about an agent, each carrying the agent's own presentations
+//! (PROTOCOL.md 10.3) by the example layer's published agent keys
+//! (token-modified of a token the group really signed, token-replayed of
+//! it and of a reissue of it — the same payload signed again — and
+//! token-forged of one it did not), a batch-lifetime and a ledger-fork —
+//! each with its fields, evidence bytes, signing bytes, id, issuer
+//! signature, wire bytes and the issuer's identity key. Every certificate
+//! checks under the example layer's registry.
 //! `scripts/verify-vectors.py` rebuilds every byte string from the JSON
 //! fields alone and verifies every Ed25519 signature (FROST share validity
 //! is checked here, not there). Regenerate deliberately with
@@ -19,7 +25,7 @@ use rand::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
 use senatus_genesis::ceremony::Ceremony;
 use senatus_genesis::seal::{Seal, SignedSeal};
-use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, sha3};
+use senatus_genesis::{Digest, Epoch, LedgerIndex, NodeId, PolicyLayer, sha3};
 use senatus_quorum::Outcome;
 use senatus_quorum::amend::{Equivocation, ProposalId, SignedVote, Verdict, Vote};
 use senatus_quorum::broker::Broker;
@@ -28,15 +34,16 @@ use senatus_quorum::certificate::{
     SignedCertificate, Subject,
 };
 use senatus_quorum::params::params_digest;
+use senatus_quorum::presentation::{Presentation, presentation_signing_bytes};
 use senatus_quorum::signing::{
-    CommitmentBook, NoncePool, SignRequest, SignedShare, Signer, public_key_package,
+    CommitmentBook, NoncePool, SignRequest, SignedShare, Signer, aggregate, public_key_package,
 };
 use senatus_quorum::token::{Token, TokenBatch, TokenPayload, decision_id, derive_nonce};
 use serde_json::{Value, json};
 
 use common::{seeded_ceremony, vectors_dir};
 
-/// Issue times of the four certificates (fixed, so the vector is stable).
+/// Issue time of the certificates (fixed, so the vector is stable).
 const ISSUED_AT_MS: u64 = 1_767_398_400_000;
 const HEAD_INDEX: u64 = 57;
 
@@ -78,6 +85,34 @@ fn certificate(
         issued_at_ms: ISSUED_AT_MS,
     }
     .sign(key(c, issuer))
+}
+
+/// The published seed of an example-layer agent (`identities.toml`): 32
+/// bytes of `b`.
+fn agent_key(b: u8) -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[b; 32])
+}
+
+/// A presentation's fields, as the script rebuilds it (10.3).
+fn presentation_json(agent: &str, token: &Token, params_json: &str, p: &Presentation) -> Value {
+    json!({
+        "agent": agent,
+        "key": p.key.to_string(),
+        "token_digest": p.token_digest.to_hex(),
+        "broker": p.broker,
+        "params_json": params_json,
+        "params_hash": p.params_hash.to_hex(),
+        "presented_at_ms": p.presented_at_ms,
+        "signing_bytes": hex::encode(presentation_signing_bytes(
+            &token.payload.genesis_digest,
+            &p.token_digest,
+            &p.broker,
+            &p.params_hash,
+            p.presented_at_ms,
+        )),
+        "signature": hex::encode(p.signature),
+        "presentation": hex::encode(p.encode()),
+    })
 }
 
 fn subject_json(s: &Subject) -> Value {
@@ -186,10 +221,13 @@ fn certificate_vector() {
     )
     .expect("broker");
     let membership = c.genesis.body.validators.clone();
+    let layer = PolicyLayer::example();
+    assert_eq!(layer.digest(), c.genesis.body.policy_digest);
     let ctx = CheckContext {
         membership: &membership,
         pubkeys: &pubkeys,
         broker: &broker,
+        registry: layer.registry(),
     };
     let mut entries = Vec::new();
 
@@ -290,7 +328,69 @@ fn certificate_vector() {
         }),
     ));
 
-    // 4. Agent acme/agent-9 presents a token signed by a key of its own.
+    // A token the group really signed: validators 1, 2, 3 over a batch of
+    // one decision for acme/agent-7; and the same batch signed again (a
+    // reissue: FROST signatures are randomized, so the same payload under
+    // another signature).
+    let signed = |seed: u64| -> Token {
+        let batch = TokenBatch::new(vec![payload(&c, "agent-7")]).expect("batch");
+        let msg = batch.message(&c.genesis.body.group_key);
+        let (request, shares) = frost_round(&c, &msg, seed);
+        let shares = shares.into_iter().map(|(n, s)| (n, s.share)).collect();
+        let sig = aggregate(&request.package(), &shares, &pubkeys).expect("aggregate");
+        batch.tokens(sig).remove(0)
+    };
+    let genuine = signed(2029);
+    let reissued = signed(2030);
+    assert_eq!(reissued.payload, genuine.payload);
+    assert_ne!(reissued.signature, genuine.signature);
+    for t in [&genuine, &reissued] {
+        broker
+            .verify_receipt_token(t.clone())
+            .expect("the genuine token verifies");
+    }
+    let agent_7 = Subject::Agent {
+        tenant: "acme".into(),
+        actor: "agent-7".into(),
+    };
+    let issued = genuine.payload.issued_at_ms;
+
+    // 4. Agent acme/agent-7 hands the genuine token to broker-1 with params
+    //    other than those decided on; validator 5 certifies it.
+    let other_params = r#"{"amount": 999999, "currency": "EUR", "to_account": "acct-42"}"#;
+    let presented = Presentation::sign(
+        &agent_key(0x07),
+        &genuine,
+        "broker-1",
+        other_params,
+        issued + 5_000,
+    );
+    let modification = certificate(
+        &c,
+        agent_7.clone(),
+        Evidence::TokenModified {
+            token: genuine.to_bytes(),
+            params_json: other_params.into(),
+            presentation: presented.clone(),
+        },
+        5,
+    );
+    entries.push(entry(
+        &c,
+        "token-modified",
+        &modification,
+        json!({
+            "tenant": "acme",
+            "actor": "agent-7",
+            "token": hex::encode(genuine.to_bytes()),
+            "payload_digest": genuine.digest().to_hex(),
+            "params_json": other_params,
+            "presentation": presentation_json("agent-7", &genuine, other_params, &presented),
+        }),
+    ));
+
+    // 5. Agent acme/agent-9 hands broker-1 a token signed by a key of its
+    //    own; validator 4 certifies it.
     let forged: Token = {
         use ed25519_dalek::Signer as _;
         let batch = TokenBatch::new(vec![payload(&c, "agent-9")]).expect("batch");
@@ -298,6 +398,14 @@ fn certificate_vector() {
         let outsider = ed25519_dalek::SigningKey::from_bytes(&[0x42; 32]);
         batch.tokens(outsider.sign(&msg).to_bytes()).remove(0)
     };
+    let transfer = r#"{"amount":1200,"currency":"EUR","to_account":"acct-42"}"#;
+    let forged_presented = Presentation::sign(
+        &agent_key(0x09),
+        &forged,
+        "broker-1",
+        transfer,
+        issued + 7_000,
+    );
     let forgery = certificate(
         &c,
         Subject::Agent {
@@ -306,6 +414,7 @@ fn certificate_vector() {
         },
         Evidence::TokenForged {
             token: forged.to_bytes(),
+            presentation: forged_presented.clone(),
         },
         4,
     );
@@ -317,10 +426,59 @@ fn certificate_vector() {
             "tenant": "acme",
             "actor": "agent-9",
             "token": hex::encode(forged.to_bytes()),
+            "payload_digest": forged.digest().to_hex(),
+            "presentation": presentation_json("agent-9", &forged, transfer, &forged_presented),
         }),
     ));
 
-    // 5. Leader 5 asks for shares over a batch whose tokens would live a
+    // 6. Agent acme/agent-7 hands the genuine token to broker-1, which
+    //    redeems it at ledger index 50, then hands a reissue of it (the
+    //    same payload, so the same nonce, under another signature) to
+    //    broker-2; validator 3 certifies it with both tokens and both
+    //    presentations, each of its own token.
+    let first = Presentation::sign(
+        &agent_key(0x07),
+        &genuine,
+        "broker-1",
+        transfer,
+        issued + 10_000,
+    );
+    let again = Presentation::sign(
+        &agent_key(0x07),
+        &reissued,
+        "broker-2",
+        transfer,
+        issued + 20_000,
+    );
+    let replay = certificate(
+        &c,
+        agent_7,
+        Evidence::TokenReplayed {
+            token: reissued.to_bytes(),
+            first_index: 50,
+            first_token: genuine.to_bytes(),
+            first: first.clone(),
+            second: again.clone(),
+        },
+        3,
+    );
+    entries.push(entry(
+        &c,
+        "token-replayed",
+        &replay,
+        json!({
+            "tenant": "acme",
+            "actor": "agent-7",
+            "token": hex::encode(reissued.to_bytes()),
+            "payload_digest": reissued.digest().to_hex(),
+            "first_index": 50,
+            "first_token": hex::encode(genuine.to_bytes()),
+            "first_presentation": presentation_json("agent-7", &genuine, transfer, &first),
+            "second_presentation": presentation_json("agent-7", &reissued, transfer, &again),
+        }),
+    ));
+
+    // 7. Leader 5 asks for shares over a batch whose tokens would live a
     //    day, attesting its times; signer 1 certifies it.
     let entry_hash = sha3(b"senatus certificate vector: decision entry 56");
     let (issued, expires) = (1_767_398_390_000u64, 1_767_398_390_000u64 + 86_400_000);
@@ -357,7 +515,7 @@ fn certificate_vector() {
         }),
     ));
 
-    // 6. Leader 5 attests, for ledger entry 55, a hash validator 2 did not
+    // 8. Leader 5 attests, for ledger entry 55, a hash validator 2 did not
     //    commit there (a forked head); validator 2 certifies it. Whether the
     //    hash is the committed one is each receiver's own ledger fact.
     let forked_hash = sha3(b"senatus certificate vector: a forked entry 55");
@@ -395,7 +553,16 @@ fn certificate_vector() {
         }),
     ));
 
-    for cert in [&drift, &equivocation, &invalid, &forgery, &lifetime, &fork] {
+    for cert in [
+        &drift,
+        &equivocation,
+        &invalid,
+        &modification,
+        &forgery,
+        &replay,
+        &lifetime,
+        &fork,
+    ] {
         let back = SignedCertificate::decode(&cert.encode()).expect("decodes");
         assert_eq!(&back, cert);
         back.check(&ctx)
@@ -403,11 +570,11 @@ fn certificate_vector() {
     }
 
     let value = json!({
-        "description": "Shutdown certificates on the genesis-v1 cluster (PROTOCOL.md section 17): policy drift reported by validator 2 about itself; vote equivocation by validator 2 on the proposal of amendment-v1.json, certified by validator 1; an invalid FROST share of validator 3 (a real round of validators 1, 2, 3 over a token batch message, with validator 3's share scalar altered), attested with validator 3's identity key and certified by coordinator 1; a token forged by agent acme/agent-9, certified by validator 4; leader 5 attesting a decision batch whose tokens would live a day, certified by signer 1; leader 5 attesting for ledger entry 55 a hash validator 2 did not commit there, certified by validator 2 (that the hash differs from the committed one is each receiver's own ledger fact, not checkable from this file). Rebuild each evidence and certificate_signing_bytes from the fields, hash for the id, and verify the signature under the issuer's identity key from genesis-v1.json; for the invalid share and the batch lifetime also rebuild attestation_signing_bytes and verify the attestation under the signer's (the leader's) identity key. Share invalidity and token forgery are checked by cargo test (quorum/tests/certificate_vectors.rs).",
+        "description": "Shutdown certificates, version 2, on the genesis-v1 cluster (PROTOCOL.md section 17): policy drift reported by validator 2 about itself; vote equivocation by validator 2 on the proposal of amendment-v1.json, certified by validator 1; an invalid FROST share of validator 3 (a real round of validators 1, 2, 3 over a token batch message, with validator 3's share scalar altered), attested with validator 3's identity key and certified by coordinator 1; a token the group signed (validators 1, 2, 3) that agent acme/agent-7 presented to broker-1 with other params, certified by validator 5; a token signed by a key outside the cluster that agent acme/agent-9 presented to broker-1, certified by validator 4; the genuine token of token-modified presented by agent acme/agent-7 to broker-1 and redeemed at ledger index 50 (first_token), then a reissue of it (the same payload, so the same nonce, signed again by validators 1, 2, 3 with other nonces) presented by agent-7 to broker-2 (token), certified by validator 3; leader 5 attesting a decision batch whose tokens would live a day, certified by signer 1; leader 5 attesting for ledger entry 55 a hash validator 2 did not commit there, certified by validator 2 (that the hash differs from the committed one is each receiver's own ledger fact, not checkable from this file). Rebuild each evidence and certificate_signing_bytes from the fields, hash for the id, and verify the signature under the issuer's identity key from genesis-v1.json; for the invalid share and the batch lifetime also rebuild attestation_signing_bytes and verify the attestation under the signer's (the leader's) identity key. For each presentation (PROTOCOL.md 10.3) rebuild token_digest as SHA3-256 of the wire bytes of the token it presents (for token-replayed, first_presentation presents first_token and second_presentation token, whose payloads are equal; payload_digest is SHA3-256 of the payload bytes), params_hash from params_json, presentation_signing_bytes (with the token's genesis digest) and the presentation bytes, and verify its signature under the key the example layer's registry (policy-layer-v1.json) gives the token's tenant and actor: the agents are the published test keys agent-7 (seed 07 x 32) and agent-9 (seed 09 x 32). Share invalidity is checked by cargo test (quorum/tests/certificate_vectors.rs).",
         "genesis_digest": c.genesis.digest().to_hex(),
         "certificates": entries,
     });
-    let path = vectors_dir().join("certificate-v1.json");
+    let path = vectors_dir().join("certificate-v2.json");
     let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
     if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
         std::fs::write(&path, &text).expect("write vector");
@@ -417,7 +584,7 @@ fn certificate_vector() {
         .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
     assert_eq!(
         pinned, text,
-        "docs/vectors/certificate-v1.json no longer matches the code; if the protocol changed on \
+        "docs/vectors/certificate-v2.json no longer matches the code; if the protocol changed on \
          purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
     );
 }
@@ -446,7 +613,7 @@ fn certificate_layouts_are_pinned() {
     evidence.extend_from_slice(&[0xaa; 32]);
     evidence.extend_from_slice(&[0xbb; 32]);
     assert_eq!(cert.evidence.encode(), evidence);
-    let mut want = b"senatus/shutdown-certificate/v1\0".to_vec();
+    let mut want = b"senatus/shutdown-certificate/v2\0".to_vec();
     want.push(2);
     want.extend_from_slice(&0u64.to_be_bytes());
     want.extend_from_slice(&[0, 0, 0, 1, b't', 0, 0, 0, 2, b'a', b'b']);
@@ -472,26 +639,62 @@ fn certificate_layouts_are_pinned() {
     want.extend_from_slice(&[2; 32]);
     assert_eq!(drift.encode(), want);
 
+    // Presentations (10.3), each field a repeated byte, and their bytes by
+    // hand: tag, token digest, broker, params hash, time, key, signature.
+    let presentation = |b: u8| Presentation {
+        token_digest: Digest([b; 32]),
+        broker: "b1".into(),
+        params_hash: Digest([b + 1; 32]),
+        presented_at_ms: u64::from(b),
+        key: senatus_genesis::Key32([b + 2; 32]),
+        signature: [b + 3; 64],
+    };
+    let presentation_bytes = |b: u8| {
+        let mut out = b"senatus/presentation/v1\0".to_vec();
+        out.extend_from_slice(&[b; 32]);
+        out.extend_from_slice(&[0, 0, 0, 2, b'b', b'1']);
+        out.extend_from_slice(&[b + 1; 32]);
+        out.extend_from_slice(&u64::from(b).to_be_bytes());
+        out.extend_from_slice(&[b + 2; 32]);
+        out.extend_from_slice(&[b + 3; 64]);
+        out
+    };
+    let field = |bytes: &[u8]| [&(bytes.len() as u32).to_be_bytes()[..], bytes].concat();
+    assert_eq!(presentation(0x10).encode(), presentation_bytes(0x10));
+    assert_eq!(
+        presentation_bytes(0x10).len(),
+        24 + 32 + 6 + 32 + 8 + 32 + 64
+    );
+
     let replay = Evidence::TokenReplayed {
         token: b"tok".to_vec(),
         first_index: 9,
+        first_token: b"first".to_vec(),
+        first: presentation(0x10),
+        second: presentation(0x20),
     };
     let mut want = vec![0, 0, 0, 3, b't', b'o', b'k'];
     want.extend_from_slice(&9u64.to_be_bytes());
+    want.extend_from_slice(&[0, 0, 0, 5, b'f', b'i', b'r', b's', b't']);
+    want.extend_from_slice(&field(&presentation_bytes(0x10)));
+    want.extend_from_slice(&field(&presentation_bytes(0x20)));
     assert_eq!(replay.encode(), want);
     let modified = Evidence::TokenModified {
         token: b"tok".to_vec(),
         params_json: "{}".into(),
+        presentation: presentation(0x30),
     };
-    assert_eq!(
-        modified.encode(),
-        vec![0, 0, 0, 3, b't', b'o', b'k', 0, 0, 0, 2, b'{', b'}']
-    );
+    let mut want = vec![0, 0, 0, 3, b't', b'o', b'k', 0, 0, 0, 2, b'{', b'}'];
+    want.extend_from_slice(&field(&presentation_bytes(0x30)));
+    assert_eq!(modified.encode(), want);
+    let mut want = vec![0, 0, 0, 3, b't', b'o', b'k'];
+    want.extend_from_slice(&field(&presentation_bytes(0x40)));
     assert_eq!(
         Evidence::TokenForged {
-            token: b"tok".to_vec()
+            token: b"tok".to_vec(),
+            presentation: presentation(0x40),
         }
         .encode(),
-        vec![0, 0, 0, 3, b't', b'o', b'k']
+        want
     );
 }
