@@ -425,7 +425,12 @@ impl AmendState {
             .genesis
             .as_ref()
             .ok_or_else(|| "no genesis to check token evidence against".to_string())?;
-        crate::certified::check_against_chain(cert, genesis, &self.chain())?;
+        crate::certified::check_against_chain(
+            cert,
+            genesis,
+            &self.chain(),
+            self.layer().registry(),
+        )?;
         if let Evidence::PolicyDrift {
             policy_version,
             sealed_digest,
@@ -624,6 +629,20 @@ impl AmendState {
                 let id = cert.id().0;
                 if let Some(first_index) = self.certified.ledger_index(&id) {
                     return Err(AmendRejection::CertificateOnLedger { id, first_index });
+                }
+                let c = &cert.certificate;
+                if let Some(held) =
+                    self.certified
+                        .in_force_of(c.issuer, &c.subject, c.kind(), index)
+                {
+                    return Err(AmendRejection::Certificate(format!(
+                        "redundant: certificate {} (ledger index {}) by validator {} about {} for {} is in force",
+                        held.cert.id(),
+                        held.index,
+                        c.issuer,
+                        c.subject,
+                        c.kind()
+                    )));
                 }
                 self.check_certificate(&cert)
                     .map_err(AmendRejection::Certificate)?;

@@ -25,6 +25,9 @@ pub struct LedgerCertificate {
 #[derive(Debug, Clone, Default)]
 pub struct Certified {
     on_ledger: BTreeMap<Digest, LedgerCertificate>,
+    /// Ids on the ledger by subject, in ledger order (checked per request:
+    /// never a scan of every certificate).
+    by_subject: BTreeMap<Subject, Vec<Digest>>,
     /// Certificate id -> ledger index of the seal that reinstated it.
     reinstated: BTreeMap<Digest, u64>,
     /// Vote equivocations seen on apply, awaiting a certificate (the leader
@@ -35,8 +38,41 @@ pub struct Certified {
 impl Certified {
     /// Records a validated certificate appended at `index`.
     pub fn record(&mut self, index: u64, cert: SignedCertificate) {
-        self.on_ledger
-            .insert(cert.id().0, LedgerCertificate { index, cert });
+        let id = cert.id().0;
+        self.by_subject
+            .entry(cert.certificate.subject.clone())
+            .or_default()
+            .push(id);
+        self.on_ledger.insert(id, LedgerCertificate { index, cert });
+    }
+
+    /// The certificates on the ledger about `subject`, in ledger order.
+    pub fn about(&self, subject: &Subject) -> impl Iterator<Item = &LedgerCertificate> {
+        self.by_subject
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.on_ledger.get(id))
+    }
+
+    /// A certificate on the ledger before `at`, in force at `at`, by
+    /// `issuer` about `subject` for `kind`: what makes another such one
+    /// redundant (the ledger holds at most one in force per issuer,
+    /// subject and kind, so its certificates are bounded however often an
+    /// offence is repeated).
+    pub fn in_force_of(
+        &self,
+        issuer: senatus_genesis::NodeId,
+        subject: &Subject,
+        kind: senatus_quorum::certificate::BreachKind,
+        at: u64,
+    ) -> Option<&LedgerCertificate> {
+        self.about(subject).find(|c| {
+            c.index < at
+                && c.cert.certificate.issuer == issuer
+                && c.cert.certificate.kind() == kind
+                && self.in_force(&c.cert.id().0, at)
+        })
     }
 
     /// The ledger index of certificate `id`, if it is on the ledger.
@@ -66,12 +102,16 @@ impl Certified {
     /// The certificate on the ledger before index `at`, still in force at
     /// `at`, whose subject is `subject`.
     pub fn subject_at(&self, subject: &Subject, at: u64) -> Option<Digest> {
-        self.on_ledger
-            .iter()
-            .find(|(id, c)| {
-                c.index < at && self.in_force(id, at) && &c.cert.certificate.subject == subject
+        self.by_subject
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .find(|id| {
+                self.on_ledger
+                    .get(*id)
+                    .is_some_and(|c| c.index < at && self.in_force(id, at))
             })
-            .map(|(id, _)| *id)
+            .copied()
     }
 
     /// The agents (tenant, actor) certified on the ledger before `at` and
@@ -121,11 +161,13 @@ impl Certified {
 
 /// The public checks of a certificate under the newest seal of `chain`
 /// (its membership and key package, and a broker over genesis and the
-/// chain): what every validator and `senatus certificates verify` run.
+/// chain) and a sealed identity `registry` (the agent of a token kind):
+/// what every validator and `senatus certificates verify` run.
 pub fn check_against_chain(
     cert: &SignedCertificate,
     genesis: &senatus_genesis::Genesis,
     chain: &[senatus_genesis::SignedSeal],
+    registry: &senatus_genesis::registry::Registry,
 ) -> Result<(), String> {
     let seal = &chain
         .last()
@@ -137,6 +179,7 @@ pub fn check_against_chain(
         membership: &seal.membership,
         pubkeys: &pubkeys,
         broker: &broker,
+        registry,
     })
     .map_err(|e| e.to_string())
 }

@@ -81,6 +81,10 @@ pub enum CommandRejection {
     /// A redemption whose payload is not a redemption.
     #[error("redemption payload is malformed")]
     MalformedRedemption,
+    /// A redemption whose presentation or broker does not check out
+    /// against the registry sealed at its index.
+    #[error("redemption refused: {0}")]
+    RedemptionRefused(String),
     /// The token's nonce was already redeemed.
     #[error("token nonce {nonce} was already redeemed at ledger index {first_index}")]
     NonceReplayed {

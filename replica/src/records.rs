@@ -12,8 +12,11 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 
+use senatus_genesis::Key32;
 use senatus_genesis::codec::{Decoder, Digest, Encoder};
-use senatus_quorum::auth::SignedRequest;
+use senatus_genesis::registry::{Registry, Role};
+use senatus_quorum::auth::{CallAuth, SignedRequest};
+use senatus_quorum::presentation::Presentation;
 use senatus_quorum::token;
 
 use crate::state::Effects;
@@ -77,30 +80,132 @@ pub fn idempotency_key(r: &SignedRequest) -> Vec<u8> {
     e.digest_of().0.to_vec()
 }
 
-/// Payload of a `Redemption` ledger entry: the token's nonce, decision id
-/// and digest.
+/// The method name a broker signs a redemption under (PROTOCOL 10.2): its
+/// call body is the presentation's bytes.
+pub const REDEEM_METHOD: &str = "Redeem";
+
+/// Payload of a `Redemption` ledger entry (version 2): the token, the
+/// agent's presentation of it to the broker, and the broker's signature on
+/// the call — what lets every validator, and an auditor holding an export,
+/// check who handed which token to whom.
 ///
 /// ```text
-/// redemption = "senatus/redemption/v1" 0x00  bytes16 nonce (u32 length 16, then 16 bytes)
-///              fixed32 decision_id  fixed32 token_digest
+/// redemption = "senatus/redemption/v2" 0x00
+///     bytes   token                the token's wire bytes (9.5)
+///     bytes   presentation         the agent's presentation (10.3)
+///     fixed32 broker_key           the broker's registered key
+///     u64     broker_signed_at_ms
+///     fixed64 broker_signature     Ed25519 over call_signing_bytes(genesis,
+///                                  "Redeem", presentation, broker_signed_at_ms)
 /// ```
-pub fn redemption_payload(t: &token::Token) -> Vec<u8> {
-    let mut e = Encoder::new(REDEMPTION_OBJECT, 1);
-    e.bytes(&t.payload.nonce.0)
-        .digest(&t.payload.decision_id)
-        .digest(&t.digest());
-    e.finish()
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redemption {
+    /// The token's wire bytes, as redeemed.
+    pub token_bytes: Vec<u8>,
+    /// The token, decoded.
+    pub token: token::Token,
+    /// The agent's presentation.
+    pub presentation: Presentation,
+    /// The broker's signature on the `Redeem` call.
+    pub broker: CallAuth,
+}
+
+impl Redemption {
+    /// The entry payload (type documentation).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new(REDEMPTION_OBJECT, 2);
+        e.bytes(&self.token_bytes)
+            .bytes(&self.presentation.encode())
+            .fixed32(&self.broker.key.0)
+            .u64(self.broker.signed_at_ms)
+            .fixed64(&self.broker.signature);
+        e.finish()
+    }
+
+    /// Strict inverse of [`Redemption::encode`]: the token and the
+    /// presentation decode strictly, no trailing bytes. Checks no
+    /// signature.
+    pub fn decode(payload: &[u8]) -> Result<Redemption, String> {
+        let mut d = Decoder::new(payload, REDEMPTION_OBJECT, 2).map_err(|e| e.to_string())?;
+        let token_bytes = d.bytes("token").map_err(|e| e.to_string())?.to_vec();
+        let token = token::Token::from_bytes(&token_bytes).map_err(|e| format!("token: {e}"))?;
+        let presentation =
+            Presentation::decode(d.bytes("presentation").map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        let key = Key32(d.fixed32("broker_key").map_err(|e| e.to_string())?);
+        let signed_at_ms = d.u64("broker_signed_at_ms").map_err(|e| e.to_string())?;
+        let signature = d.fixed64("broker_signature").map_err(|e| e.to_string())?;
+        d.finish().map_err(|e| e.to_string())?;
+        Ok(Redemption {
+            token_bytes,
+            token,
+            presentation,
+            broker: CallAuth {
+                key,
+                signed_at_ms,
+                signature,
+            },
+        })
+    }
+
+    /// The nonce redeemed.
+    pub fn nonce(&self) -> Vec<u8> {
+        self.token.payload.nonce.0.to_vec()
+    }
+
+    /// What every validator checks on apply, against the sealed `registry`
+    /// active at the entry's index (no clock: freshness was the leader's
+    /// admission check; nor the group signature, which the leader checked
+    /// with the seal chain): the token is of this chain, the presentation
+    /// is of this token by the agent
+    /// the token names; the broker is registered, is the one the agent
+    /// handed it to, guards the token's surface, and signed this call.
+    /// Returns the broker's name.
+    pub fn check(&self, registry: &Registry, genesis_digest: &Digest) -> Result<String, String> {
+        if self.token.payload.genesis_digest != *genesis_digest {
+            return Err(format!(
+                "the token is of genesis {}, this ledger's is {genesis_digest}",
+                self.token.payload.genesis_digest
+            ));
+        }
+        self.presentation
+            .verify_for(registry, &self.token)
+            .map_err(|e| format!("presentation ({}): {e}", e.code()))?;
+        let broker = self
+            .broker
+            .authorize(
+                registry,
+                &[Role::Broker],
+                genesis_digest,
+                REDEEM_METHOD,
+                &self.presentation.encode(),
+                // Judged against its own time with no window: no clock
+                // here, the leader judged freshness on admission.
+                self.broker.signed_at_ms,
+                0,
+            )
+            .map_err(|e| format!("broker ({}): {e}", e.code()))?;
+        if broker.name != self.presentation.broker {
+            return Err(format!(
+                "broker {:?} redeemed a token the agent handed to {:?}",
+                broker.name, self.presentation.broker
+            ));
+        }
+        let surface = &self.token.payload.surface;
+        if !broker.surfaces.contains(surface) {
+            return Err(format!(
+                "broker {:?} does not guard surface {surface:?} (its surfaces: {:?})",
+                broker.name, broker.surfaces
+            ));
+        }
+        Ok(broker.name.clone())
+    }
 }
 
 /// The nonce of a `Redemption` payload (what the records key on); `None`
 /// when the payload is not exactly a redemption.
 pub fn redemption_nonce(payload: &[u8]) -> Option<Vec<u8>> {
-    let mut d = Decoder::new(payload, REDEMPTION_OBJECT, 1).ok()?;
-    let nonce = d.bytes("nonce").ok()?.to_vec();
-    d.digest("decision_id").ok()?;
-    d.digest("token_digest").ok()?;
-    d.finish().ok()?;
-    (nonce.len() == token::NONCE_BYTES).then_some(nonce)
+    Redemption::decode(payload).ok().map(|r| r.nonce())
 }
 
 /// What `apply` reads of the records earlier entries made. Answers as
@@ -231,25 +336,5 @@ mod tests {
         let mut long = b.to_vec();
         long.push(0);
         assert_eq!(IdempotencyRecord::from_bytes(&long), None);
-    }
-
-    #[test]
-    fn a_redemption_payload_names_exactly_one_nonce() {
-        let mut e = Encoder::new(REDEMPTION_OBJECT, 1);
-        e.bytes(&[5; token::NONCE_BYTES])
-            .digest(&Digest([1; 32]))
-            .digest(&Digest([2; 32]));
-        let good = e.finish();
-        assert_eq!(redemption_nonce(&good), Some(vec![5; token::NONCE_BYTES]));
-        let mut trailing = good.clone();
-        trailing.push(0);
-        assert_eq!(redemption_nonce(&trailing), None);
-        assert_eq!(redemption_nonce(&good[..good.len() - 1]), None);
-        let mut short = Encoder::new(REDEMPTION_OBJECT, 1);
-        short
-            .bytes(&[5; token::NONCE_BYTES - 1])
-            .digest(&Digest([1; 32]))
-            .digest(&Digest([2; 32]));
-        assert_eq!(redemption_nonce(&short.finish()), None);
     }
 }

@@ -36,7 +36,7 @@ use senatus_quorum::certificate::{Evidence, SignedCertificate};
 use crate::amend::{AmendRejection, AmendState};
 use crate::command::{Command, CommandRejection};
 use crate::ledger::{EntryKind, LedgerEntry, LedgerHead};
-use crate::records::{IdempotencyRecord, Records, idempotency_key, redemption_nonce};
+use crate::records::{IdempotencyRecord, Records, Redemption, idempotency_key};
 
 /// Domain object of the state digest.
 pub const STATE_OBJECT: &str = "state";
@@ -212,9 +212,19 @@ impl State {
         // second redemption identically, from its own records.
         let mut redeemed = None;
         if command.kind == EntryKind::Redemption {
-            let Some(nonce) = redemption_nonce(&command.payload) else {
+            let Ok(redemption) = Redemption::decode(&command.payload) else {
                 return reject(CommandRejection::MalformedRedemption);
             };
+            // Who handed the token to whom, checked by every validator
+            // against the registry sealed at this index: a leader cannot
+            // burn a nonce without the agent's presentation and a
+            // registered broker's signature.
+            if let Some(a) = &self.amend
+                && let Err(why) = redemption.check(a.layer().registry(), &self.genesis)
+            {
+                return reject(CommandRejection::RedemptionRefused(why));
+            }
+            let nonce = redemption.nonce();
             let first = records
                 .redeemed(&nonce)
                 .map_err(ApplyError::Records)?
@@ -459,7 +469,9 @@ pub fn local_facts<R: Records>(
                 )),
             }
         }
-        Evidence::TokenReplayed { token, first_index } => {
+        Evidence::TokenReplayed {
+            token, first_index, ..
+        } => {
             let t = match senatus_quorum::token::Token::from_bytes(token) {
                 Ok(t) => t,
                 Err(e) => return fail(format!("token-replayed evidence: {e}")),
