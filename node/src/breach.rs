@@ -30,7 +30,7 @@ use senatus_proto::v1::peer_client::PeerClient;
 use senatus_quorum::certificate::{Certificate, Evidence, SignedCertificate, Subject};
 use tonic::transport::Channel;
 
-pub use crate::certs::{CERTIFICATES_MAX, Certificates, Lockdown};
+pub use crate::certs::{AGENT_CERTIFICATES_MAX, Certificates, Lockdown, Stored};
 use crate::clock::now_ms;
 use crate::cluster::Cluster;
 use crate::ledger::EntryKind;
@@ -152,8 +152,11 @@ impl Breach {
         } else {
             check_public(shared, cert)?;
         }
-        self.certs.store(cert)?;
-        Ok(id)
+        match self.certs.store(cert, shared.sm.amendments())? {
+            crate::certs::Stored::New => Ok(id),
+            // Redundant: the one in force stands for it.
+            crate::certs::Stored::Held(held) => Ok(held),
+        }
     }
 
     /// Certifies `cert`'s issuer if it signed another head for the same
@@ -200,26 +203,24 @@ impl Breach {
     /// Issues a certificate about `subject` with `evidence`, signed by this
     /// validator, over its current ledger head; accepts it here, then fans
     /// it out to every validator and appends it to the ledger (in the
-    /// background, with retries). A breach kind already certified about
-    /// this validator itself is not certified again.
+    /// background, with retries). A subject already certified for this
+    /// breach kind (by any validator, not reinstated) is not certified
+    /// again: a repeated offence adds no effect, and so no certificate.
     pub fn issue(
         self: &Arc<Self>,
         shared: &Cluster,
         subject: Subject,
         evidence: Evidence,
     ) -> Result<Digest, String> {
-        // A breach this validator already certified about itself, and
-        // that no sealed amendment lifted, is not certified again on every
-        // check; one that persists past its reinstatement is.
-        if subject == Subject::Validator(self.me()) {
-            let kind = evidence.kind();
-            let in_force = self.certs.certified_self(kind, shared.sm.amendments());
-            if in_force {
-                return Err(format!(
-                    "validator {} already certified a {kind} breach about itself",
-                    self.me()
-                ));
-            }
+        // One that persists past its reinstatement is certified again.
+        let kind = evidence.kind();
+        if let Some(held) = self
+            .certs
+            .in_force_of(&subject, kind, None, shared.sm.amendments())
+        {
+            return Err(format!(
+                "{subject} is already certified for {kind} by certificate {held}"
+            ));
         }
         let head = shared
             .sm

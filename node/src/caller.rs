@@ -87,6 +87,23 @@ pub enum CallerError {
         /// The role of the key's identity, when it has one.
         role: Option<Role>,
     },
+    /// A registered broker redeeming a token for a surface it does not
+    /// guard.
+    #[error(
+        "{method} refused: key {key} is broker {broker:?}, which guards {surfaces:?}, not surface {surface:?}; nothing changed"
+    )]
+    OutsideSurfaces {
+        /// The call.
+        method: &'static str,
+        /// The broker.
+        broker: String,
+        /// Its key.
+        key: Key32,
+        /// The token's surface.
+        surface: String,
+        /// The surfaces it guards.
+        surfaces: Vec<String>,
+    },
     /// This validator has no active sealed layer loaded (starting).
     #[error("{method}: no sealed policy layer is loaded yet; retry")]
     NoLayer {
@@ -109,6 +126,7 @@ impl Reasoned for CallerError {
                 | AuthError::WrongTenant { .. }
                 | AuthError::WrongActor { .. } => Reason::CallerNotAuthorized,
             },
+            CallerError::OutsideSurfaces { .. } => Reason::CallerNotAuthorized,
             CallerError::NoLayer { .. } => Reason::GateUnavailable,
         })
     }
@@ -138,6 +156,18 @@ impl Reasoned for CallerError {
                 }
                 m
             }
+            CallerError::OutsideSurfaces {
+                method,
+                key,
+                surface,
+                ..
+            } => vec![
+                ("method", method.to_string()),
+                ("key", key.to_string()),
+                ("rule", "wrong-surface".into()),
+                ("role", Role::Broker.to_string()),
+                ("surface", surface.clone()),
+            ],
             CallerError::NoLayer { method } => vec![("method", method.to_string())],
         }
     }

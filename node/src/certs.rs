@@ -18,9 +18,11 @@ use crate::clock::lock;
 use crate::store::StateHandle;
 use senatus_replica::certified::LedgerCertificate;
 
-/// Most certificates this validator keeps (in memory and on disk); past
-/// it, new ones are refused (they stay refused until an operator acts).
-pub const CERTIFICATES_MAX: usize = 4096;
+/// Most certificates about agents this validator keeps (in memory and on
+/// disk); past it, new ones about agents are refused. Certificates about
+/// validators are never counted against it and never refused for room:
+/// agent offences cannot crowd out a breach by a validator (I12).
+pub const AGENT_CERTIFICATES_MAX: usize = 16_384;
 
 /// Why this validator is locked down.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,13 +50,56 @@ impl Lockdown {
     }
 }
 
-/// The certificates this validator validated, bounded by
-/// [`CERTIFICATES_MAX`].
+/// What [`Certificates::store`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Stored, and enforced from now on.
+    New,
+    /// Already held, or redundant: a certificate by the same issuer about
+    /// the same subject for the same breach kind is in force here (this
+    /// one, by id). Nothing was written.
+    Held(Digest),
+}
+
+/// The certificates this validator validated, bounded: at most one in
+/// force per (issuer, subject, breach kind) — a repeated offence adds no
+/// effect, so it adds no entry — and at most [`AGENT_CERTIFICATES_MAX`]
+/// about agents. The count about validators is bounded by the first rule
+/// (issuers, subjects and kinds are finite) and never by agents'.
 pub struct Certificates {
     me: NodeId,
     dir: PathBuf,
     /// Validated certificates (issued here, or received and re-checked).
-    known: Mutex<BTreeMap<Digest, SignedCertificate>>,
+    known: Mutex<Known>,
+}
+
+/// Certificates by id, with an index by subject (checked for every
+/// request and every signer: never a scan of all of them).
+#[derive(Debug, Default, Clone)]
+struct Known {
+    by_id: BTreeMap<Digest, SignedCertificate>,
+    by_subject: BTreeMap<Subject, Vec<Digest>>,
+    agents: usize,
+}
+
+impl Known {
+    fn insert(&mut self, cert: SignedCertificate) {
+        let id = cert.id().0;
+        let subject = cert.certificate.subject.clone();
+        if matches!(subject, Subject::Agent { .. }) {
+            self.agents += 1;
+        }
+        self.by_subject.entry(subject).or_default().push(id);
+        self.by_id.insert(id, cert);
+    }
+
+    fn about(&self, subject: &Subject) -> impl Iterator<Item = (&Digest, &SignedCertificate)> {
+        self.by_subject
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get_key_value(id))
+    }
 }
 
 impl std::fmt::Debug for Certificates {
@@ -62,7 +107,7 @@ impl std::fmt::Debug for Certificates {
         f.debug_struct("Certificates")
             .field("me", &self.me)
             .field("dir", &self.dir)
-            .field("known", &lock(&self.known).len())
+            .field("known", &lock(&self.known).by_id.len())
             .finish()
     }
 }
@@ -79,7 +124,7 @@ impl Certificates {
     pub fn open(me: NodeId, data_dir: &Path, genesis: &Genesis) -> std::io::Result<Self> {
         let dir = data_dir.join("certificates");
         std::fs::create_dir_all(&dir)?;
-        let mut known = BTreeMap::new();
+        let mut known = Known::default();
         for e in std::fs::read_dir(&dir)? {
             let path = e?.path();
             if path.extension().and_then(|x| x.to_str()) != Some("cert") {
@@ -97,10 +142,10 @@ impl Certificates {
                 tracing::error!(file = %path.display(), error = %e, "stored certificate does not verify; ignored");
                 continue;
             }
-            known.insert(cert.id().0, cert);
+            known.insert(cert);
         }
-        if !known.is_empty() {
-            tracing::warn!(node = %me, certificates = known.len(), "stored shutdown certificates loaded");
+        if !known.by_id.is_empty() {
+            tracing::warn!(node = %me, certificates = known.by_id.len(), "stored shutdown certificates loaded");
         }
         Ok(Certificates {
             me,
@@ -116,25 +161,69 @@ impl Certificates {
 
     /// Whether certificate `id` was validated here.
     pub fn contains(&self, id: &Digest) -> bool {
-        lock(&self.known).contains_key(id)
+        lock(&self.known).by_id.contains_key(id)
     }
 
-    /// Stores a validated certificate (file first, then memory) and
-    /// starts enforcing it; refused past [`CERTIFICATES_MAX`].
-    pub fn store(&self, cert: &SignedCertificate) -> Result<(), String> {
+    /// A certificate in force here (validated here or on the ledger, not
+    /// reinstated) about `subject` for `kind`, by `issuer` when given.
+    pub fn in_force_of(
+        &self,
+        subject: &Subject,
+        kind: BreachKind,
+        issuer: Option<NodeId>,
+        amend: &StateHandle,
+    ) -> Option<Digest> {
+        let fits = |c: &SignedCertificate| {
+            c.certificate.kind() == kind && issuer.is_none_or(|i| c.certificate.issuer == i)
+        };
+        let local: Vec<Digest> = lock(&self.known)
+            .about(subject)
+            .filter(|(_, c)| fits(c))
+            .map(|(id, _)| *id)
+            .collect();
+        let found = amend.with(|s| {
+            let certified = s.certified();
+            local
+                .iter()
+                .copied()
+                .chain(
+                    certified
+                        .about(subject)
+                        .filter(|c| fits(&c.cert))
+                        .map(|c| c.cert.id().0),
+                )
+                .find(|id| certified.reinstated(id).is_none())
+        });
+        found.unwrap_or_else(|| local.first().copied())
+    }
+
+    /// Stores a validated certificate (file first, then memory) and starts
+    /// enforcing it. One already in force by the same issuer about the
+    /// same subject for the same kind makes it redundant: [`Stored::Held`],
+    /// nothing written. Past [`AGENT_CERTIFICATES_MAX`], one about an agent
+    /// is refused; one about a validator never is.
+    pub fn store(&self, cert: &SignedCertificate, amend: &StateHandle) -> Result<Stored, String> {
         let id = cert.id().0;
-        let mut known = lock(&self.known);
-        if known.contains_key(&id) {
-            return Ok(());
+        if self.contains(&id) {
+            return Ok(Stored::Held(id));
         }
-        if known.len() >= CERTIFICATES_MAX {
+        let c = &cert.certificate;
+        if let Some(held) = self.in_force_of(&c.subject, c.kind(), Some(c.issuer), amend) {
+            return Ok(Stored::Held(held));
+        }
+        let mut known = lock(&self.known);
+        if known.by_id.contains_key(&id) {
+            return Ok(Stored::Held(id));
+        }
+        let agent = matches!(c.subject, Subject::Agent { .. });
+        if agent && known.agents >= AGENT_CERTIFICATES_MAX {
             return Err(format!(
-                "this validator already holds certificates_max = {CERTIFICATES_MAX} certificates"
+                "this validator already holds agent_certificates_max = {AGENT_CERTIFICATES_MAX} certificates about agents (certificates about validators are still accepted)"
             ));
         }
         write_atomic(&self.dir.join(file_name(&id)), &cert.encode())
             .map_err(|e| format!("cannot store certificate {id}: {e}"))?;
-        known.insert(id, cert.clone());
+        known.insert(cert.clone());
         drop(known);
         let c = &cert.certificate;
         if c.subject == Subject::Validator(self.me) {
@@ -142,20 +231,7 @@ impl Certificates {
         } else {
             tracing::warn!(node = %self.me, certificate = %id, kind = %c.kind(), subject = %c.subject, issuer = %c.issuer, "shutdown certificate validated");
         }
-        Ok(())
-    }
-
-    /// Whether this validator already holds a certificate of `kind` about
-    /// itself that no sealed amendment reinstated.
-    pub fn certified_self(&self, kind: BreachKind, amend: &StateHandle) -> bool {
-        let subject = Subject::Validator(self.me);
-        lock(&self.known).iter().any(|(id, c)| {
-            c.certificate.subject == subject
-                && c.certificate.kind() == kind
-                && amend
-                    .with(|s| s.certified().reinstated(id).is_none())
-                    .unwrap_or(true)
-        })
+        Ok(Stored::New)
     }
 
     /// The certificate locking this validator, if any: one it validated
@@ -177,15 +253,13 @@ impl Certificates {
     /// request and every signer.
     fn in_force_about(&self, subject: &Subject, amend: &StateHandle) -> Option<Lockdown> {
         let local: Vec<(Digest, BreachKind)> = lock(&self.known)
-            .iter()
-            .filter(|(_, c)| &c.certificate.subject == subject)
+            .about(subject)
             .map(|(id, c)| (*id, c.certificate.kind()))
             .collect();
         let found = amend.with(|s| {
             let certified = s.certified();
             let on_ledger = certified
-                .all()
-                .filter(|c| &c.cert.certificate.subject == subject)
+                .about(subject)
                 .map(|c| (c.cert.id().0, c.cert.certificate.kind()));
             local
                 .iter()
@@ -201,7 +275,7 @@ impl Certificates {
 
     /// Every certificate this validator validated, with the ledger's view.
     pub fn views(&self, amend: &StateHandle) -> Vec<pb::CertificateView> {
-        let mut all: BTreeMap<Digest, SignedCertificate> = lock(&self.known).clone();
+        let mut all: BTreeMap<Digest, SignedCertificate> = lock(&self.known).by_id.clone();
         let ledger: Vec<LedgerCertificate> = amend
             .with(|s| s.certified().all().cloned().collect())
             .unwrap_or_default();
@@ -243,14 +317,14 @@ impl Certificates {
             return None;
         }
         let known = lock(&self.known);
-        let certified = known.values().any(|k| {
-            is_head(&k.certificate.evidence)
-                && k.certificate.subject == Subject::Validator(c.issuer)
-        });
+        let certified = known
+            .about(&Subject::Validator(c.issuer))
+            .any(|(_, k)| is_head(&k.certificate.evidence));
         if certified {
             return None;
         }
         known
+            .by_id
             .values()
             .find(|k| {
                 let k = &k.certificate;

@@ -361,6 +361,13 @@ pub enum GateCallError {
         /// The signer.
         node: u64,
     },
+    /// The agent's presentation does not hand this token to this broker
+    /// with these params; nobody is certified.
+    #[error("redemption refused: presentation {}: {error}; nobody certified, nothing changed", error.code())]
+    PresentationRefused {
+        /// Why.
+        error: senatus_quorum::presentation::PresentationError,
+    },
     /// The token does not decode.
     #[error("malformed token: {0}")]
     TokenMalformed(String),
@@ -455,6 +462,7 @@ impl Reasoned for GateCallError {
             E::HeadDiffers { .. } => Reason::PeerLogConflict,
             E::BatchTimes { .. } => Reason::BatchTimesRefused,
             E::BadBatchAttestation { .. } => Reason::SigningRefused,
+            E::PresentationRefused { .. } => Reason::PresentationRefused,
             E::TokenMalformed(_) => Reason::TokenMalformed,
             E::TokenForged { .. } => Reason::TokenForged,
             E::TokenParamsMismatch { .. } => Reason::TokenParamsMismatch,
@@ -583,6 +591,13 @@ impl Reasoned for GateCallError {
             } => vec![("node", s(node)), ("ledgerIndex", s(ledger_index))],
             E::TokenParamsMismatch { params_digest, .. } => {
                 vec![("paramsDigest", s(params_digest))]
+            }
+            E::PresentationRefused { error } => {
+                let mut m = vec![("rule", error.code().to_string())];
+                if let Some(k) = error.key() {
+                    m.push(("key", s(&k)));
+                }
+                m
             }
             E::TokenNotPermit { outcome } => vec![("outcome", s(outcome))],
             E::TokenExpired {

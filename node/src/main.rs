@@ -60,6 +60,12 @@ enum Command {
     /// list for --tenant and --actor.
     #[command(after_help = cli::gate::DECIDE_EXIT_CODES)]
     Decide(cli::gate::DecideArgs),
+    /// Hand a token to a broker: sign, with the agent's key, a presentation
+    /// of the token to one registered broker with the exact params text
+    /// (docs/PROTOCOL.md 10.3). A broker redeems a token only with the
+    /// presentation of the agent the token names.
+    #[command(after_help = cli::gate::PRESENT_EXIT_CODES)]
+    Present(cli::gate::PresentArgs),
     /// Broker tools for an execution surface: fetch and verify the seal
     /// chain, verify tokens offline, redeem them exactly once.
     #[command(subcommand)]
@@ -147,6 +153,7 @@ fn main() -> ExitCode {
         Command::Keygen(a) => cli::identity::keygen(a),
         Command::Agent(c) => cli::identity::run_agent(c),
         Command::Decide(a) => cli::gate::decide(a),
+        Command::Present(a) => cli::gate::present_token(a),
         Command::Broker(c) => cli::gate::broker(c),
         Command::Amend(c) => cli::amend::run(c),
         Command::Seal(c) => cli::amend::run_seal(c),

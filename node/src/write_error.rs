@@ -192,9 +192,9 @@ fn rejected_suffix(r: &CommandRejection) -> &'static str {
 fn rejection_reason(r: &CommandRejection) -> Reason {
     match r {
         CommandRejection::PayloadTooLarge { .. } => Reason::PayloadTooLarge,
-        CommandRejection::MalformedDecision | CommandRejection::MalformedRedemption => {
-            Reason::EntryMalformed
-        }
+        CommandRejection::MalformedDecision
+        | CommandRejection::MalformedRedemption
+        | CommandRejection::RedemptionRefused(_) => Reason::EntryMalformed,
         CommandRejection::NonceReplayed { .. } => Reason::NonceRedeemed,
         CommandRejection::StalePolicy { .. } => Reason::StalePolicy,
         CommandRejection::Amendment(_) => Reason::AmendmentRefused,
@@ -209,7 +209,9 @@ fn rejection_metadata(r: &CommandRejection) -> Vec<(&'static str, String)> {
             ("payloadBytesMax", max.to_string()),
         ],
         CommandRejection::MalformedDecision => vec![("kind", "decision".into())],
-        CommandRejection::MalformedRedemption => vec![("kind", "redemption".into())],
+        CommandRejection::MalformedRedemption | CommandRejection::RedemptionRefused(_) => {
+            vec![("kind", "redemption".into())]
+        }
         CommandRejection::NonceReplayed { nonce, first_index } => vec![
             ("nonce", nonce.clone()),
             ("firstIndex", first_index.to_string()),

@@ -369,43 +369,49 @@ async fn modified_forged_and_replayed_tokens_certify_their_agents() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let net = cluster(tmp.path(), RaftOverrides::default()).await;
         let c = net.client(2).expect("client");
-        let redeem = |token: Vec<u8>, params_json: String| {
+        let redeem = |r: pb::RedeemRequest| {
             let mut c = c.clone();
-            async move {
-                c.redeem(pb::RedeemRequest { token, params_json })
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
+            async move { c.redeem(r).await.map(tonic::Response::into_inner) }
         };
 
-        // Modified: presented with other params than it was issued for.
+        // Modified: the agent presents it with other params than it was
+        // issued for.
         let t = decide(&net, 1, request("agent-5", 10, "mod")).await;
         assert_eq!(t.outcome, "PERMIT");
-        let err = redeem(t.token.clone(), params(99_999))
-            .await
-            .expect_err("modified params");
+        let err = redeem(
+            net.redeem_request(&t.token, &params(99_999))
+                .expect("hand-off"),
+        )
+        .await
+        .expect_err("modified params");
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
         let modified =
             certified_everywhere(&net, "agent acme/agent-5", "token-modified", true).await;
         assert!(err.message().contains(&hex::encode(&modified)), "{err:?}");
 
-        // Forged: a flipped signature byte.
+        // Forged: the agent presents a token with a flipped signature byte.
         let t = decide(&net, 1, request("agent-6", 10, "forge")).await;
         let mut forged = t.token.clone();
         let last = forged.len() - 1;
         forged[last] ^= 1;
-        let err = redeem(forged, String::new()).await.expect_err("forged");
+        let err = redeem(net.redeem_request(&forged, &params(10)).expect("hand-off"))
+            .await
+            .expect_err("forged");
         assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err:?}");
         certified_everywhere(&net, "agent acme/agent-6", "token-forged", true).await;
 
-        // Replayed: the same nonce twice.
+        // Replayed: the agent presents the same token twice.
         let t = decide(&net, 1, request("agent-7", 10, "replay")).await;
-        redeem(t.token.clone(), params(10))
-            .await
-            .expect("first redemption");
-        let err = redeem(t.token.clone(), params(10))
-            .await
-            .expect_err("replay");
+        let at = now_unix_ms();
+        let hand_off = |at: u64| {
+            let p = net
+                .presentation("agent-7", &t.token, "broker-1", &params(10), at)
+                .expect("presentation");
+            net.redeem_with("broker-1", &t.token, &params(10), p.encode())
+                .expect("hand-off")
+        };
+        redeem(hand_off(at)).await.expect("first redemption");
+        let err = redeem(hand_off(at + 1)).await.expect_err("replay");
         assert_eq!(err.code(), tonic::Code::AlreadyExists, "{err:?}");
         let replayed =
             certified_everywhere(&net, "agent acme/agent-7", "token-replayed", true).await;

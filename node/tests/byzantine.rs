@@ -27,28 +27,29 @@ use senatus_testnet::{RaftOverrides, Testnet};
 const TEST_BOUND: Duration = Duration::from_secs(180);
 const CALL: Duration = Duration::from_secs(30);
 
-async fn redeem(net: &Testnet, via: u64, token: &[u8]) -> Result<pb::RedeemReply, tonic::Status> {
+async fn redeem(
+    net: &Testnet,
+    via: u64,
+    hand_off: pb::RedeemRequest,
+) -> Result<pb::RedeemReply, tonic::Status> {
     let mut c = net.client(via).expect("client");
-    tokio::time::timeout(
-        CALL,
-        c.redeem(pb::RedeemRequest {
-            token: token.to_vec(),
-            params_json: String::new(),
-        }),
-    )
-    .await
-    .expect("redeem within bound")
-    .map(tonic::Response::into_inner)
+    tokio::time::timeout(CALL, c.redeem(hand_off))
+        .await
+        .expect("redeem within bound")
+        .map(tonic::Response::into_inner)
 }
 
-/// A PERMIT token, redeemed once: what a lying snapshot would like to
-/// make redeemable again.
-async fn redeemed_token(net: &Testnet) -> Vec<u8> {
+/// A PERMIT token's hand-off (the agent's presentation to broker-1),
+/// redeemed once: what a lying snapshot would like to make redeemable
+/// again. Sent again, it is the broker's retry.
+async fn redeemed_token(net: &Testnet) -> pb::RedeemRequest {
     let reply = permit(net, 1, "byzantine-redeemed").await;
-    redeem(net, 2, &reply.token)
+    let params = transfer_by("agent-5", 40, "-").params_json;
+    let hand_off = net.redeem_request(&reply.token, &params).expect("hand-off");
+    redeem(net, 2, hand_off.clone())
         .await
         .expect("the first redemption succeeds");
-    reply.token
+    hand_off
 }
 
 /// Two distinct followers: the target and the validator whose identity the
@@ -323,7 +324,7 @@ async fn snapshot_lie(what: &str, build: Build, needle: &str) {
         );
         unchanged_and_running(&net, &acks, 3).await;
         permit(&net, target, &format!("after-{}", what.replace(' ', "-"))).await;
-        let again = redeem(&net, target, &token)
+        let again = redeem(&net, target, token.clone())
             .await
             .expect_err("a redeemed token redeems again");
         assert_eq!(Reason::of(&again), Some(Reason::NonceRedeemed), "{again:?}");

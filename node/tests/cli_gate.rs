@@ -733,6 +733,20 @@ fn redeem_without_a_cluster_is_denied_and_a_bad_token_never_leaves() {
     let g = net.genesis_path();
     let params = transfer_params().to_string();
     let api = closed_port();
+    let broker_key = net.dir.join("clients/broker-1.key");
+    let out = senatus(&[
+        "present",
+        "--key",
+        path(&net.dir.join("clients/agent-1.key")),
+        "--broker",
+        "broker-1",
+        "--token",
+        &permit.to_text(),
+        "--params",
+        &params,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let presentation = text(&out.stdout).trim().to_string();
     let redeem = |tenant: &str| {
         senatus(&[
             "broker",
@@ -751,6 +765,10 @@ fn redeem_without_a_cluster_is_denied_and_a_bad_token_never_leaves() {
             tenant,
             "--params",
             &params,
+            "--key",
+            path(&broker_key),
+            "--presentation",
+            &presentation,
             "--timeout-ms",
             "2000",
         ])
@@ -790,6 +808,10 @@ fn redeem_without_a_cluster_is_denied_and_a_bad_token_never_leaves() {
         "acme",
         "--params",
         &params,
+        "--key",
+        path(&broker_key),
+        "--presentation",
+        &presentation,
         "--timeout-ms",
         "1000",
     ]);
@@ -1026,6 +1048,7 @@ fn stand_in(net: Net) -> (tokio::runtime::Runtime, String, Digest) {
 fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     let net = Net::new();
     let ceremony_genesis = net.genesis_path();
+    let clients = net.dir.join("clients");
     let (_rt, api, genesis_digest) = stand_in(net);
     let tmp = tempfile::tempdir().expect("tempdir");
     let keep = tmp.path().join("ceremony-genesis.json");
@@ -1183,13 +1206,91 @@ fn decide_fetch_chain_verify_and_redeem_once_against_a_stand_in() {
     let out = check("verify", &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("token OK"));
-    // ...and redeems it exactly once.
-    let out = check("redeem", &["--api", &api]);
+    // The agent hands it over (one presentation, bound to the exact
+    // params text)...
+    let presented = tmp.path().join("token.presented");
+    let out = senatus(&[
+        "present",
+        "--key",
+        path(&clients.join("agent-1.key")),
+        "--broker",
+        "broker-1",
+        "--token-file",
+        path(&token_file),
+        "--params",
+        r#"{"to":"acct-42","amount":1200,"currency":"EUR"}"#,
+        "--out",
+        path(&presented),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A broker's key must be a broker's.
+    let broker_key = clients.join("broker-1.key");
+    let out = check(
+        "redeem",
+        &[
+            "--api",
+            &api,
+            "--key",
+            path(&clients.join("agent-1.key")),
+            "--presentation-file",
+            path(&presented),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("needs role broker"),
+        "{}",
+        text(&out.stderr)
+    );
+    // Params text other than the presented one: refused here.
+    let mut args = vec![
+        "broker",
+        "redeem",
+        "--api",
+        &api,
+        "--genesis",
+        path(&g),
+        "--seals",
+        path(&seals),
+        "--token-file",
+        path(&token_file),
+        "--surface",
+        "payments",
+        "--action",
+        "transfer",
+        "--tenant",
+        "acme",
+        "--params",
+        r#"{"amount":1200,"currency":"EUR","to":"acct-42"}"#,
+    ];
+    args.extend_from_slice(&[
+        "--key",
+        path(&broker_key),
+        "--presentation-file",
+        path(&presented),
+    ]);
+    let out = senatus(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("presentation refused (cluster not contacted)"),
+        "{}",
+        text(&out.stderr)
+    );
+    // ...and the broker redeems it exactly once.
+    let with = [
+        "--api",
+        api.as_str(),
+        "--key",
+        path(&broker_key),
+        "--presentation-file",
+        path(&presented),
+    ];
+    let out = check("redeem", &with);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("redeemed: nonce "), "{stdout}");
     assert!(stdout.contains("at ledger index 11"), "{stdout}");
-    let out = check("redeem", &["--api", &api]);
+    let out = check("redeem", &with);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("redemption DENIED"), "{err}");

@@ -107,6 +107,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
             let params: serde_json::Value =
                 serde_json::from_str(&req.params_json).expect("params");
             let (surface, action) = (req.surface.clone(), req.action.clone());
+            let params_json = req.params_json.clone();
             let reply = decide(&net, via, req)
                 .await
                 .unwrap_or_else(|s| panic!("{outcome}: {:?}: {}", s.code(), s.message()));
@@ -146,7 +147,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
             match outcome {
                 "PERMIT" => {
                     verdict.expect("PERMIT verifies in the broker");
-                    permit_token = Some(reply.token.clone());
+                    permit_token = Some((reply.token.clone(), params_json.clone()));
                 }
                 _ => {
                     assert!(
@@ -157,17 +158,19 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
                         .verify_receipt(&reply.token)
                         .expect("a receipt is authentic evidence");
                     if outcome == "DENY" {
-                        deny_token = Some(reply.token.clone());
+                        deny_token = Some((reply.token.clone(), params_json.clone()));
                     }
                 }
             }
         }
 
-        // Redeem exactly once, through any node.
-        let permit = permit_token.expect("permit token");
+        // Redeem exactly once, through any node. The broker's retry of the
+        // same presentation is refused and certifies nobody.
+        let (permit, permit_params) = permit_token.expect("permit token");
+        let hand_off = net.redeem_request(&permit, &permit_params).expect("hand-off");
         let mut c = net.client(follower).expect("client");
         let first = c
-            .redeem(pb::RedeemRequest { token: permit.clone(), ..Default::default() })
+            .redeem(hand_off.clone())
             .await
             .expect("first redemption")
             .into_inner();
@@ -175,7 +178,7 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         let again = net
             .client(leader)
             .expect("client")
-            .redeem(pb::RedeemRequest { token: permit.clone(), ..Default::default() })
+            .redeem(hand_off)
             .await
             .expect_err("second redemption");
         assert_eq!(again.code(), Code::AlreadyExists, "{}", again.message());
@@ -186,20 +189,22 @@ async fn permit_deny_and_silence_come_back_signed_by_three_validators() {
         );
 
         // A DENY receipt can never be redeemed; a flipped byte is refused.
-        let deny = deny_token.expect("deny token");
+        let (deny, deny_params) = deny_token.expect("deny token");
         let err = c
-            .redeem(pb::RedeemRequest { token: deny, ..Default::default() })
+            .redeem(net.redeem_request(&deny, &deny_params).expect("hand-off"))
             .await
             .expect_err("receipt redemption");
         assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+        assert_eq!(Reason::of(&err), Some(Reason::TokenNotPermit), "{err:?}");
         let mut forged = permit;
         let last = forged.len() - 1;
         forged[last] ^= 1;
         let err = c
-            .redeem(pb::RedeemRequest { token: forged, ..Default::default() })
+            .redeem(net.redeem_request(&forged, &permit_params).expect("hand-off"))
             .await
             .expect_err("forged redemption");
         assert_eq!(err.code(), Code::PermissionDenied, "{}", err.message());
+        assert_eq!(Reason::of(&err), Some(Reason::TokenForged), "{err:?}");
     })
     .await;
 }
@@ -266,25 +271,23 @@ async fn a_redeemed_nonce_stays_redeemed_across_leader_change_and_full_restart()
         let reply = decide(
             &net,
             leader,
-            request("payments", "transfer", "agent-3", params, "r-1"),
+            request("payments", "transfer", "agent-3", params.clone(), "r-1"),
         )
         .await
         .expect("decide");
         assert_eq!(reply.outcome, "PERMIT");
-        let token = reply.token;
+        // One hand-off, sent again by the broker after each failure: a
+        // retry, refused without certifying anyone.
+        let hand_off = net
+            .redeem_request(&reply.token, &serde_json::to_string(&params).expect("json"))
+            .expect("hand-off");
         let redeem = |via: u64| {
             let mut c = net.client(via).expect("client");
-            let token = token.clone();
+            let hand_off = hand_off.clone();
             async move {
-                tokio::time::timeout(
-                    CALL,
-                    c.redeem(pb::RedeemRequest {
-                        token,
-                        ..Default::default()
-                    }),
-                )
-                .await
-                .expect("redeem answered in time")
+                tokio::time::timeout(CALL, c.redeem(hand_off))
+                    .await
+                    .expect("redeem answered in time")
             }
         };
         let first = redeem(leader).await.expect("first redemption").into_inner();
@@ -404,6 +407,10 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
         let g = net.genesis_path();
         let agent_key = net.client_key_path("agent-4");
         let agent_key = agent_key.to_str().expect("utf8").to_string();
+        let broker_key = net.client_key_path("broker-1");
+        let broker_key = broker_key.to_str().expect("utf8").to_string();
+        let presented = tmp.path().join("permit.presented");
+        let presented_s = presented.to_str().expect("utf8").to_string();
         let outputs = tokio::task::spawn_blocking(move || {
             let decide = cli(
                 &g,
@@ -450,15 +457,49 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
                 params,
             ];
             let verify = cli(&g, &[&["broker", "verify"], &scope[..]].concat());
+            // The agent hands the token to broker-1 (one presentation);
+            // the broker redeems with it, then retries.
+            let present = cli(
+                &g,
+                &[
+                    "present",
+                    "--key",
+                    &agent_key,
+                    "--broker",
+                    "broker-1",
+                    "--token-file",
+                    &token_s,
+                    "--params",
+                    params,
+                    "--out",
+                    &presented_s,
+                ],
+            );
+            let with = [
+                "--key",
+                broker_key.as_str(),
+                "--presentation-file",
+                presented_s.as_str(),
+            ];
             let redeem = cli(
                 &g,
-                &[&["broker", "redeem", "--api", a3.as_str()], &scope[..]].concat(),
+                &[
+                    &["broker", "redeem", "--api", a3.as_str()],
+                    &scope[..],
+                    &with[..],
+                ]
+                .concat(),
             );
             let again = cli(
                 &g,
-                &[&["broker", "redeem", "--api", a1.as_str()], &scope[..]].concat(),
+                &[
+                    &["broker", "redeem", "--api", a1.as_str()],
+                    &scope[..],
+                    &with[..],
+                ]
+                .concat(),
             );
-            [decide, fetch, verify, redeem, again]
+            [decide, fetch, verify, present, redeem, again]
         })
         .await
         .expect("cli task");
@@ -470,7 +511,7 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
                 String::from_utf8_lossy(&o.stderr)
             )
         };
-        let [decide, fetch, verify, redeem, again] = outputs;
+        let [decide, fetch, verify, present, redeem, again] = outputs;
         assert!(decide.status.success(), "decide: {}", show(&decide));
         assert!(
             String::from_utf8_lossy(&decide.stdout).contains("PERMIT"),
@@ -484,7 +525,18 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
             "{}",
             show(&verify)
         );
+        assert!(present.status.success(), "present: {}", show(&present));
+        assert!(
+            String::from_utf8_lossy(&present.stdout).contains("to broker \"broker-1\""),
+            "{}",
+            show(&present)
+        );
         assert!(redeem.status.success(), "redeem: {}", show(&redeem));
+        assert!(
+            String::from_utf8_lossy(&redeem.stdout).contains("presented by acme/agent-4"),
+            "{}",
+            show(&redeem)
+        );
         assert_eq!(
             again.status.code(),
             Some(4),
@@ -495,6 +547,11 @@ async fn the_agent_and_broker_commands_work_against_a_real_cluster() {
             String::from_utf8_lossy(&again.stderr).contains("redemption DENIED")
                 || String::from_utf8_lossy(&again.stdout).contains("redemption DENIED"),
             "{}",
+            show(&again)
+        );
+        assert!(
+            String::from_utf8_lossy(&again.stderr).contains("nobody certified"),
+            "a broker's retry certifies nobody: {}",
             show(&again)
         );
         // Decisions and redemptions replay through `apply` alone to the
@@ -594,18 +651,18 @@ async fn a_retried_request_gets_its_first_decision_and_a_reused_key_is_refused()
         assert_eq!(after, head, "a refused retry appends nothing");
 
         // The first token and the reissued one share one nonce: one redemption.
+        // (The agent's one presentation is of the payload, so it presents
+        // the reissued token too: the second call is a retry.)
         let mut c = net.client(5).expect("client");
-        c.redeem(pb::RedeemRequest {
-            token: first.token.clone(),
-            ..Default::default()
-        })
-        .await
-        .expect("redeem");
+        let hand_off = net
+            .redeem_request(&first.token, &req.params_json)
+            .expect("hand-off");
+        c.redeem(hand_off.clone()).await.expect("redeem");
         let again = decide(&net, 5, req).await.expect("retry after redemption");
         let err = c
             .redeem(pb::RedeemRequest {
                 token: again.token,
-                ..Default::default()
+                ..hand_off
             })
             .await
             .expect_err("same nonce");

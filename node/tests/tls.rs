@@ -200,7 +200,7 @@ fn random_pkcs8() -> Vec<u8> {
 /// a higher term that rewrites logs, a vote that poisons the term, a
 /// snapshot chunk at 1 TiB, writes of every dangerous kind, nonces and
 /// shares for whoever names the leader, a certificate.
-fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> {
+fn hostile_calls(leader: u64, redemption: Vec<u8>) -> Vec<(&'static str, HostileCall)> {
     let append = openraft::raft::AppendEntriesRequest::<TypeConfig> {
         vote: Vote::new_committed(1_000_000, leader),
         prev_log_id: Some(LogId::new(openraft::CommittedLeaderId::new(1, leader), 1)),
@@ -218,7 +218,6 @@ fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> 
         data: vec![0; 16],
         done: false,
     };
-    let token = senatus_quorum::token::Token::from_bytes(token).expect("token");
     let raft = |payload: Vec<u8>| pb::RaftMessage {
         from: leader,
         payload,
@@ -247,7 +246,7 @@ fn hostile_calls(leader: u64, token: &[u8]) -> Vec<(&'static str, HostileCall)> 
             "ForwardWrite(Redemption)",
             HostileCall::Forward(pb::WriteCommand {
                 kind: u32::from(EntryKind::Redemption.code()),
-                payload: senatus_node::gate::redemption_payload(&token),
+                payload: redemption,
             }),
         ),
         (
@@ -362,12 +361,13 @@ async fn unchanged_and_deciding(net: &Testnet, before: &pb::DecideReply) {
         "no redemption reached the ledger"
     );
     let mut c = net.client(2).expect("client");
+    let params = transfer_by("agent-7", 50_000, "-").params_json;
     let redeemed = tokio::time::timeout(
         CALL,
-        c.redeem(pb::RedeemRequest {
-            token: before.token.clone(),
-            params_json: String::new(),
-        }),
+        c.redeem(
+            net.redeem_request(&before.token, &params)
+                .expect("hand-off"),
+        ),
     )
     .await
     .expect("redeem within bound")
@@ -401,7 +401,7 @@ async fn a_client_without_a_validator_key_is_refused_on_every_peer_rpc_of_every_
             // Plaintext: never reaches gRPC.
             let mut plain = peer(endpoint(&addr).connect_lazy());
             // Every RPC, over both.
-            for (what, call) in hostile_calls(leader, &before.token) {
+            for (what, call) in hostile_calls(leader, ready_made_redemption(&net, &before.token)) {
                 let mut tls = peer(senatus_transport::lazy_channel(
                     &endpoint(&addr),
                     no_cert.clone(),
@@ -671,11 +671,10 @@ async fn an_authenticated_validator_cannot_speak_for_another_or_forward_a_redemp
         assert_eq!(Reason::of(&s), Some(Reason::PeerIdentityMismatch), "{s:?}");
 
         // A ready-made Redemption, from a real validator: refused.
-        let token = senatus_quorum::token::Token::from_bytes(&before.token).expect("token");
         let s = c
             .forward_write(pb::WriteCommand {
                 kind: u32::from(EntryKind::Redemption.code()),
-                payload: senatus_node::gate::redemption_payload(&token),
+                payload: ready_made_redemption(&net, &before.token),
             })
             .await
             .expect_err("refused");
@@ -771,4 +770,25 @@ async fn the_public_api_answers_only_tls_and_a_client_with_genesis_verifies_it()
         );
     })
     .await;
+}
+
+/// A well-formed Redemption entry payload for `token` (the agent's
+/// presentation to broker-1 and broker-1's signature): what a peer may
+/// never forward ready-made, however right it is.
+fn ready_made_redemption(net: &Testnet, token: &[u8]) -> Vec<u8> {
+    let params = transfer_by("agent-7", 50_000, "-").params_json;
+    let call = net.redeem_request(token, &params).expect("hand-off");
+    let auth = call.auth.expect("signed");
+    senatus_node::gate::Redemption {
+        token_bytes: token.to_vec(),
+        token: senatus_quorum::token::Token::from_bytes(token).expect("token"),
+        presentation: senatus_quorum::presentation::Presentation::decode(&call.presentation)
+            .expect("presentation"),
+        broker: senatus_quorum::auth::CallAuth {
+            key: senatus_genesis::Key32(auth.key.try_into().expect("32 bytes")),
+            signed_at_ms: auth.signed_at_ms,
+            signature: auth.signature.try_into().expect("64 bytes"),
+        },
+    }
+    .encode()
 }

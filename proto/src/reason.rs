@@ -128,6 +128,11 @@ reasons! {
     NotSigned = "NOT_SIGNED" => Unavailable,
     /// A batch names a seal this validator has not sealed.
     SealUnknown = "SEAL_UNKNOWN" => FailedPrecondition,
+    /// The agent's presentation is missing, does not decode, or does not
+    /// hand this token to this broker with these params under the key of
+    /// the agent the token names; `rule` says which. Nothing changed and
+    /// nobody is certified.
+    PresentationRefused = "PRESENTATION_REFUSED" => PermissionDenied,
     /// The token does not decode.
     TokenMalformed = "TOKEN_MALFORMED" => InvalidArgument,
     /// The token decodes but does not verify; its agent is certified.

@@ -553,6 +553,60 @@ impl Testnet {
         }
     }
 
+    /// Agent `agent`'s presentation of `token` to broker `broker` with
+    /// `params_json`, made at `presented_at_ms` (docs/PROTOCOL.md 10.3).
+    pub fn presentation(
+        &self,
+        agent: &str,
+        token: &[u8],
+        broker: &str,
+        params_json: &str,
+        presented_at_ms: u64,
+    ) -> anyhow::Result<senatus_quorum::presentation::Presentation> {
+        let key = self.client_key(agent)?;
+        let token = senatus_quorum::token::Token::from_bytes(token)
+            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+        Ok(senatus_quorum::presentation::Presentation::sign(
+            key.signing_key(),
+            &token,
+            broker,
+            params_json,
+            presented_at_ms,
+        ))
+    }
+
+    /// A `Redeem` call by broker `broker` (its example key) carrying
+    /// `presentation` as given.
+    pub fn redeem_with(
+        &self,
+        broker: &str,
+        token: &[u8],
+        params_json: &str,
+        presentation: Vec<u8>,
+    ) -> anyhow::Result<pb::RedeemRequest> {
+        let key = self.client_key(broker)?;
+        Ok(pb::RedeemRequest {
+            token: token.to_vec(),
+            params_json: params_json.to_string(),
+            auth: Some(self.call_auth(&key, "Redeem", &presentation)),
+            presentation,
+        })
+    }
+
+    /// The `Redeem` call an honest hand-off makes: the agent the token
+    /// names (in the example registry an agent acts as its own name)
+    /// presents it to `broker-1`, which redeems it with `params_json`.
+    pub fn redeem_request(
+        &self,
+        token: &[u8],
+        params_json: &str,
+    ) -> anyhow::Result<pb::RedeemRequest> {
+        let t = senatus_quorum::token::Token::from_bytes(token)
+            .map_err(|e| anyhow::anyhow!("token: {e}"))?;
+        let p = self.presentation(&t.payload.actor, token, "broker-1", params_json, now_ms())?;
+        self.redeem_with("broker-1", token, params_json, p.encode())
+    }
+
     /// Appends an operator record through node `via` (which forwards to the
     /// leader); the node's answer, or `DEADLINE_EXCEEDED` if it gives none
     /// within 15 s.

@@ -57,6 +57,12 @@ pub enum CertificatesCommand {
         /// under later seals.
         #[arg(long)]
         api: Option<String>,
+        /// The sealed policy layer (a directory) whose identity registry
+        /// names the agent of a token certificate: its presentations must
+        /// verify under that agent's registered key. Its digest must be
+        /// one the seal chain sealed. Needed only for agent certificates.
+        #[arg(long, value_name = "DIR")]
+        policy: Option<PathBuf>,
     },
 }
 
@@ -66,7 +72,12 @@ pub fn run(cmd: &CertificatesCommand) -> anyhow::Result<()> {
         CertificatesCommand::List { target, out, json } => {
             list(&target.api, target.genesis_path()?, out.as_ref(), *json)
         }
-        CertificatesCommand::Verify { file, genesis, api } => verify(file, genesis, api.as_deref()),
+        CertificatesCommand::Verify {
+            file,
+            genesis,
+            api,
+            policy,
+        } => verify(file, genesis, api.as_deref(), policy.as_deref()),
     }
 }
 
@@ -140,7 +151,12 @@ fn list(api: &str, genesis: &Path, out: Option<&PathBuf>, json: bool) -> anyhow:
     Ok(())
 }
 
-fn verify(file: &Path, genesis: &Path, api: Option<&str>) -> anyhow::Result<()> {
+fn verify(
+    file: &Path,
+    genesis: &Path,
+    api: Option<&str>,
+    policy: Option<&Path>,
+) -> anyhow::Result<()> {
     let bytes = std::fs::read(file)
         .map_err(|e| Failure::error(EXIT_USAGE, format!("{}: {e}", file.display())))?;
     let refused = |why: String| Failure::error(EXIT_REFUSED, format!("certificate refused: {why}"));
@@ -155,7 +171,37 @@ fn verify(file: &Path, genesis: &Path, api: Option<&str>) -> anyhow::Result<()> 
             (g, vec![zero])
         }
     };
-    crate::breach::check_against_chain(&cert, &genesis, &chain).map_err(refused)?;
+    let registry = match (policy, cert.certificate.subject.clone()) {
+        (Some(dir), _) => {
+            let layer = senatus_genesis::PolicyLayer::load_dir(dir).map_err(|e| {
+                Failure::error(EXIT_USAGE, format!("policy layer {}: {e}", dir.display()))
+            })?;
+            let digest = layer.digest();
+            if !chain.iter().any(|s| s.seal.policy_digest == digest) {
+                return Err(Failure::error(
+                    EXIT_USAGE,
+                    format!(
+                        "policy layer {} has digest {digest}, which no seal of this chain sealed",
+                        dir.display()
+                    ),
+                ));
+            }
+            layer.registry().clone()
+        }
+        (None, senatus_quorum::certificate::Subject::Agent { tenant, actor }) => {
+            return Err(Failure::error(
+                EXIT_USAGE,
+                format!(
+                    "certificate {} is about agent {tenant}/{actor}: give --policy DIR, the sealed layer whose registry holds its key",
+                    cert.id()
+                ),
+            ));
+        }
+        (None, senatus_quorum::certificate::Subject::Validator(_)) => {
+            senatus_genesis::registry::Registry::default()
+        }
+    };
+    crate::breach::check_against_chain(&cert, &genesis, &chain, &registry).map_err(refused)?;
     let c = &cert.certificate;
     println!(
         "certificate {} verifies: {} against {}, signed by validator {} at {} ms over its ledger head #{}:{}",

@@ -283,6 +283,55 @@ pub struct TokenCheckArgs {
     pub now_ms: Option<u64>,
 }
 
+/// Arguments of `senatus present`.
+#[derive(Debug, clap::Args)]
+pub struct PresentArgs {
+    /// The agent's key file: the agent the token names (its tenant and
+    /// actor), as sealed in the registry.
+    #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+    pub key: Option<PathBuf>,
+    /// The registered name of the broker the token is handed to (e.g.
+    /// broker-1); only that broker can redeem it.
+    #[arg(long)]
+    pub broker: String,
+    /// The token text (hex).
+    #[arg(
+        long,
+        conflicts_with = "token_file",
+        required_unless_present = "token_file"
+    )]
+    pub token: Option<String>,
+    /// A file holding the token text.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// The params handed over with the token, as JSON text. The broker must
+    /// send exactly these bytes: they are bound by their SHA3-256.
+    #[arg(
+        long,
+        conflicts_with = "params_file",
+        required_unless_present = "params_file"
+    )]
+    pub params: Option<String>,
+    /// A file holding the params JSON text (bound byte for byte).
+    #[arg(long)]
+    pub params_file: Option<PathBuf>,
+    /// Write the presentation text to this file (refused if it exists)
+    /// instead of printing it.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Help text appended to `senatus present --help`.
+pub const PRESENT_EXIT_CODES: &str = "\
+Present a token once per hand-off: a broker's retry re-sends the same
+presentation (it certifies nobody), but a second, different presentation of
+a token already redeemed is a replay by the agent, and certifies it.
+
+Exit codes:
+  0  the presentation was written (or printed)
+  2  usage, key or file error (no key, a key of another role, an unreadable
+     token or params file, --out exists)";
+
 /// Arguments of `senatus broker verify`.
 #[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
@@ -299,6 +348,23 @@ pub struct RedeemArgs {
     pub api: String,
     #[command(flatten)]
     pub check: TokenCheckArgs,
+    /// The agent's presentation (hex, from `senatus present`): the agent
+    /// the token names hands it to this broker with exactly the --params
+    /// text. Without it no token is redeemed.
+    #[arg(
+        long,
+        conflicts_with = "presentation_file",
+        required_unless_present = "presentation_file"
+    )]
+    pub presentation: Option<String>,
+    /// A file holding the presentation text.
+    #[arg(long)]
+    pub presentation_file: Option<PathBuf>,
+    /// This broker's key file (`senatus keygen --role broker`), sealed in
+    /// the registry as a broker guarding --surface; the call is signed with
+    /// it (docs/PROTOCOL.md 10.2).
+    #[arg(long, value_name = "KEY_FILE", env = KEY_ENV, hide_env_values = true)]
+    pub key: Option<PathBuf>,
     /// Call timeout in milliseconds.
     #[arg(long, default_value_t = GATE_CALL_TIMEOUT_MS_DEFAULT)]
     pub timeout_ms: u64,
@@ -683,6 +749,11 @@ fn check_reply(r: &DecisionRequest, reply: &pb::DecideReply) -> anyhow::Result<O
 
 // ---- broker ----------------------------------------------------------------
 
+/// Runs `senatus present`.
+pub fn present_token(a: &PresentArgs) -> anyhow::Result<()> {
+    present(a)
+}
+
 /// Runs a broker subcommand.
 pub fn broker(cmd: &BrokerCommand) -> anyhow::Result<()> {
     match cmd {
@@ -843,20 +914,130 @@ fn verify_with_prefix(c: &TokenCheckArgs, prefix: &str) -> anyhow::Result<(Token
     Ok((token, verified))
 }
 
+/// Reads text given inline or in a file (bounded), trimmed of surrounding
+/// whitespace.
+fn text_arg(
+    inline: Option<&String>,
+    file: Option<&Path>,
+    max: u64,
+    what: &str,
+) -> anyhow::Result<String> {
+    match (inline, file) {
+        (Some(t), _) => Ok(t.clone()),
+        (None, Some(path)) => {
+            let bytes = read_bounded(path, max, what)?;
+            String::from_utf8(bytes)
+                .map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8 text", path.display()))
+        }
+        (None, None) => anyhow::bail!("give the {what} inline or as a file"),
+    }
+}
+
+/// The params text exactly as given (`--params` or the file's bytes): a
+/// presentation binds it byte for byte.
+fn params_text(params: Option<&String>, file: Option<&Path>) -> anyhow::Result<String> {
+    text_arg(params, file, INPUT_FILE_BYTES_MAX, "params file")
+}
+
+fn present(a: &PresentArgs) -> anyhow::Result<()> {
+    let key = crate::cli::api::read_role_key(a.key.as_deref(), &[Role::Agent], "senatus present")?;
+    let max = TOKEN_TEXT_BYTES_MAX as u64 + TOKEN_FILE_SLACK_BYTES;
+    let text = text_arg(a.token.as_ref(), a.token_file.as_deref(), max, "token file")?;
+    let token = Token::from_text(&text).map_err(|e| anyhow::anyhow!("token: {e}"))?;
+    let params = params_text(a.params.as_ref(), a.params_file.as_deref())?;
+    anyhow::ensure!(
+        !a.broker.is_empty()
+            && a.broker.len() <= senatus_quorum::presentation::BROKER_NAME_BYTES_MAX,
+        "--broker must name a registered broker (1..={} bytes)",
+        senatus_quorum::presentation::BROKER_NAME_BYTES_MAX
+    );
+    let p = senatus_quorum::presentation::Presentation::sign(
+        key.signing_key(),
+        &token,
+        &a.broker,
+        &params,
+        now_ms(),
+    );
+    let out = hex::encode(p.encode());
+    match &a.out {
+        Some(path) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+                .map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?;
+            writeln!(f, "{out}").map_err(|e| anyhow::anyhow!("--out {}: {e}", path.display()))?;
+            println!(
+                "presented: token {} of {}/{} to broker {:?} with params hashing to {}, signed by {}; written to {}",
+                p.token_digest,
+                token.payload.tenant,
+                token.payload.actor,
+                p.broker,
+                p.params_hash,
+                p.key,
+                path.display()
+            );
+        }
+        None => println!("{out}"),
+    }
+    Ok(())
+}
+
 fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
     let timeout = check_timeout(a.timeout_ms)?;
+    let key =
+        crate::cli::api::read_role_key(a.key.as_deref(), &[Role::Broker], "senatus broker redeem")?;
     let (token, verified) = verify_with_prefix(
         &a.check,
         "redemption DENIED: token refused offline (cluster not contacted): ",
     )?;
+    let params_json = params_text(a.check.params.as_ref(), a.check.params_file.as_deref())?;
+    let text = text_arg(
+        a.presentation.as_ref(),
+        a.presentation_file.as_deref(),
+        2 * senatus_quorum::presentation::PRESENTATION_BYTES_MAX as u64 + 64,
+        "presentation file",
+    )?;
+    let local = |m: String| {
+        Failure::error(
+            EXIT_REFUSED,
+            format!("redemption DENIED: presentation refused (cluster not contacted): {m}"),
+        )
+    };
+    let presentation =
+        hex::decode(text.trim_ascii()).map_err(|e| local(format!("not hex: {e}")))?;
+    let p = senatus_quorum::presentation::Presentation::decode(&presentation)
+        .map_err(|e| local(e.to_string()))?;
+    // What only the cluster can check (the registry) is left to it; what
+    // this broker can see is checked before the cluster is contacted.
+    let wire = senatus_quorum::presentation::token_wire_digest(&token);
+    if p.token_digest != wire {
+        return Err(local(format!(
+            "it presents token {}, not this token {wire}",
+            p.token_digest
+        )));
+    }
+    if p.params_hash != senatus_quorum::presentation::params_hash(&params_json) {
+        return Err(local(
+            "the agent presented other params text (they are bound byte for byte)".into(),
+        ));
+    }
     let nonce = verified.nonce();
     let deny = |m: String| Failure::error(EXIT_CLUSTER, format!("redemption DENIED: {m}"));
+    let genesis_digest = load_genesis(&a.check.genesis)?.digest();
     let rt = runtime()?;
     let reply = rt.block_on(async {
         let mut c = api_client(&a.api, &a.check.genesis).map_err(|e| deny(format!("{e:#}")))?;
         let msg = pb::RedeemRequest {
             token: token.to_bytes(),
-            ..Default::default()
+            params_json,
+            auth: Some(crate::cli::api::call_auth(
+                &key,
+                &genesis_digest,
+                senatus_replica::records::REDEEM_METHOD,
+                &presentation,
+            )),
+            presentation,
         };
         call("Redeem", &a.api, timeout, c.redeem(request(msg, timeout)))
             .await
@@ -887,10 +1068,13 @@ fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
         return Err(deny("the cluster confirmed no ledger index".into()));
     }
     println!(
-        "redeemed: nonce {nonce} at ledger index {} (entry {}); decision {}",
+        "redeemed: nonce {nonce} at ledger index {} (entry {}); decision {}; presented by {}/{} to {:?}",
         reply.ledger_index,
         hex::encode(&reply.entry_hash),
-        verified.token.payload.decision_id
+        verified.token.payload.decision_id,
+        verified.token.payload.tenant,
+        verified.token.payload.actor,
+        p.broker
     );
     Ok(())
 }

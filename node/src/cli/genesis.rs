@@ -182,7 +182,7 @@ pub const CLIENTS_DIR: &str = "clients";
 /// The example layer's identities for a local testnet, each with a fresh
 /// key: agents `agent-1`..`agent-9`, `ops-agent-1` and `bench-agent` of
 /// tenant acme, `agent-g1` of globex, and `operator-1`, `auditor-1`,
-/// `broker-1`.
+/// `broker-1` (payments, data, infra) and `broker-2` (payments, data).
 pub fn example_identities<R: rand::RngCore + rand::CryptoRng>(
     rng: &mut R,
 ) -> anyhow::Result<(Registry, Vec<(Identity, SecretKey)>)> {
@@ -213,6 +213,7 @@ pub fn example_identities<R: rand::RngCore + rand::CryptoRng>(
         None,
         &["payments", "data", "infra"],
     );
+    add("broker-2", Role::Broker, None, &["payments", "data"]);
     let registry = Registry::new(out.iter().map(|(i, _)| i.clone()).collect())?;
     Ok((registry, out))
 }

@@ -51,7 +51,7 @@ use crate::fault;
 pub use crate::gate_error::{GateCallError, RequestError};
 use crate::ledger::EntryKind;
 use crate::raft_types::Command;
-pub use senatus_replica::records::{idempotency_key, redemption_nonce, redemption_payload};
+pub use senatus_replica::records::{Redemption, idempotency_key, redemption_nonce};
 
 mod batcher;
 mod coordinator;

@@ -1,8 +1,10 @@
-//! Redeem: a token verified offline here, its nonce redeemed through Raft
-//! exactly once (on the leader); a replayed or forged token certifies the
-//! agent only on evidence the agent produced.
+//! Redeem: a registered broker's signed call with the agent's presentation;
+//! the token verified here, its nonce redeemed through Raft exactly once
+//! (on the leader); a replayed, modified or forged token certifies the
+//! agent only on evidence the agent produced (its presentations).
 
 use super::*;
+use senatus_replica::records::Redemption;
 
 impl Gate {
     /// Redeems a token: here when leading, else the same `Redeem` request
@@ -14,6 +16,17 @@ impl Gate {
         shared: &Cluster,
         req: pb::RedeemRequest,
     ) -> Result<pb::RedeemReply, GateCallError> {
+        // Every node refuses a caller that is not a registered broker
+        // itself, before anything is forwarded; the leader checks the
+        // whole redemption again.
+        crate::caller::authorize(
+            shared.sm.amendments(),
+            &self.genesis_digest,
+            senatus_replica::records::REDEEM_METHOD,
+            &req.presentation,
+            req.auth.as_ref(),
+            &[senatus_genesis::registry::Role::Broker],
+        )?;
         let deadline = Instant::now() + Duration::from_millis(shared.bounds.leader_wait_ms);
         loop {
             let leader = shared.raft.metrics().borrow().current_leader;
@@ -86,45 +99,122 @@ impl Gate {
         shared: &Cluster,
         r: &pb::RedeemRequest,
     ) -> Result<pb::RedeemReply, GateCallError> {
-        let token = self.check_redeemable(shared, &r.token, &r.params_json)?;
-        let payload = redemption_payload(&token);
+        let redemption = self.check_redeemable(shared, r)?;
+        let nonce = redemption.token.payload.nonce;
         let w = match shared
-            .write_as_leader(Command::new(EntryKind::Redemption, payload))
+            .write_as_leader(Command::new(EntryKind::Redemption, redemption.encode()))
             .await
         {
             Ok(w) => w,
             Err(
                 e @ crate::write_error::WriteError::Rejected(
-                    crate::raft_types::CommandRejection::NonceReplayed { .. },
+                    crate::raft_types::CommandRejection::NonceReplayed { first_index, .. },
                 ),
             ) => {
-                return Err(self.certify_replay(shared, &r.token, e));
+                return Err(self.certify_replay(shared, &redemption, first_index, e));
             }
             Err(e) => return Err(GateCallError::Write(e)),
         };
         Ok(pb::RedeemReply {
             ledger_index: w.index,
             entry_hash: w.hash,
-            nonce: token.payload.nonce.0.to_vec(),
+            nonce: nonce.0.to_vec(),
         })
     }
 
-    /// Checks a token before its nonce is consumed: authentic (signature,
-    /// proof, chain), a PERMIT, not expired, and — when the bearer's params
-    /// are given — for exactly those params. The broker checks scope and
-    /// params offline; the cluster refuses to burn a nonce for a forgery.
-    /// A token that decodes but does not verify, or whose params were
-    /// modified, is a breach by the agent it names: a shutdown certificate
-    /// against that agent is issued (flow 5).
+    /// Checks a redemption before its nonce is consumed (docs/PROTOCOL.md
+    /// 10.3, 11.2), in this order, each refusal changing nothing:
+    ///
+    /// 1. the call is signed by a registered broker (`CALLER_*`);
+    /// 2. the token decodes (`TOKEN_MALFORMED`), for a surface that broker
+    ///    guards (`CALLER_NOT_AUTHORIZED`, rule `wrong-surface`);
+    /// 3. the agent's presentation hands this token to this broker with
+    ///    exactly these params, signed recently by the agent the token
+    ///    names (`PRESENTATION_REFUSED`; nobody is certified);
+    /// 4. the token is authentic (signature, proof, chain) and its params
+    ///    digest is that of the params the agent presented: otherwise the
+    ///    agent, by its own presentation, handed a forged or modified token,
+    ///    and a shutdown certificate carrying that presentation is issued
+    ///    against it (flow 5);
+    /// 5. a PERMIT, not expired.
     pub fn check_redeemable(
         &self,
         shared: &Cluster,
-        token_bytes: &[u8],
-        params_json: &str,
-    ) -> Result<token::Token, GateCallError> {
+        r: &pb::RedeemRequest,
+    ) -> Result<Redemption, GateCallError> {
         use senatus_quorum::certificate::Evidence;
-        let t = token::Token::from_bytes(token_bytes)
+        use senatus_quorum::presentation::{Presentation, PresentationError};
+        const METHOD: &str = senatus_replica::records::REDEEM_METHOD;
+        let broker = crate::caller::authorize(
+            shared.sm.amendments(),
+            &self.genesis_digest,
+            METHOD,
+            &r.presentation,
+            r.auth.as_ref(),
+            &[senatus_genesis::registry::Role::Broker],
+        )?;
+        let t = token::Token::from_bytes(&r.token)
             .map_err(|e| GateCallError::TokenMalformed(e.to_string()))?;
+        if !broker.surfaces.contains(&t.payload.surface) {
+            return Err(crate::caller::CallerError::OutsideSurfaces {
+                method: METHOD,
+                broker: broker.name,
+                key: broker.key,
+                surface: t.payload.surface.clone(),
+                surfaces: broker.surfaces,
+            }
+            .into());
+        }
+        let active = shared
+            .sm
+            .amendments()
+            .with(|s| s.active_evaluator())
+            .ok_or(crate::caller::CallerError::NoLayer { method: METHOD })?;
+        let refused = |error| GateCallError::PresentationRefused { error };
+        if r.presentation.is_empty() {
+            return Err(refused(PresentationError::Missing));
+        }
+        let presentation = Presentation::decode(&r.presentation).map_err(refused)?;
+        // A byte-identical presentation of a token already redeemed, from
+        // the broker it names, is that broker's retry, whatever its age (a
+        // retry after a lost answer may come late): the same answer as a
+        // retry within the window, and nobody certified. (Another broker
+        // relaying it is refused below: it was not handed to it.)
+        let nonce = t.payload.nonce;
+        if presentation.broker == broker.name
+            && let Some(first_index) =
+                shared
+                    .sm
+                    .nonce_redemption(&nonce.0)
+                    .map_err(|e| GateCallError::StorageRead {
+                        what: "nonce",
+                        error: e.to_string(),
+                    })?
+            && redemption_at(shared, first_index)
+                .is_ok_and(|first| first.presentation == presentation)
+        {
+            return Err(GateCallError::Replayed {
+                write: crate::write_error::WriteError::Rejected(
+                    crate::raft_types::CommandRejection::NonceReplayed {
+                        nonce: nonce.to_hex(),
+                        first_index,
+                    },
+                ),
+                certified: retry_note(first_index),
+            });
+        }
+        presentation
+            .admit(
+                active.registry(),
+                &t,
+                &broker.name,
+                &r.params_json,
+                now_ms(),
+                active.signed_skew_ms_max(),
+            )
+            .map_err(refused)?;
+        // From here on the agent the token names handed it to this broker
+        // with these params: what follows is its own doing.
         let v = match self.broker()?.verify_receipt_token(t.clone()) {
             Ok(v) => v,
             Err(e) => {
@@ -132,7 +222,8 @@ impl Gate {
                     shared,
                     &t,
                     Evidence::TokenForged {
-                        token: token_bytes.to_vec(),
+                        token: r.token.clone(),
+                        presentation,
                     },
                 );
                 return Err(GateCallError::TokenForged {
@@ -142,25 +233,24 @@ impl Gate {
             }
         };
         let t = v.token;
-        if !params_json.is_empty() {
-            let same = senatus_quorum::parse_params(params_json)
-                .ok()
-                .and_then(|p| senatus_quorum::params_digest(&p).ok())
-                .is_some_and(|d| d == t.payload.params_digest);
-            if !same {
-                let certified = self.certify_agent(
-                    shared,
-                    &t,
-                    Evidence::TokenModified {
-                        token: token_bytes.to_vec(),
-                        params_json: params_json.to_string(),
-                    },
-                );
-                return Err(GateCallError::TokenParamsMismatch {
-                    params_digest: t.payload.params_digest,
-                    certified,
-                });
-            }
+        let same = senatus_quorum::parse_params(&r.params_json)
+            .ok()
+            .and_then(|p| senatus_quorum::params_digest(&p).ok())
+            .is_some_and(|d| d == t.payload.params_digest);
+        if !same {
+            let certified = self.certify_agent(
+                shared,
+                &t,
+                Evidence::TokenModified {
+                    token: r.token.clone(),
+                    params_json: r.params_json.clone(),
+                    presentation,
+                },
+            );
+            return Err(GateCallError::TokenParamsMismatch {
+                params_digest: t.payload.params_digest,
+                certified,
+            });
         }
         if t.payload.outcome != Outcome::Permit {
             return Err(GateCallError::TokenNotPermit {
@@ -174,34 +264,61 @@ impl Gate {
                 now_ms: now,
             });
         }
-        Ok(t)
+        let auth = r
+            .auth
+            .as_ref()
+            .expect("authorize refuses a call without auth");
+        Ok(Redemption {
+            token_bytes: r.token.clone(),
+            token: t,
+            presentation,
+            broker: senatus_quorum::auth::CallAuth {
+                key: broker.key,
+                signed_at_ms: auth.signed_at_ms,
+                signature: <[u8; 64]>::try_from(auth.signature.as_slice())
+                    .expect("authorize checked the signature's length"),
+            },
+        })
     }
 
-    /// A second redemption of a valid token's nonce: certifies the agent
-    /// it names (flow 5) and returns the refusal, naming both.
+    /// A second redemption of a valid token's nonce. The same presentation
+    /// again (a broker's retry, or a broker replaying what it was handed)
+    /// certifies nobody; another presentation by the agent of the same
+    /// token is the agent presenting it twice: it is certified with both
+    /// (flow 5). Returns the refusal, naming what happened.
     pub fn certify_replay(
         &self,
         shared: &Cluster,
-        token_bytes: &[u8],
+        second: &Redemption,
+        first_index: u64,
         refused: crate::write_error::WriteError,
     ) -> GateCallError {
-        let Ok(t) = token::Token::from_bytes(token_bytes) else {
-            return GateCallError::Write(refused);
+        let first = match redemption_at(shared, first_index) {
+            Ok(f) => f,
+            Err(why) => {
+                return GateCallError::Replayed {
+                    write: refused,
+                    certified: format!(
+                        "nobody certified: the first redemption at ledger index {first_index} cannot be read ({why})"
+                    ),
+                };
+            }
         };
-        let first = shared
-            .sm
-            .nonce_redemption(&t.payload.nonce.0)
-            .ok()
-            .flatten();
-        let Some(first_index) = first else {
-            return GateCallError::Write(refused);
-        };
+        if first.presentation == second.presentation {
+            return GateCallError::Replayed {
+                write: refused,
+                certified: retry_note(first_index),
+            };
+        }
         let certified = self.certify_agent(
             shared,
-            &t,
+            &second.token,
             senatus_quorum::certificate::Evidence::TokenReplayed {
-                token: token_bytes.to_vec(),
+                token: second.token_bytes.clone(),
                 first_index,
+                first_token: first.token_bytes,
+                first: first.presentation,
+                second: second.presentation.clone(),
             },
         );
         GateCallError::Replayed {
@@ -225,4 +342,21 @@ impl Gate {
             Err(why) => format!("no certificate against {subject}: {why}"),
         }
     }
+}
+
+/// The Redemption entry at ledger index `index`.
+fn redemption_at(shared: &Cluster, index: u64) -> Result<Redemption, String> {
+    match shared.sm.ledger_range(index, index, 1) {
+        Ok(mut entries) if entries.len() == 1 => {
+            Redemption::decode(&entries.remove(0).payload).map_err(|e| e.to_string())
+        }
+        Ok(_) => Err(format!("ledger entry {index} is missing")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn retry_note(first_index: u64) -> String {
+    format!(
+        "the same presentation was redeemed at ledger index {first_index} (a retry): nobody certified"
+    )
 }
