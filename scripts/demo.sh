@@ -7,9 +7,10 @@
 # through different validators, one validator crashed and restarted, one
 # renewing its TLS key, the replicated ledger verified from
 # genesis, and a governed agent's scenario: a permitted payment whose token
-# a broker verifies offline and redeems exactly once, a tampered amount
-# refused, a second redemption refused and its agent certified (its next
-# decision is DENY), a blocklisted transfer denied, an uncertain agent silenced, and
+# a broker verifies offline and redeems exactly once with the agent's
+# signed presentation, a tampered amount refused, the broker's retry refused
+# certifying nobody, a second presentation by the agent refused and the
+# agent certified on its own two signatures (its next decision is DENY), a blocklisted transfer denied, an uncertain agent silenced, and
 # personal data kept from an external endpoint; an auditor replays the
 # payment decision from the ledger; then the transfer limit is amended (every
 # validator reviews and votes, three sign the seal) and the same large
@@ -109,15 +110,28 @@ if "$SENATUS" broker verify --genesis "$B/genesis.json" --seals "$B/seals.json" 
     --params '{"amount": 5000000, "currency": "EUR", "to_account": "acct-supplier-7"}'; then
     echo "demo: a tampered request verified" >&2; exit 1
 fi
-echo "-- redeemed once, exactly once"
-"$SENATUS" broker redeem --api "$(api_of 5)" --genesis "$B/genesis.json" --seals "$B/seals.json" \
-    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"
-if "$SENATUS" broker redeem --api "$(api_of 2)" --genesis "$B/genesis.json" --seals "$B/seals.json" \
-    --token-file "$DIR/permit.token" --surface payments --action transfer --tenant acme --params "$PAY"; then
+echo "-- agent-7 hands the token to the payment service's broker: one presentation, signed by"
+echo "   agent-7, naming broker-1 and binding the exact params text"
+"$SENATUS" present --key "$K/agent-7.key" --broker broker-1 --token-file "$DIR/permit.token" \
+    --params "$PAY" --out "$DIR/permit.presented"
+echo "-- broker-1 redeems it (its own signed call, with agent-7's presentation): once, exactly once"
+REDEEM=(--genesis "$B/genesis.json" --seals "$B/seals.json" --token-file "$DIR/permit.token"
+        --surface payments --action transfer --tenant acme --params "$PAY" --key "$K/broker-1.key")
+"$SENATUS" broker redeem --api "$(api_of 5)" "${REDEEM[@]}" --presentation-file "$DIR/permit.presented"
+echo "-- broker-1 retries with the same presentation: refused, and nobody is certified"
+if "$SENATUS" broker redeem --api "$(api_of 2)" "${REDEEM[@]}" --presentation-file "$DIR/permit.presented"; then
     echo "demo: a token was redeemed twice" >&2; exit 1
 fi
-echo "-- presenting a redeemed token again is a replay: the agent is certified, every"
-echo "   validator validates the certificate, and agent-7's next decision is DENY"
+echo "-- agent-7 presents the same token a second time: two distinct presentations, both signed"
+echo "   by agent-7, of one nonce: a replay by agent-7. It is certified, every validator"
+echo "   validates the certificate, and agent-7's next decision is DENY"
+"$SENATUS" present --key "$K/agent-7.key" --broker broker-1 --token-file "$DIR/permit.token" \
+    --params "$PAY" --out "$DIR/permit.presented-again"
+echo "   first presentation:  $(cat "$DIR/permit.presented")"
+echo "   second presentation: $(cat "$DIR/permit.presented-again")"
+if "$SENATUS" broker redeem --api "$(api_of 2)" "${REDEEM[@]}" --presentation-file "$DIR/permit.presented-again"; then
+    echo "demo: a token was redeemed twice" >&2; exit 1
+fi
 for _ in $(seq 1 100); do   # bounded: at most 20 s
     "$SENATUS" certificates list --api "$(api_of 3)" | grep -q "token-replayed against agent acme/agent-7, .*ledger index" && break
     sleep 0.2
@@ -174,7 +188,7 @@ for _ in $(seq 1 100); do   # bounded: at most 20 s
 done
 "$SENATUS" certificates list --api "$(api_of 2)" --out "$DIR/certificates"
 for f in "$DIR"/certificates/*.cert; do
-    "$SENATUS" certificates verify "$f" --genesis "$DIR/genesis.json" --api "$(api_of 5)"
+    "$SENATUS" certificates verify "$f" --genesis "$DIR/genesis.json" --api "$(api_of 5)" --policy "$DIR/policy"
 done
 echo "-- validator 4 is locked down: it decides nothing"
 if "$SENATUS" decide --api "$(api_of 4)" --surface payments --action transfer --actor agent-8 --key "$K/agent-8.key" \
@@ -210,7 +224,8 @@ for id in 1 2 3 4 5; do
     "$SENATUS" ledger verify --key "$AUDITOR" --genesis "$DIR/genesis.json" --api "$(api_of "$id")"
 done
 
-echo "== an auditor proves who asked: every decision's agent signature, checked with SHA3-256 and Ed25519 alone"
+echo "== an auditor proves who asked and who handed what to whom: every decision's agent signature, every
+   redemption's presentation and broker signature, and the agent certificate, with SHA3-256 and Ed25519 alone"
 "$SENATUS" ledger export --key "$AUDITOR" --api "$(api_of 1)" --out "$DIR/final-export.jsonl"
 "$SENATUS" broker fetch-chain --api "$(api_of 1)" --out "$B" --genesis "$B/genesis.json"
 python3 scripts/verify-vectors.py --export "$DIR/final-export.jsonl" --genesis "$DIR/genesis.json" \

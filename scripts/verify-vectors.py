@@ -313,6 +313,131 @@ def call_signing_bytes(genesis_digest, method, body, signed_at_ms):
     return bytes(Enc("call").raw32(genesis_digest).str_(method).bytes_(body).u64(signed_at_ms).b)
 
 
+def presentation_signing_bytes(genesis_digest, token_digest, broker, params_hash, presented_at_ms):
+    """PROTOCOL.md 10.3: what an agent signs to hand a token to a broker."""
+    e = Enc("presentation-signature").raw32(genesis_digest).raw32(token_digest)
+    return bytes(e.str_(broker).raw32(params_hash).u64(presented_at_ms).b)
+
+
+def presentation_bytes(token_digest, broker, params_hash, presented_at_ms, key_hex, sig_hex):
+    """PROTOCOL.md 10.3: a presentation as it travels."""
+    e = Enc("presentation").raw32(token_digest).str_(broker).raw32(params_hash).u64(presented_at_ms).raw32(key_hex)
+    sig = bytes.fromhex(sig_hex)
+    assert len(sig) == 64
+    e.b += sig
+    return bytes(e.b)
+
+
+def parse_token(wire: bytes, label):
+    """PROTOCOL.md 9.6 and 9.3: a token's wire bytes read back strictly."""
+    w = Dec(wire, "token-wire")
+    payload = w.bytes_()
+    leaf_index, leaf_count, root = w.u32(), w.u32(), w.raw32()
+    proof = [bytes.fromhex(w.raw32()) for _ in range(w.u32())]
+    sig = w.take(64)
+    w.done(f"{label}: token")
+    p = Dec(payload, "token")
+    # "digest" is the payload digest (9.3); "wire_digest" what a
+    # presentation names (10.3): SHA3-256 of all of the wire bytes.
+    t = {"payload": payload, "leaf_index": leaf_index, "leaf_count": leaf_count, "root": root,
+         "proof": proof, "signature": sig.hex(), "digest": sha3(payload), "wire_digest": sha3(wire)}
+    t["genesis_digest"], t["decision_id"], t["ledger_index"] = p.raw32(), p.raw32(), p.u64()
+    t["entry_hash"], t["position"], t["outcome"] = p.raw32(), p.u32(), p.u8()
+    t["surface"], t["action"], t["tenant"], t["actor"] = p.str_(), p.str_(), p.str_(), p.str_()
+    t["params_digest"], t["policy_version"], t["seal_digest"], t["epoch"] = p.raw32(), p.u64(), p.raw32(), p.u64()
+    t["issued_at_ms"], t["expires_at_ms"], t["nonce"] = p.u64(), p.u64(), p.take(16).hex()
+    p.done(f"{label}: token payload")
+    return t
+
+
+def token_signed_by_group(t, group_key):
+    """PROTOCOL.md 9.7 steps 4-5: the inclusion proof and the group signature."""
+    if not merkle_verify(merkle_leaf(t["payload"]), t["leaf_index"], t["leaf_count"], t["proof"], bytes.fromhex(t["root"])):
+        return False
+    m = Enc("token-batch").raw32(t["genesis_digest"]).u64(t["epoch"]).raw32(group_key).raw32(t["root"]).u32(t["leaf_count"])
+    return ed25519_ok(group_key, t["signature"], bytes(m.b))
+
+
+def check_presentation(label, pj, t, registry):
+    """PROTOCOL.md 10.3: a presentation of token `t` (parse_token) rebuilt from
+    its fields, its signature verified, and its key the registered agent of
+    the token's tenant and actor (a dict key -> identity, or None to skip).
+    Returns the presentation bytes."""
+    check(f"{label}: presents the token (SHA3-256 of its wire bytes)", pj["token_digest"], t["wire_digest"])
+    check(f"{label}: params hash is SHA3-256 of the params text as handed over",
+          sha3(pj["params_json"].encode("utf-8")), pj["params_hash"])
+    sb = presentation_signing_bytes(t["genesis_digest"], pj["token_digest"], pj["broker"], pj["params_hash"],
+                                    pj["presented_at_ms"])
+    check(f"{label}: signing bytes", sb.hex(), pj["signing_bytes"])
+    if not ed25519_ok(pj["key"], pj["signature"], sb):
+        print(f"MISMATCH {label}: presentation signature does not verify under the agent's key")
+        sys.exit(1)
+    print(f"ok  {label}: presentation signature (Ed25519, agent key)")
+    other = presentation_signing_bytes(t["genesis_digest"], pj["token_digest"], pj["broker"] + "x",
+                                       pj["params_hash"], pj["presented_at_ms"])
+    check(f"{label}: the signature does not cover another broker", ed25519_ok(pj["key"], pj["signature"], other), False)
+    pb = presentation_bytes(pj["token_digest"], pj["broker"], pj["params_hash"], pj["presented_at_ms"],
+                            pj["key"], pj["signature"])
+    check(f"{label}: presentation bytes", pb.hex(), pj["presentation"])
+    d = Dec(pb, "presentation")
+    d.raw32()
+    check(f"{label}: broker name within 256 bytes", len(d.bytes_()) <= 256, True)
+    d.raw32(), d.u64(), d.raw32(), d.take(64)
+    d.end()
+    if registry is not None:
+        who = registry.get(pj["key"])
+        check(f"{label}: key is the registered agent of {t['tenant']}/{t['actor']}",
+              who is not None and who["role"] == "agent" and who.get("tenant") == t["tenant"]
+              and t["actor"] in who.get("actors", []), True)
+        check(f"{label}: agent name", who["name"], pj["agent"])
+    return pb
+
+
+def presentation(vec, gvec, tvec):
+    """PROTOCOL.md 10.3: an agent's hand-off of the token vector's leaf 0."""
+    gd = gvec["genesis_digest"]
+    check("presentation vector is of the genesis vector's chain", vec["genesis_digest"], gd)
+    tk = vec["token"]
+    check("presentation token is the token vector's leaf 0", tk["token_wire"], tvec["leaves"][0]["token_wire"])
+    wire = bytes.fromhex(tk["token_wire"])
+    t = parse_token(wire, "presentation")
+    check("presentation token payload digest (9.3) is the token vector's", (t["digest"], t["digest"]),
+          (tk["payload_digest"], tvec["leaves"][0]["token_digest"]))
+    check("presentation names the token by SHA3-256 of its wire bytes", t["wire_digest"], vec["token_digest"])
+    check("presentation token digest is not the payload digest", vec["token_digest"] != t["digest"], True)
+    # The same payload with one signature bit flipped is another token to it.
+    spoiled = bytearray(wire)
+    spoiled[-1] ^= 1
+    check("presentation a spoiled signature is another token", sha3(bytes(spoiled)) != vec["token_digest"], True)
+    check("presentation token agent and surface", (t["tenant"], t["actor"], t["surface"]),
+          (tk["tenant"], tk["actor"], tk["surface"]))
+    check("presentation token is of this chain", t["genesis_digest"], gd)
+    check("presentation token params digest", t["params_digest"], tk["token_params_digest"])
+    a = vec["agent"]
+    check("presentation agent key is its seed's", ed25519_public_of(a["secret_seed"]), a["key"])
+    reg = a["registry"]
+    registry = {a["key"]: {"name": a["name"], "role": reg["role"], "tenant": reg["tenant"], "actors": reg["actors"]}}
+    pj = {"agent": a["name"], "key": a["key"], "token_digest": vec["token_digest"], "broker": vec["broker"],
+          "params_json": vec["params_json"], "params_hash": vec["params_hash"],
+          "presented_at_ms": vec["presented_at_ms"], "signing_bytes": vec["signing_bytes"],
+          "signature": vec["signature"], "presentation": vec["presentation"]}
+    pb = check_presentation("presentation vector", pj, t, registry)
+    check("presentation digest", sha3(pb), vec["presentation_digest"])
+    # The text is bound, not its canonical form: the same params, canonical.
+    params = json.loads(vec["params_json"])
+    jcs = json.dumps(params, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    check("presentation params are the token's params (JCS digest)", sha3(jcs.encode()), t["params_digest"])
+    check("presentation binds the text, not its canonical form", vec["params_hash"] != t["params_digest"], True)
+    # Ed25519 is deterministic (RFC 8032): the seed signs to the same bytes.
+    resigned = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(a["secret_seed"])).sign(bytes.fromhex(vec["signing_bytes"]))
+    check("presentation re-signed with the agent seed", resigned.hex(), vec["signature"])
+    flipped = bytearray(pb)
+    flipped[-1] ^= 1
+    check("presentation a flipped signature bit is refused",
+          ed25519_ok(a["key"], bytes(flipped[-64:]).hex(), bytes.fromhex(vec["signing_bytes"])), False)
+    return pb
+
+
 def requests(vec, gvec, policy_digest, registry=None):
     if policy_digest is not None:
         check("request vector is decided by the policy-layer vector", vec["policy_digest"], policy_digest)
@@ -650,8 +775,10 @@ def raw() -> Enc:
     return e
 
 
-def certificates(vec, gvec, avec):
-    """PROTOCOL.md section 17: shutdown certificates and share attestations."""
+def certificates(vec, gvec, avec, registry):
+    """PROTOCOL.md section 17: shutdown certificates (v2) and share attestations;
+    the presentations in agent evidence are verified against `registry`, the
+    example layer's (policy-layer-v1.json)."""
     g = gvec["genesis"]
     check("certificate vector chains from the genesis vector", vec["genesis_digest"], gvec["genesis_digest"])
     keys = {v["id"]: v["identity_key"] for v in g["validators"]}
@@ -733,31 +860,51 @@ def certificates(vec, gvec, avec):
             check(f"{name}: the two votes sign different bytes", first[:-64] != second[:-64], True)
             check(f"{name}: subject is the voter", subj["node"], f["voter"])
             ev.bytes_(first).bytes_(second)
-        elif kind == 6:
+        elif kind in (5, 6, 7):
             tok = bytes.fromhex(f["token"])
-            w = Dec(tok, "token-wire")
-            payload = w.bytes_()
-            leaf_index, leaf_count, root = w.u32(), w.u32(), w.raw32()
-            proof = [bytes.fromhex(w.raw32()) for _ in range(w.u32())]
-            sig = w.take(64)
-            w.done(f"{name}: token")
-            p = Dec(payload, "token")
-            genesis_digest, _decision, _index, _entry, _pos, _outcome = (
-                p.raw32(), p.raw32(), p.u64(), p.raw32(), p.u32(), p.u8())
-            _surface, _action, tenant, actor = p.str_(), p.str_(), p.str_(), p.str_()
-            _params, _version, _seal, epoch = p.raw32(), p.u64(), p.raw32(), p.u64()
-            p.u64(), p.u64(), p.take(16)
-            p.done(f"{name}: token payload")
-            check(f"{name}: token agent", (tenant, actor), (f["tenant"], f["actor"]))
-            check(f"{name}: subject is the token's agent", (subj["tenant"], subj["actor"]), (tenant, actor))
-            check(f"{name}: token names this genesis", genesis_digest, gvec["genesis_digest"])
-            check(f"{name}: token epoch", epoch, 0)
-            check(f"{name}: token inclusion proof holds",
-                  merkle_verify(merkle_leaf(payload), leaf_index, leaf_count, proof, bytes.fromhex(root)), True)
-            m = Enc("token-batch").raw32(genesis_digest).u64(epoch).raw32(g["group_key"]).raw32(root).u32(leaf_count)
-            check(f"{name}: token signature does not verify under the group key (forged)",
-                  ed25519_ok(g["group_key"], sig.hex(), bytes(m.b)), False)
+            t = parse_token(tok, name)
+            check(f"{name}: token agent", (t["tenant"], t["actor"]), (f["tenant"], f["actor"]))
+            check(f"{name}: subject is the token's agent", (subj["tenant"], subj["actor"]), (t["tenant"], t["actor"]))
+            check(f"{name}: token payload digest", t["digest"], f["payload_digest"])
+            check(f"{name}: token names this genesis", t["genesis_digest"], gvec["genesis_digest"])
+            check(f"{name}: token epoch", t["epoch"], 0)
+            genuine = token_signed_by_group(t, g["group_key"])
             ev.bytes_(tok)
+            if kind == 5:
+                check(f"{name}: the token is the group's (proof and signature)", genuine, True)
+                pj = f["presentation"]
+                check(f"{name}: the params given are the ones presented", pj["params_json"], f["params_json"])
+                pb = check_presentation(f"{name}: presentation", pj, t, registry)
+                # Params that are not what was decided (ASCII strings and
+                # integers here, for which this json.dumps is JCS).
+                jcs = json.dumps(json.loads(f["params_json"]), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+                check(f"{name}: the presented params digest to something else", sha3(jcs.encode()) != t["params_digest"], True)
+                ev.str_(f["params_json"]).bytes_(pb)
+            elif kind == 6:
+                check(f"{name}: token inclusion proof holds",
+                      merkle_verify(merkle_leaf(t["payload"]), t["leaf_index"], t["leaf_count"], t["proof"],
+                                    bytes.fromhex(t["root"])), True)
+                check(f"{name}: token signature does not verify under the group key (forged)", genuine, False)
+                pb = check_presentation(f"{name}: presentation", f["presentation"], t, registry)
+                ev.bytes_(pb)
+            else:
+                check(f"{name}: first redemption within the issuer's ledger", 1 <= f["first_index"] <= c["head_index"], True)
+                # The token as redeemed at first_index: the same payload
+                # (one decision, one nonce), the same bytes or a reissue
+                # under another signature.
+                first_tok = bytes.fromhex(f["first_token"])
+                t1 = parse_token(first_tok, f"{name}: first token")
+                check(f"{name}: the first token has the token's payload", t1["payload"].hex(), t["payload"].hex())
+                check(f"{name}: the first token is the group's (proof and signature)",
+                      token_signed_by_group(t1, g["group_key"]), True)
+                first = check_presentation(f"{name}: first presentation (of first_token)", f["first_presentation"], t1, registry)
+                second = check_presentation(f"{name}: second presentation (of token)", f["second_presentation"], t, registry)
+                check(f"{name}: two distinct presentations (one sent twice is a retry)", first != second, True)
+                check(f"{name}: the token is the group's (proof and signature)", genuine, True)
+                if first_tok != tok:
+                    print(f"ok  {name}: a reissue (the same payload under another signature); "
+                          "each presentation names its own token")
+                ev.u64(f["first_index"]).bytes_(first_tok).bytes_(first).bytes_(second)
         elif kind in (9, 10):
             leader = f["leader"]
             check(f"{name}: subject is the attesting leader", subj["node"], leader)
@@ -785,7 +932,7 @@ def certificates(vec, gvec, avec):
         check(f"{name}: evidence", evidence.hex(), c["evidence"])
         assert len(evidence) <= 65536
 
-        e = Enc("shutdown-certificate")
+        e = Enc("shutdown-certificate", 2)
         e.b += bytes([subj["kind"]])
         e.u64(subj["node"]).str_(subj["tenant"]).str_(subj["actor"])
         e.b += bytes([kind])
@@ -801,7 +948,7 @@ def certificates(vec, gvec, avec):
         if ed25519_ok(keys[issuer], c["signature"], sb + b"\x00"):
             print(f"MISMATCH {name}: certificate signature verifies over other bytes")
             sys.exit(1)
-    check("certificate vector kinds", seen, [1, 4, 3, 6, 9, 10])
+    check("certificate vector kinds", seen, [1, 4, 3, 5, 6, 7, 9, 10])
 
 
 def der(tag: int, content: bytes) -> bytes:
@@ -919,8 +1066,9 @@ def tls(vec):
     check("tls vector covers UTCTime and GeneralizedTime", sorted(time_tags), [0x17, 0x18])
 
 
-def state(vec, gvec, rvec):
-    """PROTOCOL.md 19.1: the state digest after each applied entry."""
+def state(vec, gvec, rvec, tvec, pres):
+    """PROTOCOL.md 19.1: the state digest after each applied entry; its
+    redemption (15.2, v2) rebuilt from the token and presentation vectors."""
     gd = gvec["genesis_digest"]
     check("state vector chains from the genesis vector", vec["genesis_digest"], gd)
     zero = "00" * 32
@@ -943,11 +1091,30 @@ def state(vec, gvec, rvec):
         h = sha3(bytes(pre.b))
         check(f"state entry {i} hash", h, e["hash"])
         if e["kind"] == 3:
-            # redemption = tag bytes16 nonce fixed32 decision_id fixed32 token_digest
-            body = payload[len(b"senatus/redemption/v1\x00"):]
-            n = struct.unpack(">I", body[:4])[0]
-            check(f"state entry {i} redeems its payload's nonce", e["redeemed"]["nonce"], body[4 : 4 + n].hex())
+            # redemption = tag bytes token bytes presentation fixed32 broker_key
+            #              u64 broker_signed_at_ms fixed64 broker_signature
+            r = e["redemption"]
+            check(f"state entry {i} redemption token is the token vector's leaf 0", r["token"], tvec["leaves"][0]["token_wire"])
+            check(f"state entry {i} redemption presentation is the presentation vector's", r["presentation"], pres.hex())
+            tok, pb = bytes.fromhex(r["token"]), bytes.fromhex(r["presentation"])
+            t = parse_token(tok, f"state entry {i} redemption")
+            check(f"state entry {i} the presentation presents the token (SHA3-256 of its wire bytes)",
+                  Dec(pb, "presentation").raw32(), t["wire_digest"])
+            b = r["broker"]
+            check(f"state entry {i} broker key is its seed's", ed25519_public_of(b["secret_seed"]), b["key"])
+            cb = call_signing_bytes(gd, b["method"], pb, b["signed_at_ms"])
+            check(f"state entry {i} broker call signing bytes (Redeem, body = presentation)", (b["method"], cb.hex()), ("Redeem", b["signing_bytes"]))
+            check(f"state entry {i} broker call signature verifies", ed25519_ok(b["key"], b["signature"], cb), True)
+            rb = Enc("redemption", 2).bytes_(tok).bytes_(pb).raw32(b["key"]).u64(b["signed_at_ms"])
+            rb.b += bytes.fromhex(b["signature"])
+            check(f"state entry {i} redemption payload", bytes(rb.b).hex(), e["payload"])
+            d = Dec(payload, "redemption", 2)
+            d.bytes_(), d.bytes_(), d.raw32(), d.u64(), d.take(64)
+            d.done(f"state entry {i} redemption")
+            check(f"state entry {i} redeems its token's nonce", e["redeemed"]["nonce"], t["nonce"])
             check(f"state entry {i} redemption index", e["redeemed"]["index"], i)
+        else:
+            check(f"state entry {i} carries no redemption", e["redemption"], None)
         if e["redeemed"] is not None:
             st = Enc("state-nonce").raw32(nonces[1]).bytes_(bytes.fromhex(e["redeemed"]["nonce"])).u64(e["redeemed"]["index"])
             nonces = (nonces[0] + 1, sha3(bytes(st.b)))
@@ -978,9 +1145,38 @@ def layer_dir_digest(d: Path):
     return sha3(policy_layer_bytes(files)), files
 
 
+def parse_presentation(pb: bytes, label):
+    """PROTOCOL.md 10.3: a presentation's bytes read back strictly."""
+    if len(pb) > 452:
+        sys.exit(f"FAIL {label}: presentation over 452 bytes")
+    d = Dec(pb, "presentation")
+    pr = {"token_digest": d.raw32(), "broker": d.bytes_().decode(), "params_hash": d.raw32(),
+          "presented_at_ms": d.u64(), "key": d.raw32(), "signature": d.take(64).hex()}
+    d.end()
+    return pr
+
+
+def presentation_is_agents(pr, t, gd, registry):
+    """PROTOCOL.md 10.3 rules 2, 5 and 7: the presentation presents token `t`
+    (its wire bytes), its key is the registered agent of the token's tenant
+    and actor, and its signature verifies. Returns the agent's name, or why not."""
+    if pr["token_digest"] != t["wire_digest"]:
+        return None, "it presents another token"
+    who = registry.get(pr["key"])
+    if who is None or who["role"] != "agent" or who.get("tenant") != t["tenant"] or t["actor"] not in who.get("actors", []):
+        return None, f"its key is not the registered agent of {t['tenant']}/{t['actor']}"
+    sb = presentation_signing_bytes(gd, pr["token_digest"], pr["broker"], pr["params_hash"], pr["presented_at_ms"])
+    if not ed25519_ok(pr["key"], pr["signature"], sb):
+        return None, "bad signature"
+    return who["name"], None
+
+
 def audit_export(args):
-    """Who asked: a ledger export verified from genesis, and each decision's
-    agent signature against the sealed registry of its layer."""
+    """Who asked, and who handed which token to whom: a ledger export
+    verified from genesis; each decision's agent signature, each
+    redemption's agent presentation and broker signature, and each
+    certificate (its issuer's signature; for an agent, its own
+    presentations) against the sealed registry of its layer."""
 
 
     def opt(name, many=False):
@@ -1003,6 +1199,8 @@ def audit_export(args):
     s0.u64(0).u16(g["threshold"]).raw32(g["group_key"])
     validators(s0, g["validators"])
     seal_policy = {sha3(bytes(s0.b)): g["policy_digest"]}
+    epoch_key = {0: g["group_key"]}
+    members = {v["id"]: v["identity_key"] for v in g["validators"]}
     # Later seals: each chains to the one before and is signed (FROST, a
     # plain Ed25519 signature) under the group key of the one before.
     prev, group = sha3(bytes(s0.b)), g["group_key"]
@@ -1022,6 +1220,8 @@ def audit_export(args):
         check(f"seal of policy version {sl['version']} signature (group key)", ed25519_ok(group, sj["signature"], bytes(se.b)), True)
         prev, group = sha3(bytes(se.b)), sl["group_key"]
         seal_policy[prev] = sl["policy_digest"]
+        epoch_key.setdefault(sl["epoch"], sl["group_key"])
+        members.update({v["id"]: v["identity_key"] for v in sl["membership"]})
     registries = {}
     for d in opt("--policy", True):
         digest, files = layer_dir_digest(Path(d))
@@ -1033,6 +1233,18 @@ def audit_export(args):
     check("export format", header["format"], "senatus.ledger-export.v1")
     check("export is of this genesis", header["genesis_digest"], gd)
     prev_hash, asked, unproven = gd, 0, 0
+    handed, certified = 0, 0
+
+    def registry_of(t, index):
+        policy = seal_policy.get(t["seal_digest"])
+        if policy is None:
+            sys.exit(f"FAIL ledger index {index}: a token of seal {t['seal_digest']}, not in the seal chain (give --seals)")
+        if policy not in registries:
+            sys.exit(f"FAIL ledger index {index}: a token decided under layer {policy}; give its directory with --policy")
+        return registries[policy]
+
+    def genuine(t):
+        return t["genesis_digest"] == gd and t["epoch"] in epoch_key and token_signed_by_group(t, epoch_key[t["epoch"]])
     for n, line in enumerate(lines[1:], start=1):
         ln = json.loads(line)
         enc = bytes.fromhex(ln["entry"])
@@ -1046,6 +1258,35 @@ def audit_export(args):
         if link != prev_hash:
             sys.exit(f"FAIL ledger index {n}: prev_hash does not link")
         prev_hash = h
+        if kind == 3:
+            # 15.2: redemption v2 = token, the agent's presentation, the
+            # broker's signed Redeem call (body = the presentation bytes).
+            r = Dec(payload, "redemption", 2)
+            tok, pb, bkey, bat, bsig = r.bytes_(), r.bytes_(), r.raw32(), r.u64(), r.take(64).hex()
+            r.end()
+            t = parse_token(tok, f"ledger index {index}")
+            pr = parse_presentation(pb, f"ledger index {index}")
+            reg = registry_of(t, index)
+            agent, why = presentation_is_agents(pr, t, gd, reg)
+            broker = reg.get(bkey)
+            bad = why or (None if genuine(t) else "the token is not signed by the group")
+            if not bad and (broker is None or broker["role"] != "broker"):
+                bad = "the redeeming key is not a registered broker"
+            if not bad and broker["name"] != pr["broker"]:
+                bad = f"broker {broker['name']} redeemed a token handed to {pr['broker']}"
+            if not bad and t["surface"] not in broker.get("surfaces", []):
+                bad = f"broker {broker['name']} does not guard surface {t['surface']}"
+            if not bad and not ed25519_ok(bkey, bsig, call_signing_bytes(gd, "Redeem", pb, bat)):
+                bad = "the broker's signature does not verify"
+            if bad:
+                sys.exit(f"FAIL ledger index {index}: redemption of nonce {t['nonce']}: {bad}")
+            handed += 1
+            print(f"ok  index {index}: nonce {t['nonce']} of {t['tenant']}/{t['actor']} handed by {agent} to "
+                  f"{broker['name']} (both signatures verify)")
+            continue
+        if kind == 8:
+            certified += audit_certificate(payload, index, gd, members, registries, seal_policy, genuine)
+            continue
         if kind != 2:
             continue
         b = Dec(payload, "decision-batch", 2)
@@ -1079,11 +1320,86 @@ def audit_export(args):
                   f"signed {issued - signed_at} ms before the batch")
         b.end()
     check("export head is the header's", [len(lines) - 1, prev_hash], [header["head_index"], header["head_hash"]])
+    print(f"who handed what to whom: {handed} redemptions verified to their agents' and brokers' keys; "
+          f"{certified} certificates about agents verified to the agents' own presentations")
     if unproven:
         # The validators decided these DENY (senatus.identity.*), but a
         # request no agent signed on the ledger means a leader wrote it.
         sys.exit(f"FAIL {unproven} decisions on the ledger were not asked by a registered agent")
     print(f"who asked: {asked} decisions verified to their agents' keys over {len(lines) - 1} entries")
+
+
+def audit_certificate(payload, index, gd, members, registries, seal_policy, genuine):
+    """PROTOCOL.md 17: a Certificate entry's issuer signature and, for one
+    about an agent (kinds 5, 6, 7), the agent's own presentations. Returns 1
+    for a verified certificate about an agent, else 0."""
+    d = Dec(payload, "shutdown-certificate", 2)
+    subject_kind, _node = d.u8(), d.u64()
+    tenant, actor = d.bytes_().decode(), d.bytes_().decode()
+    kind, evidence = d.u8(), d.bytes_()
+    d.u64(), d.raw32()
+    issuer = d.u64()
+    d.u64()
+    sig = d.take(64).hex()
+    d.end()
+    signing = payload[:-64]
+    if issuer not in members or not ed25519_ok(members[issuer], sig, signing):
+        sys.exit(f"FAIL ledger index {index}: certificate not signed by validator {issuer}")
+    if kind not in (5, 6, 7):
+        print(f"ok  index {index}: certificate kind {kind} signed by validator {issuer}")
+        return 0
+    check(f"ledger index {index}: an agent certificate names an agent", subject_kind, 2)
+    ev = Dec(evidence)
+    tok = ev.bytes_()
+    t = parse_token(tok, f"ledger index {index} evidence")
+    check(f"ledger index {index}: the subject is the token's agent", (tenant, actor), (t["tenant"], t["actor"]))
+    policy = seal_policy.get(t["seal_digest"])
+    if policy not in registries:
+        sys.exit(f"FAIL ledger index {index}: give the layer of seal {t['seal_digest']} with --policy")
+    reg = registries[policy]
+
+    def agents(pb, tt, what):
+        name, why = presentation_is_agents(parse_presentation(pb, what), tt, gd, reg)
+        if why:
+            sys.exit(f"FAIL ledger index {index}: {what} is not the agent's: {why}")
+        return name
+
+    if kind == 5:
+        params = ev.bytes_()
+        name = agents(ev.bytes_(), t, "presentation")
+        ev.end()
+        if not genuine(t):
+            sys.exit(f"FAIL ledger index {index}: token-modified evidence whose token the group did not sign")
+        try:
+            v = json.loads(params)
+            digest = sha3(json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode())
+        except ValueError:
+            digest = None
+        if digest == t["params_digest"]:
+            sys.exit(f"FAIL ledger index {index}: the presented params are the token's: no breach")
+        what = "presented the token with other params"
+    elif kind == 6:
+        name = agents(ev.bytes_(), t, "presentation")
+        ev.end()
+        if genuine(t):
+            sys.exit(f"FAIL ledger index {index}: token-forged evidence whose token the group signed")
+        what = "presented a token the group never signed"
+    else:
+        first_index, first_tok = ev.u64(), ev.bytes_()
+        t1 = parse_token(first_tok, f"ledger index {index} first token")
+        p1, p2 = ev.bytes_(), ev.bytes_()
+        ev.end()
+        check(f"ledger index {index}: the first token is the same decision", t1["payload"], t["payload"])
+        if not (genuine(t) and genuine(t1)):
+            sys.exit(f"FAIL ledger index {index}: token-replayed evidence whose tokens the group did not sign")
+        name = agents(p1, t1, "first presentation")
+        agents(p2, t, "second presentation")
+        if p1 == p2:
+            sys.exit(f"FAIL ledger index {index}: one presentation twice is a retry, not a replay")
+        what = f"presented nonce {t['nonce']} twice (first redeemed at ledger index {first_index})"
+    print(f"ok  index {index}: certificate by validator {issuer}: {name} ({tenant}/{actor}) {what}, "
+          f"on its own signature")
+    return 1
 
 
 def main():
@@ -1113,13 +1429,15 @@ def main():
     gvec = load("genesis-v1.json")
     genesis(gvec, policy_digest)
     ledger(load("ledger-v1.json"), gvec["genesis_digest"])
-    token(load("token-v1.json"), gvec)
+    tvec = load("token-v1.json")
+    token(tvec, gvec)
+    pres = presentation(load("presentation-v1.json"), gvec, tvec)
     rvec = load("request-v1.json")
     requests(rvec, gvec, policy_digest, registry)
-    state(load("state-v1.json"), gvec, rvec)
+    state(load("state-v1.json"), gvec, rvec, tvec, pres)
     avec = load("amendment-v1.json")
     amendment(avec, gvec)
-    certificates(load("certificate-v1.json"), gvec, avec)
+    certificates(load("certificate-v2.json"), gvec, avec, registry)
     tls(load("tls-v1.json"))
     print("all vectors verified independently")
 
