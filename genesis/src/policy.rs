@@ -6,8 +6,8 @@
 //! A policy layer is a directory holding exactly these UTF-8 files:
 //!
 //! * `constitution.toml` — immutable clause ids with their digests, amendment
-//!   rules, epoch length, uncertainty bound α, detector settings and size
-//!   limits (see [`Constitution`]);
+//!   rules, epoch length, uncertainty bound α, detector settings, size
+//!   limits and quotas (see [`Constitution`]);
 //! * `schema.cedarschema` — the Cedar schema (human-readable syntax);
 //! * `entities.json` — Cedar entities (sealed reference data: per-tenant
 //!   limits, blocklists, groups), validated against the schema;
@@ -410,6 +410,76 @@ pub struct Constitution {
     /// Optional: an absent table means the defaults.
     #[serde(default, skip_serializing_if = "RequestRules::is_default")]
     pub requests: RequestRules,
+    /// How many decisions and redemptions one agent, and one tenant, may
+    /// ask for per window (docs/PROTOCOL.md 10.3). Optional: an absent
+    /// table means the defaults, and leaves the layer's bytes as they were.
+    #[serde(default, skip_serializing_if = "QuotaRules::is_default")]
+    pub quotas: QuotaRules,
+}
+
+/// Longest quota window any constitution may set, in ms (one hour).
+pub const QUOTA_WINDOW_MS_HARD_MAX: u64 = 3_600_000;
+
+/// `[quotas]`: the most decisions and redemptions the leader admits per
+/// window for one agent (its registered identity) and for one tenant. The
+/// defaults are far above what the 2-core bench sustains from one agent
+/// (about 3,000 decisions/s), so only a layer that sets them throttles.
+/// Tenant limits need not be at least the agent limits: each is checked on
+/// its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRules {
+    /// Length of a quota window, in ms (1 ..= [`QUOTA_WINDOW_MS_HARD_MAX`];
+    /// default 1,000).
+    #[serde(default = "QuotaRules::default_window")]
+    pub window_ms: u64,
+    /// Most `Decide` requests one agent may have admitted per window
+    /// (>= 1; default 20,000).
+    #[serde(default = "QuotaRules::default_agent")]
+    pub agent_decisions_max: u64,
+    /// Most `Decide` requests one tenant's agents together may have
+    /// admitted per window (>= 1; default 100,000).
+    #[serde(default = "QuotaRules::default_tenant")]
+    pub tenant_decisions_max: u64,
+    /// Most redemptions of one agent's tokens per window (>= 1; default
+    /// 20,000).
+    #[serde(default = "QuotaRules::default_agent")]
+    pub agent_redemptions_max: u64,
+    /// Most redemptions of one tenant's tokens per window (>= 1; default
+    /// 100,000).
+    #[serde(default = "QuotaRules::default_tenant")]
+    pub tenant_redemptions_max: u64,
+}
+
+impl QuotaRules {
+    fn default_window() -> u64 {
+        1_000
+    }
+
+    fn default_agent() -> u64 {
+        20_000
+    }
+
+    fn default_tenant() -> u64 {
+        100_000
+    }
+
+    /// True for the defaults (the table may then be left out).
+    pub fn is_default(&self) -> bool {
+        *self == QuotaRules::default()
+    }
+}
+
+impl Default for QuotaRules {
+    fn default() -> Self {
+        QuotaRules {
+            window_ms: Self::default_window(),
+            agent_decisions_max: Self::default_agent(),
+            tenant_decisions_max: Self::default_tenant(),
+            agent_redemptions_max: Self::default_agent(),
+            tenant_redemptions_max: Self::default_tenant(),
+        }
+    }
 }
 
 /// Largest freshness window any constitution may allow for a signed
@@ -641,6 +711,28 @@ impl Constitution {
                 "1 <= requests.signed_skew_ms_max <= SIGNED_SKEW_MS_HARD_MAX (300000)",
                 format!("signed_skew_ms_max = {skew}"),
             ));
+        }
+        let q = &self.quotas;
+        if !(1..=QUOTA_WINDOW_MS_HARD_MAX).contains(&q.window_ms) {
+            return Err(rule(
+                "1 <= quotas.window_ms <= QUOTA_WINDOW_MS_HARD_MAX (3600000)",
+                format!("window_ms = {}", q.window_ms),
+            ));
+        }
+        for (name, value) in [
+            ("quotas.agent_decisions_max >= 1", q.agent_decisions_max),
+            ("quotas.tenant_decisions_max >= 1", q.tenant_decisions_max),
+            ("quotas.agent_redemptions_max >= 1", q.agent_redemptions_max),
+            (
+                "quotas.tenant_redemptions_max >= 1",
+                q.tenant_redemptions_max,
+            ),
+        ] {
+            // A zero quota would refuse every call: that is what removing
+            // the agent (or its tenant's agents) from the registry is for.
+            if value < 1 {
+                return Err(rule(name, format!("{value}")));
+            }
         }
         let l = &self.limits;
         for (name, value) in [

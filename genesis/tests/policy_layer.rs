@@ -1401,17 +1401,21 @@ fn the_identity_registry_is_part_of_the_sealed_layer_and_fails_closed() {
     ));
 }
 
+/// The tiny layer with a `[section]` table holding `body` added to its
+/// constitution.
+fn tiny_with_table(section: &str, body: &str) -> Result<PolicyLayer, PolicyError> {
+    let mut files = tiny_files();
+    let c = String::from_utf8(files["constitution.toml"].clone()).expect("utf-8");
+    files.insert(
+        "constitution.toml".into(),
+        format!("{c}\n[{section}]\n{body}\n").into_bytes(),
+    );
+    PolicyLayer::from_files(files)
+}
+
 #[test]
 fn the_request_freshness_window_is_bounded_by_the_constitution() {
-    let with = |table: &str| {
-        let mut files = tiny_files();
-        let c = String::from_utf8(files["constitution.toml"].clone()).expect("utf-8");
-        files.insert(
-            "constitution.toml".into(),
-            format!("{c}\n[requests]\n{table}\n").into_bytes(),
-        );
-        PolicyLayer::from_files(files)
-    };
+    let with = |table: &str| tiny_with_table("requests", table);
     assert_eq!(
         with("signed_skew_ms_max = 60000")
             .expect("valid")
@@ -1437,4 +1441,92 @@ fn the_request_freshness_window_is_bounded_by_the_constitution() {
         120_000,
         "the default"
     );
+}
+
+#[test]
+fn quotas_are_optional_defaulted_and_bounded_by_the_constitution() {
+    let with = |table: &str| tiny_with_table("quotas", table);
+    // Absent: the defaults, generous enough never to throttle the bench.
+    let plain = PolicyLayer::from_files(tiny_files()).expect("tiny");
+    let q = plain.constitution().quotas;
+    assert_eq!(
+        (
+            q.window_ms,
+            q.agent_decisions_max,
+            q.tenant_decisions_max,
+            q.agent_redemptions_max,
+            q.tenant_redemptions_max
+        ),
+        (1_000, 20_000, 100_000, 20_000, 100_000)
+    );
+    assert!(q.is_default());
+    // The bundled example has no table (its digest is pinned above).
+    assert!(PolicyLayer::example().constitution().quotas.is_default());
+    // Set keys override, the rest keep their defaults; a tenant limit
+    // below the agent limit is allowed (each is checked on its own).
+    let set = with("window_ms = 600000\nagent_decisions_max = 3\ntenant_decisions_max = 2")
+        .expect("valid");
+    let q = set.constitution().quotas;
+    assert_eq!(q.window_ms, 600_000);
+    assert_eq!((q.agent_decisions_max, q.tenant_decisions_max), (3, 2));
+    assert_eq!(
+        (q.agent_redemptions_max, q.tenant_redemptions_max),
+        (20_000, 100_000)
+    );
+    assert!(!q.is_default());
+    assert_eq!(
+        with("window_ms = 3600000")
+            .expect("the hard maximum itself")
+            .constitution()
+            .quotas
+            .window_ms,
+        3_600_000
+    );
+    // Each rule refused, naming it and the value.
+    for (bad, want_rule, want_value) in [
+        (
+            "window_ms = 0",
+            "1 <= quotas.window_ms <= QUOTA_WINDOW_MS_HARD_MAX (3600000)",
+            "window_ms = 0",
+        ),
+        (
+            "window_ms = 3600001",
+            "1 <= quotas.window_ms <= QUOTA_WINDOW_MS_HARD_MAX (3600000)",
+            "window_ms = 3600001",
+        ),
+        (
+            "agent_decisions_max = 0",
+            "quotas.agent_decisions_max >= 1",
+            "0",
+        ),
+        (
+            "tenant_decisions_max = 0",
+            "quotas.tenant_decisions_max >= 1",
+            "0",
+        ),
+        (
+            "agent_redemptions_max = 0",
+            "quotas.agent_redemptions_max >= 1",
+            "0",
+        ),
+        (
+            "tenant_redemptions_max = 0",
+            "quotas.tenant_redemptions_max >= 1",
+            "0",
+        ),
+    ] {
+        match with(bad) {
+            Err(PolicyError::ConstitutionRule { rule, value }) => {
+                assert_eq!((rule, value.as_str()), (want_rule, want_value), "{bad}")
+            }
+            other => panic!("{bad}: {other:?}"),
+        }
+    }
+    // Unknown keys and negative counts do not parse.
+    for bad in ["decisions_max = 5", "agent_decisions_max = -1"] {
+        assert!(
+            matches!(with(bad), Err(PolicyError::Constitution { .. })),
+            "{bad}"
+        );
+    }
 }
