@@ -162,6 +162,7 @@ pub struct Evaluator {
     policy_digest: Digest,
     registry: std::sync::Arc<senatus_genesis::registry::Registry>,
     signed_skew_ms_max: u64,
+    quotas: senatus_genesis::policy::QuotaRules,
 }
 
 fn type_name(name: &'static str) -> Result<EntityTypeName, EvalError> {
@@ -241,6 +242,7 @@ impl Evaluator {
             policy_digest: layer.digest(),
             registry: std::sync::Arc::new(layer.registry().clone()),
             signed_skew_ms_max: constitution.requests.signed_skew_ms_max,
+            quotas: constitution.quotas,
             schema,
         })
     }
@@ -253,6 +255,12 @@ impl Evaluator {
     /// The layer's freshness window for signed requests, in ms.
     pub fn signed_skew_ms_max(&self) -> u64 {
         self.signed_skew_ms_max
+    }
+
+    /// The layer's quotas (`[quotas]`): what the leader admits per agent
+    /// and per tenant ([`crate::quota`]).
+    pub fn quotas(&self) -> &senatus_genesis::policy::QuotaRules {
+        &self.quotas
     }
 
     /// Checks that `signed` comes from a registered agent allowed its

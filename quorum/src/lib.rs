@@ -18,6 +18,7 @@ pub mod merkle;
 pub mod outcome;
 pub mod params;
 pub mod presentation;
+pub mod quota;
 pub mod request;
 pub mod signing;
 pub mod token;
