@@ -120,6 +120,11 @@ reasons! {
     IdempotencyInFlight = "IDEMPOTENCY_IN_FLIGHT" => Aborted,
     /// The leader's decision queue is full; retry later.
     QueueFull = "QUEUE_FULL" => ResourceExhausted,
+    /// The agent, or its tenant, has reached a quota of the constitution's
+    /// `[quotas]` for the current window (or the leader's quota table is
+    /// full); `quota` names which. Nothing was queued; retry after the
+    /// window.
+    QuotaExceeded = "QUOTA_EXCEEDED" => ResourceExhausted,
     /// This validator has not yet redeclared the active seal, so it does
     /// not decide under it. No token.
     NotRedeclared = "NOT_REDECLARED" => Unavailable,
