@@ -11,6 +11,11 @@ use tonic::Status;
 use crate::ledger::EntryKind;
 use crate::write_error::WriteError;
 
+/// The `quota` a `QUOTA_EXCEEDED` refusal names when the leader's quota
+/// table is full of live windows rather than a constitution quota reached
+/// (its `limit` is then the table's bound, `QUOTA_KEYS_MAX`).
+pub const QUOTA_TABLE_FULL: &str = "quota_keys_max";
+
 /// Why a gate call — `Decide`, `Redeem`, or a signer's `SignBatch` /
 /// `SignSeal` — ended without its answer. Each variant names the validator,
 /// index, key or bound at fault; [`Status`] is made from it only at the
@@ -122,6 +127,16 @@ pub enum GateCallError {
     QueueFull {
         /// The bound.
         queue_requests_max: usize,
+    },
+    /// A quota of the active constitution's `[quotas]` refused the call
+    /// before it was queued (or the leader's quota table is full of live
+    /// windows): the agent or its tenant retries after the window.
+    #[error("{error}; {}", if *.redeem { "not redeemed" } else { "no token" })]
+    QuotaExceeded {
+        /// Which quota, its limit and window, the tenant and the agent.
+        error: senatus_quorum::quota::QuotaError,
+        /// True for a redemption, false for a decision.
+        redeem: bool,
     },
     /// The batcher has stopped (node shutdown).
     #[error("decision gate stopped")]
@@ -440,6 +455,7 @@ impl Reasoned for GateCallError {
             }
             E::IdempotencyInFlight { .. } => Reason::IdempotencyInFlight,
             E::QueueFull { .. } => Reason::QueueFull,
+            E::QuotaExceeded { .. } => Reason::QuotaExceeded,
             E::GateStopped => Reason::GateUnavailable,
             E::NotRedeclared { .. } => Reason::NotRedeclared,
             E::NotWritten(w) | E::Write(w) | E::Replayed { write: w, .. } => return w.reason(),
@@ -513,6 +529,31 @@ impl Reasoned for GateCallError {
             }
             E::QueueFull { queue_requests_max } => {
                 vec![("queueRequestsMax", s(queue_requests_max))]
+            }
+            E::QuotaExceeded { error, .. } => {
+                use senatus_quorum::quota::QuotaError as Q;
+                let (quota, limit, window_ms, tenant, agent) = match error {
+                    Q::Exceeded {
+                        quota,
+                        limit,
+                        window_ms,
+                        tenant,
+                        agent,
+                    } => (*quota, *limit, window_ms, tenant, agent),
+                    Q::TableFull {
+                        keys_max,
+                        window_ms,
+                        tenant,
+                        agent,
+                    } => (QUOTA_TABLE_FULL, *keys_max as u64, window_ms, tenant, agent),
+                };
+                vec![
+                    ("quota", quota.to_string()),
+                    ("limit", s(&limit)),
+                    ("windowMs", s(window_ms)),
+                    ("tenant", tenant.clone()),
+                    ("agent", agent.clone()),
+                ]
             }
             E::NotRedeclared {
                 node,

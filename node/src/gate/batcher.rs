@@ -32,6 +32,23 @@ impl Gate {
             }
             return self.reissue(shared, rec.ledger_index, rec.position).await;
         }
+        // Quotas are counted here, on the leader every Decide reaches once,
+        // and only for new work: a retry answered from the ledger (above)
+        // or still in flight (below) counts nothing.
+        let active = self
+            .amend
+            .with(|s| s.active_evaluator())
+            .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
+        let Some(agent) = active.registry().by_key(&request.key) else {
+            // Authenticated against an earlier seal; an amendment removed
+            // the key since. The active registry decides.
+            return Err(crate::caller::CallerError::Refused {
+                method: "Decide",
+                error: Box::new(senatus_quorum::auth::AuthError::UnknownKey { key: request.key }),
+                role: None,
+            }
+            .into());
+        };
         {
             let mut inflight = lock(&self.inflight);
             match inflight.get(&key) {
@@ -46,6 +63,12 @@ impl Gate {
                     });
                 }
                 None => {
+                    self.admit(
+                        QuotaKind::Decisions,
+                        &request.request.tenant,
+                        &agent.name,
+                        active.quotas(),
+                    )?;
                     inflight.insert(key.clone(), digest);
                 }
             }
@@ -53,6 +76,36 @@ impl Gate {
         let answer = self.enqueue(request).await;
         lock(&self.inflight).remove(&key);
         answer
+    }
+
+    /// Counts one call of `kind` by `agent` of `tenant` against the
+    /// active constitution's quotas, or refuses it counting nothing.
+    fn admit(
+        &self,
+        kind: QuotaKind,
+        tenant: &str,
+        agent: &str,
+        limits: &senatus_genesis::policy::QuotaRules,
+    ) -> Result<(), GateCallError> {
+        lock(&self.quotas)
+            .admit(kind, tenant, agent, now_ms(), limits)
+            .map_err(|error| GateCallError::QuotaExceeded {
+                error,
+                redeem: kind == QuotaKind::Redemptions,
+            })
+    }
+
+    /// Counts one redemption of a token of `agent` (a registered
+    /// identity's name) of `tenant` against the active constitution's
+    /// `agent_redemptions_max` and `tenant_redemptions_max`, or refuses it
+    /// (`QUOTA_EXCEEDED`, "not redeemed") counting nothing. For the leader
+    /// to call before it writes a redemption, so each one is counted once.
+    pub fn admit_redemption(&self, tenant: &str, agent: &str) -> Result<(), GateCallError> {
+        let active = self
+            .amend
+            .with(|s| s.active_evaluator())
+            .ok_or_else(|| GateCallError::Internal("no sealed policy".into()))?;
+        self.admit(QuotaKind::Redemptions, tenant, agent, active.quotas())
     }
 
     pub(super) async fn enqueue(

@@ -139,6 +139,7 @@ mod tests {
             (Code::Unavailable, "NOT_SIGNED"),
             (Code::Unavailable, "NO_QUORUM"),
             (Code::ResourceExhausted, "QUEUE_FULL"),
+            (Code::ResourceExhausted, "QUOTA_EXCEEDED"),
             (Code::Unavailable, "FROM_A_NEWER_VALIDATOR"),
         ] {
             assert_eq!(forwarded(&with(code, r), true), Forwarded::Final, "{r}");
@@ -203,6 +204,69 @@ mod tests {
             "forwarding to leader 2: operation was canceled; no token"
         );
         assert_eq!(Reason::of(&s), Some(Reason::LeaderUnreachable));
+    }
+
+    #[test]
+    fn a_quota_refusal_names_the_quota_and_a_follower_passes_it_on_unchanged() {
+        use senatus_quorum::quota::QuotaError;
+        let e = GateCallError::QuotaExceeded {
+            error: QuotaError::Exceeded {
+                quota: "agent_decisions_max",
+                limit: 3,
+                window_ms: 600_000,
+                tenant: "acme".into(),
+                agent: "agent-1".into(),
+            },
+            redeem: false,
+        };
+        let s = Status::from(e);
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            s.message(),
+            "agent \"agent-1\" has reached its quota agent_decisions_max = 3 per 600000 ms (agent \"agent-1\" of tenant \"acme\"); retry after the window; no token"
+        );
+        let r = reason::reason_of(&s).expect("reason");
+        assert_eq!(r.known(), Some(Reason::QuotaExceeded));
+        let meta: Vec<(&str, &str)> = r
+            .metadata
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            meta,
+            [
+                ("agent", "agent-1"),
+                ("limit", "3"),
+                ("quota", "agent_decisions_max"),
+                ("tenant", "acme"),
+                ("windowMs", "600000"),
+            ]
+        );
+        // A follower's answer is the leader's: final, and the same status.
+        assert_eq!(forwarded(&s, true), Forwarded::Final);
+        let passed = Status::from(GateCallError::Leader(s.clone()));
+        assert_eq!(passed.code(), s.code());
+        assert_eq!(passed.message(), s.message());
+        assert_eq!(reason::reason_of(&passed), Some(r));
+
+        // A full quota table is refused too, naming the table's bound; a
+        // redemption says so.
+        let s = Status::from(GateCallError::QuotaExceeded {
+            error: QuotaError::TableFull {
+                keys_max: senatus_quorum::quota::QUOTA_KEYS_MAX,
+                window_ms: 1000,
+                tenant: "acme".into(),
+                agent: "agent-2".into(),
+            },
+            redeem: true,
+        });
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert!(s.message().ends_with("; not redeemed"), "{}", s.message());
+        let r = reason::reason_of(&s).expect("reason");
+        assert_eq!(r.known(), Some(Reason::QuotaExceeded));
+        assert_eq!(r.metadata["quota"], crate::gate_error::QUOTA_TABLE_FULL);
+        assert_eq!(r.metadata["limit"], "65536");
+        assert_eq!(r.metadata["agent"], "agent-2");
     }
 
     #[test]

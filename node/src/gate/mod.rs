@@ -34,6 +34,7 @@ use senatus_proto::v1::senatus_client::SenatusClient;
 use senatus_quorum::Outcome;
 use senatus_quorum::auth::SignedRequest;
 use senatus_quorum::batch::{BATCH_REQUESTS_MAX, BuiltBatch, DecisionBatch};
+use senatus_quorum::quota::{QuotaKind, Quotas};
 use senatus_quorum::request::{AgentContext, DecisionRequest};
 use senatus_quorum::signing::{
     self, CommitmentBook, NoncePool, PublishedCommitment, SignRequest, SignedShare, Signer,
@@ -160,6 +161,11 @@ pub struct Gate {
     /// Idempotency keys of requests queued or being decided here, with
     /// their request digests.
     inflight: Mutex<std::collections::HashMap<Vec<u8>, Digest>>,
+    /// Decisions and redemptions admitted per agent and per tenant in
+    /// their current windows (`[quotas]`), counted while this validator
+    /// leads. Local: a new leader starts its windows afresh. Taken after
+    /// `inflight` when both are held.
+    quotas: Mutex<Quotas>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -258,6 +264,7 @@ impl Gate {
             apis,
             broker: Mutex::new((1, Arc::new(broker))),
             inflight: Mutex::new(std::collections::HashMap::new()),
+            quotas: Mutex::new(Quotas::new()),
         })
     }
 
