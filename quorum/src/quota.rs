@@ -1,5 +1,5 @@
 //! Per-agent and per-tenant quotas on decisions and redemptions
-//! (the constitution's `[quotas]`, docs/PROTOCOL.md 10.3).
+//! (the constitution's `[quotas]`, docs/PROTOCOL.md 10.4).
 //!
 //! The leader counts, for each subject (one agent, one tenant) and each
 //! kind of call, how many calls it admitted in the subject's current
