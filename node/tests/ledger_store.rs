@@ -192,6 +192,74 @@ async fn ledger_range_bounds_and_single_entry_reads() {
 }
 
 #[tokio::test]
+async fn ledger_range_stops_at_its_byte_budget_and_pages_resume_from_the_last_index() {
+    use senatus_node::store::state_machine::LEDGER_RANGE_BYTES_MAX;
+    const MIB: usize = 1024 * 1024;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_log, mut sm) = store::open(dir.path(), genesis()).expect("open");
+    // Ten 1 MiB records (10 MiB stored), then one of the largest payload
+    // an entry may carry, over the budget by itself.
+    let mut raft: Vec<RaftEntry> = (1..=10u8)
+        .map(|i| normal(u64::from(i), EntryKind::Record, &vec![i; MIB]))
+        .collect();
+    raft.push(normal(
+        11,
+        EntryKind::Record,
+        &vec![11; LEDGER_PAYLOAD_BYTES_MAX],
+    ));
+    let responses = sm.apply(raft).await.expect("apply");
+    assert!(responses.iter().all(|r| r.appended().is_some()));
+
+    let stored = sm
+        .ledger_entry(1)
+        .expect("read")
+        .expect("entry 1")
+        .encode()
+        .len();
+    assert!(stored > MIB);
+    let fits = LEDGER_RANGE_BYTES_MAX / stored;
+    assert_eq!(fits, 3, "three 1 MiB entries fit 4 MiB, a fourth does not");
+    // Paging from the last index + 1, as GetLedger's clients do: short
+    // pages of whole entries, none skipped, none repeated.
+    let mut pages = Vec::new();
+    let mut all = Vec::new();
+    let mut next = 1;
+    while next <= 11 {
+        let page = sm.ledger_range(next, 11, 1000).expect("page");
+        let last = page.last().expect("every page makes progress").index;
+        pages.push(page.iter().map(|e| e.index).collect::<Vec<_>>());
+        next = last + 1;
+        all.extend(page);
+    }
+    assert_eq!(
+        pages,
+        vec![
+            vec![1, 2, 3],
+            vec![4, 5, 6],
+            vec![7, 8, 9],
+            vec![10],
+            vec![11]
+        ],
+        "the 4 MiB entry comes alone, never with another"
+    );
+    let head = sm.ledger_head().expect("head");
+    assert_eq!(verify_chain(&all, genesis()), Ok(head.hash));
+    assert_eq!(all[10].payload.len(), LEDGER_PAYLOAD_BYTES_MAX);
+    for (i, e) in all.iter().take(10).enumerate() {
+        assert_eq!(e.payload, vec![i as u8 + 1; MIB], "entry {}", e.index);
+    }
+    // The count bound still holds below the byte bound, and a range
+    // ending early ends at `to` as before.
+    assert_eq!(sm.ledger_range(1, 11, 2).expect("two").len(), 2);
+    assert_eq!(sm.ledger_range(2, 3, 1000).expect("to").len(), 2);
+    // A single read of the large entry is whole.
+    assert_eq!(
+        sm.ledger_entry(11).expect("read").map(|e| e.payload.len()),
+        Some(LEDGER_PAYLOAD_BYTES_MAX)
+    );
+}
+
+#[tokio::test]
 async fn oversized_command_is_rejected_deterministically_without_an_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_log, mut sm) = store::open(dir.path(), genesis()).expect("open");

@@ -96,22 +96,17 @@ impl pb::senatus_server::Senatus for ApiService {
                 r.limit
             };
             let limit = limit.min(GET_LEDGER_ENTRIES_MAX) as usize;
+            // Bounded by bytes as well as by count, before anything is
+            // decoded (LEDGER_RANGE_BYTES_MAX): a page of large entries
+            // ends early (never before its first entry), and the caller
+            // asks again from its last index + 1.
             let entries = self
                 .0
                 .sm
                 .ledger_range(r.from, r.to, limit)
                 .map_err(ledger_read_failed)?;
-            // Bound the reply by bytes as well as by count: a page of large
-            // entries stops early (never before its first entry, which is
-            // at most LEDGER_PAYLOAD_BYTES_MAX), and the caller asks again.
-            let mut bytes = 0usize;
             let entries = entries
                 .into_iter()
-                .take_while(|e| {
-                    let first = bytes == 0;
-                    bytes += e.payload.len() + LEDGER_ENTRY_WIRE_OVERHEAD_BYTES;
-                    first || bytes <= GET_LEDGER_REPLY_BYTES_MAX
-                })
                 .map(|e| {
                     let digest = self.0.sm.state_digest_at(e.index)?;
                     Ok(entry_to_wire(e, digest))

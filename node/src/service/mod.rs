@@ -25,14 +25,11 @@ pub mod peer;
 pub use crate::network::API_MESSAGE_BYTES_MAX;
 /// Largest operator record payload (`INVALID_ARGUMENT` above it).
 pub const RECORD_PAYLOAD_BYTES_MAX: usize = 64 * 1024;
-/// Most ledger entries one `GetLedger` call returns.
+/// Most ledger entries one `GetLedger` call returns. A reply also ends
+/// early, at `store::state_machine::LEDGER_RANGE_BYTES_MAX` stored bytes
+/// beyond its first entry (well inside the API's 16 MiB encoding limit);
+/// clients page from the last index they got + 1.
 pub const GET_LEDGER_ENTRIES_MAX: u32 = 1000;
-/// Most payload bytes one `GetLedger` reply carries (beyond its first
-/// entry), well inside the API's 16 MiB encoding limit.
-pub const GET_LEDGER_REPLY_BYTES_MAX: usize = 8 * 1024 * 1024;
-/// Bytes a wire ledger entry adds to its payload (index, kind, two hashes,
-/// protobuf framing), counted generously.
-const LEDGER_ENTRY_WIRE_OVERHEAD_BYTES: usize = 96;
 
 /// What both services share: the cluster handle, the decision gate and
 /// the breach state.

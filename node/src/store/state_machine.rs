@@ -34,6 +34,14 @@ use senatus_replica::amend::AmendState;
 /// Largest number of entries one [`StateMachineStore::ledger_range`] call
 /// returns, whatever the caller asks for.
 pub const LEDGER_RANGE_ENTRIES_MAX: usize = 10_000;
+/// Most stored bytes one [`StateMachineStore::ledger_range`] call decodes
+/// (beyond its first entry). Each stored value's length is checked against
+/// it before the value is copied or decoded, so a range of large entries
+/// (up to `LEDGER_PAYLOAD_BYTES_MAX`, 4 MiB, each) ends early instead of
+/// allocating up to [`LEDGER_RANGE_ENTRIES_MAX`] of them. A `GetLedger`
+/// page is then at most about this plus its entries' framing, well under
+/// the API's 16 MiB reply limit (`PEER_MESSAGE_BYTES_MAX`).
+pub const LEDGER_RANGE_BYTES_MAX: usize = 4 * 1024 * 1024;
 
 type DbSnapshot<'a> = SnapshotWithThreadMode<'a, DB>;
 
@@ -396,9 +404,14 @@ impl StateMachineStore {
 
     /// Ledger entries `from..=to_inclusive`, at most `max_entries` of them
     /// (and at most [`LEDGER_RANGE_ENTRIES_MAX`]), read from one consistent
-    /// view. Each entry is checked after reading: it decodes, sits under its
-    /// own index, re-hashes to its stored hash and links to its predecessor
-    /// in the range.
+    /// view. The range also ends before an entry whose stored bytes would
+    /// take the total past [`LEDGER_RANGE_BYTES_MAX`], checked before that
+    /// entry is copied or decoded; the first entry is always returned (its
+    /// own bound, `LEDGER_PAYLOAD_BYTES_MAX`, holds it), so a caller that
+    /// asks again from the last index + 1 always makes progress. Each entry
+    /// is checked after reading: it decodes, sits under its own index,
+    /// re-hashes to its stored hash and links to its predecessor in the
+    /// range.
     pub fn ledger_range(
         &self,
         from: u64,
@@ -412,18 +425,25 @@ impl StateMachineStore {
         }
         let h = cf_handle(&self.db, cf::LEDGER)?;
         let snap = self.db.snapshot();
-        let start = index_key(from);
-        let iter = snap.iterator_cf(h, IteratorMode::From(&start, rocksdb::Direction::Forward));
-        for item in iter {
-            if out.len() >= limit {
+        // The raw iterator lends each value in place: its length is known
+        // before anything is copied.
+        let mut iter = snap.raw_iterator_cf(h);
+        iter.seek(index_key(from));
+        let mut bytes = 0usize;
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (iter.key(), iter.value()) else {
+                iter.status().map_err(rocks("iterate", cf::LEDGER))?;
                 break;
-            }
-            let (k, v) = item.map_err(rocks("iterate", cf::LEDGER))?;
-            let index = parse_index_key(cf::LEDGER, &k)?;
+            };
+            let index = parse_index_key(cf::LEDGER, k)?;
             if index > to_inclusive {
                 break;
             }
-            let entry = LedgerEntry::decode(&v).map_err(|e| ChainError::Undecodable {
+            bytes = bytes.saturating_add(v.len());
+            if !out.is_empty() && bytes > LEDGER_RANGE_BYTES_MAX {
+                break;
+            }
+            let entry = LedgerEntry::decode(v).map_err(|e| ChainError::Undecodable {
                 index,
                 reason: e.to_string(),
             })?;
@@ -461,6 +481,7 @@ impl StateMachineStore {
                 }
             }
             out.push(entry);
+            iter.next();
         }
         Ok(out)
     }
