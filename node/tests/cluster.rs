@@ -448,3 +448,87 @@ async fn bad_client_input_is_refused_and_changes_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_larger_than_one_reply_is_read_in_short_pages_by_every_client() {
+    let _serial = serial().await;
+    bounded(TEST_BOUND, "ledger pages", async {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let net = cluster(tmp.path(), RaftOverrides::default()).await;
+        // Records of the largest size an operator may write, more of them
+        // than one GetLedger reply carries (about 4.5 MiB stored).
+        let size = senatus_node::service::RECORD_PAYLOAD_BYTES_MAX;
+        let mut acks = Vec::new();
+        for i in 0..70u8 {
+            acks.push(write(&net, 1 + u64::from(i % 5), vec![i; size]).await);
+        }
+        let head = net.wait_converged(CONVERGE).await.expect("converged");
+        assert_eq!(head.index, 70);
+
+        // Asked for all 70 at once, a validator answers with the entries
+        // that fit its byte budget, counted on the stored entries.
+        let auditor = net.client_key("auditor-1").expect("auditor key");
+        let body = senatus_quorum::auth::get_ledger_body(1, 70, 1000);
+        let page = net
+            .client(3)
+            .expect("client")
+            .get_ledger(pb::GetLedgerRequest {
+                from: 1,
+                to: 70,
+                limit: 1000,
+                auth: Some(net.call_auth(&auditor, "GetLedger", &body)),
+            })
+            .await
+            .expect("GetLedger")
+            .into_inner()
+            .entries;
+        let stored = domain(&page[0]).encode().len();
+        let fits = senatus_node::store::state_machine::LEDGER_RANGE_BYTES_MAX / stored;
+        assert!(fits < 70, "the test ledger must not fit one reply");
+        assert_eq!(
+            page.iter().map(|e| e.index).collect::<Vec<_>>(),
+            (1..=fits as u64).collect::<Vec<_>>(),
+            "a short page of whole entries from the start"
+        );
+
+        // A client that asks again from the last index + 1 reads it all:
+        // the testnet's reader (complete, in order, chained to genesis)...
+        let genesis = genesis_digest(&net, 1).await;
+        let ledger = verified_ledger(&net, 3, &head, genesis).await;
+        assert_acked_present(&ledger, &acks, "node 3");
+        // ...and `senatus ledger export`, whose file verifies offline.
+        let file = tmp.path().join("ledger.jsonl");
+        let path = |p: &std::path::Path| p.display().to_string();
+        let out = senatus_cli_for(
+            &net,
+            vec![
+                "ledger".into(),
+                "export".into(),
+                "--key".into(),
+                path(&net.client_key_path("auditor-1")),
+                "--api".into(),
+                net.spec(3).expect("spec").api.clone(),
+                "--out".into(),
+                path(&file),
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "export: {}", show(&out));
+        let text = std::fs::read_to_string(&file).expect("export file");
+        assert_eq!(text.lines().count(), 71, "a header and 70 entries");
+        let out = senatus_cli_for(
+            &net,
+            vec![
+                "ledger".into(),
+                "verify".into(),
+                "--genesis".into(),
+                path(&net.genesis_path()),
+                "--file".into(),
+                path(&file),
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "verify: {}", show(&out));
+    })
+    .await;
+}
