@@ -411,7 +411,7 @@ pub struct Constitution {
     #[serde(default, skip_serializing_if = "RequestRules::is_default")]
     pub requests: RequestRules,
     /// How many decisions and redemptions one agent, and one tenant, may
-    /// ask for per window (docs/PROTOCOL.md 10.3). Optional: an absent
+    /// ask for per window (docs/PROTOCOL.md 10.4). Optional: an absent
     /// table means the defaults, and leaves the layer's bytes as they were.
     #[serde(default, skip_serializing_if = "QuotaRules::is_default")]
     pub quotas: QuotaRules,

@@ -1,4 +1,5 @@
-//! Per-agent and per-tenant decision quotas (docs/PROTOCOL.md 10.3, I12),
+//! Per-agent and per-tenant decision and redemption quotas
+//! (docs/PROTOCOL.md 10.4, I12),
 //! on a real 5-node testnet: a constitution amended to small quotas makes
 //! the leader refuse the call over a quota with `QUOTA_EXCEEDED`, naming
 //! the quota, through any validator, before anything is written; a retry
@@ -22,8 +23,7 @@ const SEALED_WITHIN: Duration = Duration::from_secs(90);
 
 /// The quotas the amendment seals: a window longer than the test, so
 /// every count below falls in one window.
-const QUOTAS: &str =
-    "\n[quotas]\nwindow_ms = 600000\nagent_decisions_max = 3\ntenant_decisions_max = 6\n";
+const QUOTAS: &str = "\n[quotas]\nwindow_ms = 600000\nagent_decisions_max = 3\ntenant_decisions_max = 6\nagent_redemptions_max = 2\n";
 
 /// Waits (bounded) until `via`'s ledger holds a Redeclaration by each of
 /// the five validators: the seal before them is applied there, so the
@@ -154,11 +154,13 @@ async fn decisions_over_an_agents_or_a_tenants_quota_are_refused_through_any_val
             "refusals and retries append nothing"
         );
         // One agent over its quota does not hold back another.
+        let mut agent2 = Vec::new();
         for (key, via) in [("a2-0", follower), ("a2-1", leader)] {
             let r = decide(&net, via, payment("agent-2", "acme", key))
                 .await
                 .unwrap_or_else(|s| panic!("agent-2 via {via}: {s:?}"));
             assert_eq!(r.outcome, "PERMIT", "{r:?}");
+            agent2.push(r);
         }
 
         // Tenant quota. acme has had 5 decisions admitted (agent-1's three,
@@ -191,6 +193,41 @@ async fn decisions_over_an_agents_or_a_tenants_quota_are_refused_through_any_val
             .await
             .expect("globex decides");
         assert_eq!(r.policy_version, 2, "{r:?}");
+
+        // Redemption quota: agent-1's tokens redeem twice, the third is
+        // refused naming the quota (and stays unredeemed), and agent-2's
+        // tokens still redeem.
+        let params = payment("x", "acme", "x").params_json;
+        let mut c = net.client(follower).expect("client");
+        for r in &first[..2] {
+            c.redeem(net.redeem_request(&r.token, &params).expect("hand-off"))
+                .await
+                .expect("within agent-1's redemption quota");
+        }
+        let third = net
+            .redeem_request(&first[2].token, &params)
+            .expect("hand-off");
+        let head = converged(&net).await;
+        let s = c
+            .redeem(third)
+            .await
+            .expect_err("over agent-1's redemption quota");
+        assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
+        let why = reason_of(&s).unwrap_or_else(|| panic!("no reason: {s:?}"));
+        assert_eq!(why.known(), Some(Reason::QuotaExceeded), "{s:?}");
+        assert_eq!(why.metadata["quota"], "agent_redemptions_max", "{s:?}");
+        assert_eq!(why.metadata["limit"], "2", "{s:?}");
+        assert_eq!(why.metadata["agent"], "agent-1", "{s:?}");
+        assert_eq!(
+            converged(&net).await,
+            head,
+            "a refused redemption appends nothing"
+        );
+        for r in &agent2 {
+            c.redeem(net.redeem_request(&r.token, &params).expect("hand-off"))
+                .await
+                .expect("agent-2's redemptions are not held back");
+        }
     })
     .await;
 }

@@ -123,7 +123,7 @@ impl Gate {
     }
 
     /// Checks a redemption before its nonce is consumed (docs/PROTOCOL.md
-    /// 10.3, 11.2), in this order, each refusal changing nothing:
+    /// 10.3, 15.2), in this order, each refusal changing nothing:
     ///
     /// 1. the call is signed by a registered broker (`CALLER_*`);
     /// 2. the token decodes (`TOKEN_MALFORMED`), for a surface that broker
@@ -136,7 +136,9 @@ impl Gate {
     ///    agent, by its own presentation, handed a forged or modified token,
     ///    and a shutdown certificate carrying that presentation is issued
     ///    against it (flow 5);
-    /// 5. a PERMIT, not expired.
+    /// 5. a PERMIT, not expired;
+    /// 6. within the agent's and tenant's redemption quotas (PROTOCOL 10.4,
+    ///    `QUOTA_EXCEEDED`).
     pub fn check_redeemable(
         &self,
         shared: &Cluster,
@@ -203,7 +205,7 @@ impl Gate {
                 certified: retry_note(first_index),
             });
         }
-        presentation
+        let agent = presentation
             .admit(
                 active.registry(),
                 &t,
@@ -212,7 +214,9 @@ impl Gate {
                 now_ms(),
                 active.signed_skew_ms_max(),
             )
-            .map_err(refused)?;
+            .map_err(refused)?
+            .name
+            .clone();
         // From here on the agent the token names handed it to this broker
         // with these params: what follows is its own doing.
         let v = match self.broker()?.verify_receipt_token(t.clone()) {
@@ -264,6 +268,8 @@ impl Gate {
                 now_ms: now,
             });
         }
+        // Last, so that only a redemption about to be written counts.
+        self.admit_redemption(&t.payload.tenant, &agent)?;
         let auth = r
             .auth
             .as_ref()
