@@ -292,13 +292,7 @@ impl Presentation {
         token: &Token,
         memo: &dyn Verified,
     ) -> Result<&'r Identity, PresentationError> {
-        let digest = token_wire_digest(token);
-        if self.token_digest != digest {
-            return Err(PresentationError::OtherToken {
-                presented: self.token_digest,
-                token: digest,
-            });
-        }
+        self.presents(token)?;
         let agent = self.agent(registry, token)?;
         let message = presentation_signing_bytes(
             &token.payload.genesis_digest,
@@ -324,13 +318,7 @@ impl Presentation {
         now_ms: u64,
         skew_ms: u64,
     ) -> Result<&'r Identity, PresentationError> {
-        let digest = token_wire_digest(token);
-        if self.token_digest != digest {
-            return Err(PresentationError::OtherToken {
-                presented: self.token_digest,
-                token: digest,
-            });
-        }
+        self.presents(token)?;
         if self.broker != broker {
             return Err(PresentationError::OtherBroker {
                 presented: self.broker.clone(),
@@ -347,6 +335,18 @@ impl Presentation {
         self.agent(registry, token)?;
         fresh(&self.key, self.presented_at_ms, now_ms, skew_ms).map_err(PresentationError::Auth)?;
         self.verify_for(registry, token)
+    }
+
+    /// It presents `token` (by its wire bytes).
+    fn presents(&self, token: &Token) -> Result<(), PresentationError> {
+        let digest = token_wire_digest(token);
+        if self.token_digest != digest {
+            return Err(PresentationError::OtherToken {
+                presented: self.token_digest,
+                token: digest,
+            });
+        }
+        Ok(())
     }
 
     /// The registered agent of the token, which must hold this key.

@@ -248,6 +248,27 @@ pub struct TokenCheckArgs {
     /// genesis) is known.
     #[arg(long)]
     pub seals: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenInput,
+    /// The surface this broker guards.
+    #[arg(long)]
+    pub surface: String,
+    /// The action about to run.
+    #[arg(long)]
+    pub action: String,
+    /// The tenant it runs for.
+    #[arg(long)]
+    pub tenant: String,
+    #[command(flatten)]
+    pub params: ParamsInput,
+    /// Check at this time (Unix milliseconds) instead of the system clock.
+    #[arg(long)]
+    pub now_ms: Option<u64>,
+}
+
+/// A token, given inline or in a file.
+#[derive(Debug, clap::Args)]
+pub struct TokenInput {
     /// The token text (hex).
     #[arg(
         long,
@@ -258,29 +279,23 @@ pub struct TokenCheckArgs {
     /// A file holding the token text.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// The surface this broker guards.
-    #[arg(long)]
-    pub surface: String,
-    /// The action about to run.
-    #[arg(long)]
-    pub action: String,
-    /// The tenant it runs for.
-    #[arg(long)]
-    pub tenant: String,
-    /// The exact params it runs with (a JSON object; key order and
-    /// whitespace do not matter, values do).
+}
+
+/// The params of the action, given inline or in a file.
+#[derive(Debug, clap::Args)]
+pub struct ParamsInput {
+    /// The params the action runs with, a JSON object. Verifying a token
+    /// compares their values (key order and whitespace do not matter); a
+    /// presentation binds this exact text, byte for byte.
     #[arg(
         long,
         conflicts_with = "params_file",
         required_unless_present = "params_file"
     )]
     pub params: Option<String>,
-    /// A file holding the params JSON.
+    /// A file holding the params JSON text.
     #[arg(long)]
     pub params_file: Option<PathBuf>,
-    /// Check at this time (Unix milliseconds) instead of the system clock.
-    #[arg(long)]
-    pub now_ms: Option<u64>,
 }
 
 /// Arguments of `senatus present`.
@@ -294,27 +309,10 @@ pub struct PresentArgs {
     /// broker-1); only that broker can redeem it.
     #[arg(long)]
     pub broker: String,
-    /// The token text (hex).
-    #[arg(
-        long,
-        conflicts_with = "token_file",
-        required_unless_present = "token_file"
-    )]
-    pub token: Option<String>,
-    /// A file holding the token text.
-    #[arg(long)]
-    pub token_file: Option<PathBuf>,
-    /// The params handed over with the token, as JSON text. The broker must
-    /// send exactly these bytes: they are bound by their SHA3-256.
-    #[arg(
-        long,
-        conflicts_with = "params_file",
-        required_unless_present = "params_file"
-    )]
-    pub params: Option<String>,
-    /// A file holding the params JSON text (bound byte for byte).
-    #[arg(long)]
-    pub params_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub token: TokenInput,
+    #[command(flatten)]
+    pub params: ParamsInput,
     /// Write the presentation text to this file (refused if it exists)
     /// instead of printing it.
     #[arg(long)]
@@ -857,7 +855,7 @@ fn verify_offline(c: &TokenCheckArgs) -> anyhow::Result<(Token, VerifiedToken)> 
 
 fn verify_with_prefix(c: &TokenCheckArgs, prefix: &str) -> anyhow::Result<(Token, VerifiedToken)> {
     let broker = load_broker(c)?;
-    let params: serde_json::Value = match (&c.params, &c.params_file) {
+    let params: serde_json::Value = match (&c.params.params, &c.params.params_file) {
         // Params the token cannot be bound to refuse the token (9.7 step
         // 12), as a digest mismatch would.
         (Some(p), _) => {
@@ -872,7 +870,7 @@ fn verify_with_prefix(c: &TokenCheckArgs, prefix: &str) -> anyhow::Result<(Token
         }
         (None, None) => anyhow::bail!("give --params or --params-file"),
     };
-    let text = match (&c.token, &c.token_file) {
+    let text = match (&c.token.token, &c.token.token_file) {
         (Some(t), _) => t.clone(),
         (None, Some(path)) => {
             let max = TOKEN_TEXT_BYTES_MAX as u64 + TOKEN_FILE_SLACK_BYTES;
@@ -935,16 +933,26 @@ fn text_arg(
 
 /// The params text exactly as given (`--params` or the file's bytes): a
 /// presentation binds it byte for byte.
-fn params_text(params: Option<&String>, file: Option<&Path>) -> anyhow::Result<String> {
-    text_arg(params, file, INPUT_FILE_BYTES_MAX, "params file")
+fn params_text(p: &ParamsInput) -> anyhow::Result<String> {
+    text_arg(
+        p.params.as_ref(),
+        p.params_file.as_deref(),
+        INPUT_FILE_BYTES_MAX,
+        "params file",
+    )
 }
 
 fn present(a: &PresentArgs) -> anyhow::Result<()> {
     let key = crate::cli::api::read_role_key(a.key.as_deref(), &[Role::Agent], "senatus present")?;
     let max = TOKEN_TEXT_BYTES_MAX as u64 + TOKEN_FILE_SLACK_BYTES;
-    let text = text_arg(a.token.as_ref(), a.token_file.as_deref(), max, "token file")?;
+    let text = text_arg(
+        a.token.token.as_ref(),
+        a.token.token_file.as_deref(),
+        max,
+        "token file",
+    )?;
     let token = Token::from_text(&text).map_err(|e| anyhow::anyhow!("token: {e}"))?;
-    let params = params_text(a.params.as_ref(), a.params_file.as_deref())?;
+    let params = params_text(&a.params)?;
     anyhow::ensure!(
         !a.broker.is_empty()
             && a.broker.len() <= senatus_quorum::presentation::BROKER_NAME_BYTES_MAX,
@@ -991,7 +999,7 @@ fn redeem(a: &RedeemArgs) -> anyhow::Result<()> {
         &a.check,
         "redemption DENIED: token refused offline (cluster not contacted): ",
     )?;
-    let params_json = params_text(a.check.params.as_ref(), a.check.params_file.as_deref())?;
+    let params_json = params_text(&a.check.params)?;
     let text = text_arg(
         a.presentation.as_ref(),
         a.presentation_file.as_deref(),
