@@ -71,6 +71,8 @@ pub struct Certificates {
     dir: PathBuf,
     /// Validated certificates (issued here, or received and re-checked).
     known: Mutex<Known>,
+    /// [`AGENT_CERTIFICATES_MAX`] (smaller in unit tests).
+    agent_cap: usize,
 }
 
 /// Certificates by id, with an index by subject (checked for every
@@ -151,6 +153,7 @@ impl Certificates {
             me,
             dir,
             known: Mutex::new(known),
+            agent_cap: AGENT_CERTIFICATES_MAX,
         })
     }
 
@@ -216,9 +219,10 @@ impl Certificates {
             return Ok(Stored::Held(id));
         }
         let agent = matches!(c.subject, Subject::Agent { .. });
-        if agent && known.agents >= AGENT_CERTIFICATES_MAX {
+        if agent && known.agents >= self.agent_cap {
             return Err(format!(
-                "this validator already holds agent_certificates_max = {AGENT_CERTIFICATES_MAX} certificates about agents (certificates about validators are still accepted)"
+                "this validator already holds agent_certificates_max = {} certificates about agents (certificates about validators are still accepted)",
+                self.agent_cap
             ));
         }
         write_atomic(&self.dir.join(file_name(&id)), &cert.encode())
@@ -352,4 +356,115 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use senatus_genesis::{Key32, Sig64};
+    use senatus_quorum::certificate::{Certificate, DriftLocation};
+    use senatus_quorum::presentation::Presentation;
+
+    fn node(n: u64) -> NodeId {
+        NodeId::new(n).expect("node id")
+    }
+
+    fn signed(subject: Subject, evidence: Evidence, issuer: u64, at: u64) -> SignedCertificate {
+        SignedCertificate {
+            certificate: Certificate {
+                subject,
+                evidence,
+                head_index: 1,
+                head_hash: Digest([1; 32]),
+                issuer: node(issuer),
+                issued_at_ms: at,
+            },
+            // The store checks nothing: what reaches it was validated.
+            signature: Sig64([0; 64]),
+        }
+    }
+
+    fn agent(actor: &str, at: u64) -> SignedCertificate {
+        let presentation = Presentation {
+            token_digest: Digest([2; 32]),
+            broker: "broker-1".into(),
+            params_hash: Digest([3; 32]),
+            presented_at_ms: at,
+            key: Key32([4; 32]),
+            signature: [5; 64],
+        };
+        signed(
+            Subject::Agent {
+                tenant: "acme".into(),
+                actor: actor.into(),
+            },
+            Evidence::TokenForged {
+                token: vec![6; 8],
+                presentation,
+            },
+            1,
+            at,
+        )
+    }
+
+    fn drift(subject: u64, at: u64) -> SignedCertificate {
+        signed(
+            Subject::Validator(node(subject)),
+            Evidence::PolicyDrift {
+                location: DriftLocation::Disk,
+                policy_version: 1,
+                sealed_digest: Digest([7; 32]),
+                observed_digest: Digest([8; 32]),
+            },
+            subject,
+            at,
+        )
+    }
+
+    #[test]
+    fn agents_never_crowd_out_validators_and_a_repeated_offence_adds_nothing() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let certs = Certificates {
+            me: node(1),
+            dir: tmp.path().to_path_buf(),
+            known: Mutex::new(Known::default()),
+            agent_cap: 3,
+        };
+        let amend = StateHandle::default();
+        for i in 0..3 {
+            let c = agent(&format!("agent-{i}"), 10);
+            assert_eq!(certs.store(&c, &amend), Ok(Stored::New));
+        }
+        // Full of agents: the next agent is refused, naming the bound...
+        let err = certs
+            .store(&agent("agent-9", 10), &amend)
+            .expect_err("past the agent bound");
+        assert!(err.contains("agent_certificates_max = 3"), "{err}");
+        // ...and a validator's breach is still taken.
+        let first = drift(2, 10);
+        assert_eq!(certs.store(&first, &amend), Ok(Stored::New));
+        // The same offence again, by the same issuer: nothing written.
+        assert_eq!(
+            certs.store(&drift(2, 11), &amend),
+            Ok(Stored::Held(first.id().0))
+        );
+        let again = agent("agent-0", 11);
+        assert_eq!(
+            certs.store(&again, &amend),
+            Ok(Stored::Held(agent("agent-0", 10).id().0))
+        );
+        assert!(!certs.contains(&again.id().0));
+        let files = std::fs::read_dir(tmp.path()).expect("dir").count();
+        assert_eq!(files, 4, "three agents and one validator on disk");
+        assert_eq!(
+            certs.lockdown(&amend),
+            None,
+            "node 1 is certified by nothing"
+        );
+        assert_eq!(
+            certs.excluded(node(2), &amend),
+            Some(first.id().0),
+            "node 2 is excluded by its drift"
+        );
+    }
 }

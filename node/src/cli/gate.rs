@@ -93,10 +93,14 @@ Exit codes:
   0  redeemed: the nonce is consumed at the printed ledger index; execute
   2  usage, file or trust-material error, or the server is not a validator
      of --genesis (TLS refused) (nothing was redeemed)
-  3  redemption DENIED: the token is refused offline (cluster not contacted)
+  3  redemption DENIED: the token, or the agent's presentation (another
+     token, another broker, other params text), is refused offline
+     (cluster not contacted)
   4  redemption DENIED by or for lack of the cluster: unreachable, timeout,
      no quorum, nonce already redeemed (ALREADY_EXISTS or
-     FAILED_PRECONDITION), or any other error. Never execute on non-zero.";
+     FAILED_PRECONDITION), this broker or the presentation refused
+     (UNAUTHENTICATED, PERMISSION_DENIED), a quota reached
+     (RESOURCE_EXHAUSTED), or any other error. Never execute on non-zero.";
 
 /// A failure with its exit code; `main` prints the message and exits with
 /// the code. Errors without one exit with [`EXIT_USAGE`].
@@ -208,7 +212,9 @@ pub enum BrokerCommand {
     #[command(after_help = VERIFY_EXIT_CODES)]
     Verify(VerifyArgs),
     /// Verify a token offline (as `verify`; refused tokens never reach the
-    /// cluster), then redeem its nonce through the cluster, exactly once.
+    /// cluster) and that the agent's presentation hands it to this broker
+    /// with exactly --params, then redeem its nonce through the cluster,
+    /// exactly once, with this broker's signed call (--key).
     /// Execute the action only on exit 0. An unreachable cluster, a timeout
     /// or a nonce already redeemed is "redemption DENIED": fail closed.
     #[command(after_help = REDEEM_EXIT_CODES)]
