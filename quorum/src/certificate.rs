@@ -988,8 +988,8 @@ impl Evidence {
             error: e.into(),
         };
         let invalid = |why: String| CertificateError::Evidence { kind, why };
-        let token = |bytes: &[u8]| -> Result<Vec<u8>, CertificateError> {
-            Token::from_bytes(bytes).map_err(|e| invalid(format!("token: {e}")))?;
+        let token = |field: &str, bytes: &[u8]| -> Result<Vec<u8>, CertificateError> {
+            Token::from_bytes(bytes).map_err(|e| invalid(format!("{field}: {e}")))?;
             Ok(bytes.to_vec())
         };
         let presentation = |field: &str, bytes: &[u8]| -> Result<Presentation, CertificateError> {
@@ -1026,7 +1026,7 @@ impl Evidence {
                 Evidence::VoteEquivocation(Equivocation { first, second })
             }
             BreachKind::TokenModified => Evidence::TokenModified {
-                token: token(r.bytes("token").map_err(decode)?)?,
+                token: token("token", r.bytes("token").map_err(decode)?)?,
                 params_json: r.str("params_json").map_err(decode)?.to_string(),
                 presentation: presentation(
                     "presentation",
@@ -1034,16 +1034,16 @@ impl Evidence {
                 )?,
             },
             BreachKind::TokenForged => Evidence::TokenForged {
-                token: token(r.bytes("token").map_err(decode)?)?,
+                token: token("token", r.bytes("token").map_err(decode)?)?,
                 presentation: presentation(
                     "presentation",
                     r.bytes("presentation").map_err(decode)?,
                 )?,
             },
             BreachKind::TokenReplayed => Evidence::TokenReplayed {
-                token: token(r.bytes("token").map_err(decode)?)?,
+                token: token("token", r.bytes("token").map_err(decode)?)?,
                 first_index: r.u64("first_index").map_err(decode)?,
-                first_token: token(r.bytes("first_token").map_err(decode)?)?,
+                first_token: token("first_token", r.bytes("first_token").map_err(decode)?)?,
                 first: presentation(
                     "first_presentation",
                     r.bytes("first_presentation").map_err(decode)?,

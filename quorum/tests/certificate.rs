@@ -1697,7 +1697,7 @@ fn a_presentation_that_does_not_decode_is_refused_at_decode() {
                 evidence_fields(&[Ok(&tg), Err(31), Ok(first_token), Ok(&q), Ok(&q2)]),
             ),
             BreachKind::TokenReplayed,
-            "token: ",
+            "first_token: ",
         );
     }
     // A byte after the last evidence field.
@@ -1745,7 +1745,7 @@ fn a_presentation_that_does_not_decode_is_refused_at_decode() {
             evidence_fields(&[Ok(&tg), Err(31), Ok(&q), Ok(&q2)]),
         ),
         BreachKind::TokenReplayed,
-        "token: ",
+        "first_token: ",
     );
     // And a version 1 certificate is refused by its tag.
     let mut v1 = forgery.encode();
