@@ -261,19 +261,7 @@ fn amendment_vector() {
             "signed_seal_json": serde_json::to_value(&chain[1]).expect("json"),
         },
     });
-    let path = vectors_dir().join("amendment-v1.json");
-    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
-    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-        return;
-    }
-    let pinned = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
-    assert_eq!(
-        pinned, text,
-        "docs/vectors/amendment-v1.json no longer matches the code; if the protocol changed on \
-         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
-    );
+    common::pin("amendment-v1.json", &value);
 }
 
 /// The byte layouts written out by hand (not with `Encoder`), so a change on

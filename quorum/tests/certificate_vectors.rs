@@ -574,19 +574,7 @@ fn certificate_vector() {
         "genesis_digest": c.genesis.digest().to_hex(),
         "certificates": entries,
     });
-    let path = vectors_dir().join("certificate-v2.json");
-    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
-    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-        return;
-    }
-    let pinned = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
-    assert_eq!(
-        pinned, text,
-        "docs/vectors/certificate-v2.json no longer matches the code; if the protocol changed on \
-         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
-    );
+    common::pin("certificate-v2.json", &value);
 }
 
 /// The byte layouts written out by hand (not with `Encoder`), so a change on

@@ -721,17 +721,5 @@ fn presentation_vector() {
         "presentation": hex::encode(&wire_p),
         "presentation_digest": p.digest().to_hex(),
     });
-    let path = vectors_dir().join("presentation-v1.json");
-    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
-    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-        return;
-    }
-    let pinned = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
-    assert_eq!(
-        pinned, text,
-        "docs/vectors/presentation-v1.json no longer matches the code; if the protocol changed on \
-         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
-    );
+    common::pin("presentation-v1.json", &value);
 }

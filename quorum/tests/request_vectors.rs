@@ -11,8 +11,11 @@
 //! `SENATUS_WRITE_VECTORS=1 cargo test -p senatus-quorum --test request_vectors`,
 //! then update docs/PROTOCOL.md and review the diff.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+
+use common::vectors_dir;
 
 use senatus_genesis::{Digest, Epoch, PolicyLayer, sha3};
 use senatus_quorum::Outcome;
@@ -35,15 +38,6 @@ const SIGNED_AT_MS: u64 = NOW_MS - 1_500;
 /// example layer): 32 bytes of `b`.
 fn seed(b: u8) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&[b; 32])
-}
-
-fn vectors_dir() -> PathBuf {
-    PathBuf::from(
-        // At run time: cargo sets it to this checkout, while a binary reused
-        // from a shared target dir may have another checkout compiled in.
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../docs/vectors")
 }
 
 /// Params are ASCII strings and integers only, so that Python's
@@ -225,19 +219,7 @@ fn request_vector() {
             "signature": hex::encode(call.signature),
         },
     });
-    let path = vectors_dir().join("request-v1.json");
-    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
-    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-        return;
-    }
-    let pinned = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
-    assert_eq!(
-        pinned, text,
-        "docs/vectors/request-v1.json no longer matches the code; if the protocol changed on \
-         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
-    );
+    common::pin("request-v1.json", &value);
 }
 
 /// The genesis vector's digest: the chain the requests are signed for.

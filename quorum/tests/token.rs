@@ -4,8 +4,11 @@
 //! with `SENATUS_WRITE_VECTORS=1 cargo test -p senatus-quorum --test token`,
 //! then update docs/PROTOCOL.md ("Governance tokens") and review the diff.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+
+use common::vectors_dir;
 
 use rand::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
@@ -881,15 +884,6 @@ fn throughput() {
 
 // ---- the pinned vector ----
 
-fn vectors_dir() -> PathBuf {
-    PathBuf::from(
-        // At run time: cargo sets it to this checkout, while a binary reused
-        // from a shared target dir may have another checkout compiled in.
-        &std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into()),
-    )
-    .join("../docs/vectors")
-}
-
 #[test]
 fn token_vector() {
     // The genesis vector's ceremony (genesis/tests/vectors.rs): the token
@@ -1012,19 +1006,7 @@ fn token_vector() {
         "batch_message": hex::encode(&message),
         "signature": hex::encode(signature),
     });
-    let path = vectors_dir().join("token-v1.json");
-    let text = format!("{}\n", serde_json::to_string_pretty(&value).expect("json"));
-    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
-        std::fs::write(&path, &text).expect("write vector");
-        return;
-    }
-    let pinned = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
-    assert_eq!(
-        pinned, text,
-        "docs/vectors/token-v1.json no longer matches the code; if the protocol changed on \
-         purpose, regenerate (see this file's header) and update docs/PROTOCOL.md"
-    );
+    common::pin("token-v1.json", &value);
     // The signature in the pinned file verifies, independent of FROST.
     let key = ed25519_dalek::VerifyingKey::from_bytes(&g.body.group_key.0).expect("key");
     key.verify_strict(&message, &ed25519_dalek::Signature::from_bytes(&signature))

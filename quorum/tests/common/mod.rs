@@ -39,3 +39,22 @@ pub fn seeded_ceremony() -> Ceremony {
     };
     Ceremony::run(params, &mut ChaCha20Rng::seed_from_u64(2026)).expect("ceremony")
 }
+
+/// Pins `value` as `docs/vectors/NAME`: with `SENATUS_WRITE_VECTORS` set it
+/// writes the file (regenerate deliberately, then update docs/PROTOCOL.md
+/// and review the diff); otherwise the file must hold exactly this JSON.
+pub fn pin(name: &str, value: &serde_json::Value) {
+    let path = vectors_dir().join(name);
+    let text = format!("{}\n", serde_json::to_string_pretty(value).expect("json"));
+    if std::env::var_os("SENATUS_WRITE_VECTORS").is_some() {
+        std::fs::write(&path, &text).expect("write vector");
+        return;
+    }
+    let pinned = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("missing vector {}: {e}", path.display()));
+    assert_eq!(
+        pinned, text,
+        "docs/vectors/{name} no longer matches the code; if the protocol changed on \
+         purpose, regenerate (see the test file's header) and update docs/PROTOCOL.md"
+    );
+}
