@@ -17,9 +17,9 @@ impl Gate {
         req: pb::RedeemRequest,
     ) -> Result<pb::RedeemReply, GateCallError> {
         // Every node refuses a caller that is not a registered broker
-        // itself, before anything is forwarded; the leader checks the
-        // whole redemption again.
-        crate::caller::authorize(
+        // itself, before anything is forwarded; the leader checks the rest
+        // of the redemption (and, when it is forwarded, this again).
+        let broker = crate::caller::authorize(
             shared.sm.amendments(),
             &self.genesis_digest,
             senatus_replica::records::REDEEM_METHOD,
@@ -31,7 +31,7 @@ impl Gate {
         loop {
             let leader = shared.raft.metrics().borrow().current_leader;
             match leader {
-                Some(l) if l == self.id => match self.redeem_here(shared, &req).await {
+                Some(l) if l == self.id => match self.redeem_here(shared, &req, &broker).await {
                     // No longer the leader, or a locked one giving way.
                     Err(e)
                         if e.code() == tonic::Code::FailedPrecondition
@@ -98,8 +98,9 @@ impl Gate {
         &self,
         shared: &Cluster,
         r: &pb::RedeemRequest,
+        broker: &senatus_genesis::registry::Identity,
     ) -> Result<pb::RedeemReply, GateCallError> {
-        let redemption = self.check_redeemable(shared, r)?;
+        let redemption = self.check_redeemable(shared, r, broker)?;
         let nonce = redemption.token.payload.nonce;
         let w = match shared
             .write_as_leader(Command::new(EntryKind::Redemption, redemption.encode()))
@@ -122,10 +123,12 @@ impl Gate {
         })
     }
 
-    /// Checks a redemption before its nonce is consumed (docs/PROTOCOL.md
-    /// 10.3, 15.2), in this order, each refusal changing nothing:
+    /// Checks a redemption by `broker` (whose signed call
+    /// [`crate::caller::authorize`] admitted, `CALLER_*` otherwise) before
+    /// its nonce is consumed (docs/PROTOCOL.md 10.3, 15.2), in this order,
+    /// each refusal changing nothing:
     ///
-    /// 1. the call is signed by a registered broker (`CALLER_*`);
+    /// 1. (the broker's call, checked by the caller);
     /// 2. the token decodes (`TOKEN_MALFORMED`), for a surface that broker
     ///    guards (`CALLER_NOT_AUTHORIZED`, rule `wrong-surface`);
     /// 3. the agent's presentation hands this token to this broker with
@@ -143,27 +146,20 @@ impl Gate {
         &self,
         shared: &Cluster,
         r: &pb::RedeemRequest,
+        broker: &senatus_genesis::registry::Identity,
     ) -> Result<Redemption, GateCallError> {
         use senatus_quorum::certificate::Evidence;
         use senatus_quorum::presentation::{Presentation, PresentationError};
         const METHOD: &str = senatus_replica::records::REDEEM_METHOD;
-        let broker = crate::caller::authorize(
-            shared.sm.amendments(),
-            &self.genesis_digest,
-            METHOD,
-            &r.presentation,
-            r.auth.as_ref(),
-            &[senatus_genesis::registry::Role::Broker],
-        )?;
         let t = token::Token::from_bytes(&r.token)
             .map_err(|e| GateCallError::TokenMalformed(e.to_string()))?;
         if !broker.surfaces.contains(&t.payload.surface) {
             return Err(crate::caller::CallerError::OutsideSurfaces {
                 method: METHOD,
-                broker: broker.name,
+                broker: broker.name.clone(),
                 key: broker.key,
                 surface: t.payload.surface.clone(),
-                surfaces: broker.surfaces,
+                surfaces: broker.surfaces.clone(),
             }
             .into());
         }
